@@ -1,0 +1,169 @@
+"""Validation at the Python boundary, before any compiled kernel runs.
+
+Compiled code does no bounds checks, so everything a kernel indexes by is
+checked here: shapes, label ranges, finiteness. Each error names the argument,
+what was given and what was expected. Arrays of other dtypes or memory layouts
+are converted, not rejected.
+"""
+
+import math
+import numbers
+
+import numpy as np
+from numba import njit
+
+DTYPES = {"float32": np.float32, "float64": np.float64}
+
+
+def check_dtype(dtype, argname="dtype"):
+    """'float32' or 'float64' (also accepts the numpy types) → the numpy type."""
+    try:
+        name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    except TypeError:
+        name = None
+    if name not in DTYPES:
+        raise ValueError(f"{argname}: expected 'float32' or 'float64', got {dtype!r}")
+    return DTYPES[name]
+
+
+def check_int(value, argname, minimum=None):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{argname}: expected an int, got {value!r} ({type(value).__name__})")
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{argname}: expected an int >= {minimum}, got {value}")
+    return value
+
+
+def check_positive_float(value, argname):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argname}: expected a positive finite number, got {value!r}")
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{argname}: expected a positive finite number, got {value!r}")
+    return value
+
+
+def check_layers(layers, argname="layers"):
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__len__"):
+        raise TypeError(f"{argname}: expected a list of layer widths such as [784, 128, 10], got {layers!r}")
+    if len(layers) < 2:
+        raise ValueError(
+            f"{argname}: expected at least an input and an output width, e.g. [784, 10], got {list(layers)!r}"
+        )
+    out = []
+    for i, n in enumerate(layers):
+        if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+            raise TypeError(f"{argname}[{i}]: expected an int width, got {n!r}")
+        if n < 1:
+            raise ValueError(f"{argname}[{i}]: expected a width >= 1, got {n}")
+        out.append(int(n))
+    return out
+
+
+def _as_array(a, argname):
+    if isinstance(a, np.ndarray):
+        arr = a
+    else:
+        try:
+            arr = np.asarray(a)
+        except (ValueError, TypeError) as e:
+            raise TypeError(f"{argname}: expected an array of numbers, got {type(a).__name__} ({e})") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{argname}: expected an array of real numbers, got dtype {arr.dtype}")
+    return arr
+
+
+@njit(cache=True)
+def _first_nonfinite(a):
+    """Flat index of the first NaN or Inf in ``a`` (C order), or -1, without a temporary."""
+    flat = a.reshape(a.size)
+    for i in range(flat.shape[0]):
+        if not np.isfinite(flat[i]):
+            return i
+    return -1
+
+
+def _check_finite(arr, argname):
+    if arr.dtype.kind != "f" or arr.size == 0:
+        return
+    i = _first_nonfinite(arr)
+    if i >= 0:
+        where = np.unravel_index(i, arr.shape)
+        raise ValueError(
+            f"{argname}: expected finite numbers, got {arr.reshape(-1)[i]} at index {tuple(int(k) for k in where)}"
+        )
+
+
+def check_X(X, n_features, dtype, argname="X"):
+    """2-D (n, n_features), C-contiguous, of ``dtype``, finite; copied only if it must be."""
+    arr = _as_array(X, argname)
+    if arr.ndim != 2:
+        raise ValueError(f"{argname}: expected a 2-D array of shape (n_samples, {n_features}), got shape {arr.shape}")
+    if arr.shape[0] == 0:
+        raise ValueError(f"{argname}: expected at least one sample, got shape {arr.shape}")
+    if arr.shape[1] != n_features:
+        raise ValueError(
+            f"{argname}: expected {n_features} features (the network's input width), got {arr.shape[1]}"
+        )
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype.kind == "f":
+        _check_finite(arr, argname)
+    return arr
+
+
+def check_y(y, n_samples, n_out, loss, dtype, argname="y"):
+    """The targets as a dense (n, n_out) array of ``dtype`` fit for ``loss``.
+
+    cross_entropy: integer labels (n,) in [0, n_out), or one-hot / probability
+    rows (n, n_out). binary_cross_entropy: 0..1 values of shape (n,) for one
+    output unit or (n, n_out). mse / squared: real values (n,) for one output
+    or (n, n_out).
+    """
+    arr = _as_array(y, argname)
+    if arr.ndim not in (1, 2) or arr.shape[0] != n_samples:
+        raise ValueError(
+            f"{argname}: expected {n_samples} targets (one per row of X), got an array of shape {arr.shape}"
+        )
+    if arr.dtype.kind == "f":
+        _check_finite(arr, argname)
+    if loss == "cross_entropy" and arr.ndim == 1:
+        if arr.dtype.kind == "f":
+            if not np.all(arr == np.round(arr)):
+                i = int(np.flatnonzero(arr != np.round(arr))[0])
+                raise ValueError(f"{argname}: expected integer class labels, got {arr[i]} at index {i}")
+        lo, hi = arr.min(), arr.max()
+        if lo < 0 or hi >= n_out:
+            bad = lo if lo < 0 else hi
+            raise ValueError(
+                f"{argname}: expected class labels in 0..{n_out - 1} (the output width is {n_out}), got {bad}"
+            )
+        Y = np.zeros((n_samples, n_out), dtype=dtype)
+        Y[np.arange(n_samples), arr.astype(np.int64)] = 1
+        return Y
+    if arr.ndim == 1:
+        if n_out != 1:
+            what = "one-hot rows" if loss == "cross_entropy" else "rows"
+            raise ValueError(
+                f"{argname}: expected shape ({n_samples}, {n_out}) ({what} for {n_out} outputs), got shape {arr.shape}"
+            )
+        arr = arr.reshape(-1, 1)
+    if arr.shape[1] != n_out:
+        raise ValueError(
+            f"{argname}: expected {n_out} columns (the output width), got shape {arr.shape}"
+        )
+    Y = np.ascontiguousarray(arr, dtype=dtype)
+    if loss == "cross_entropy":
+        sums = Y.sum(axis=1, dtype=np.float64)
+        if Y.min() < 0 or not np.allclose(sums, 1.0, atol=1e-3):
+            i = int(np.flatnonzero((Y < 0).any(axis=1) | ~np.isclose(sums, 1.0, atol=1e-3))[0])
+            raise ValueError(
+                f"{argname}: expected one-hot (or probability) rows summing to 1 for cross_entropy, "
+                f"got row {i} = {arr[i].tolist()}"
+            )
+    elif loss == "binary_cross_entropy":
+        if Y.min() < 0 or Y.max() > 1:
+            raise ValueError(
+                f"{argname}: expected 0/1 targets for binary_cross_entropy, got values in [{Y.min()}, {Y.max()}]"
+            )
+    return Y

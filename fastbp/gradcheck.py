@@ -1,0 +1,56 @@
+"""Central finite differences against the reverse-mode gradient."""
+
+import numpy as np
+
+from . import checks
+
+__all__ = ["gradcheck"]
+
+
+def gradcheck(net, X, y, eps=1e-5, max_params=None, seed=0):
+    """The largest relative error between ``net.loss_and_grad`` and central differences.
+
+    Both are computed on a float64 copy of ``net``, so a float32 network is
+    checked at float64 precision. For each parameter θ_i the numerical slope is
+    (C(θ + h e_i) - C(θ - h e_i)) / 2h with h = ``eps`` · max(1, |θ_i|), and the
+    relative error is |g_i - ĝ_i| / max(|g_i|, |ĝ_i|, 1e-8); the maximum over the
+    checked parameters is returned.
+
+    Parameters
+    ----------
+    net : Network
+    X, y : array-like
+        The data the cost is taken over (its mean over the rows).
+    eps : float, default 1e-5
+    max_params : int, optional
+        Check only this many parameters, drawn at random with ``seed`` (all by default).
+    seed : int, default 0
+
+    Returns
+    -------
+    float
+    """
+    eps = checks.check_positive_float(eps, "eps")
+    twin = net.astype("float64")
+    X, Y = twin._check_Xy(X, y)
+    _, analytic = twin.loss_and_grad(X, Y)
+    n = twin.n_params
+    if max_params is None or max_params >= n:
+        which = np.arange(n)
+    else:
+        max_params = checks.check_int(max_params, "max_params", minimum=1)
+        which = np.sort(np.random.default_rng(seed).choice(n, size=max_params, replace=False))
+    theta = twin.params
+    worst = 0.0
+    for i in which:
+        keep = theta[i]
+        h = eps * max(1.0, abs(keep))
+        theta[i] = keep + h
+        up = twin.evaluate(X, Y)["loss"]
+        theta[i] = keep - h
+        down = twin.evaluate(X, Y)["loss"]
+        theta[i] = keep
+        numeric = (up - down) / (2 * h)
+        err = abs(analytic[i] - numeric) / max(abs(analytic[i]), abs(numeric), 1e-8)
+        worst = max(worst, err)
+    return float(worst)

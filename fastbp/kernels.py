@@ -1,0 +1,192 @@
+"""Compiled forward pass, reverse-mode backward pass and the fused training epoch.
+
+Everything here sees arrays and scalars only:
+
+- ``params``/``grad``: the flat vectors (see layout.py); W^l is viewed as
+  (n_l, n_{l-1}) row-major, so the batch forward is Z = A W^T (+ b);
+- ``sizes``, ``w_off``, ``b_off``: the layout as int64 arrays;
+- ``acts`` (int64, L) and ``act_p`` (float64, (L, 2)): each layer's activation code and parameters;
+- ``Zb``, ``Ab``, ``Db``: work buffers of ``cap * sum(sizes[1:])`` elements,
+  holding z, a and δ = ∂C/∂z of every layer for up to ``cap`` rows, layer
+  after layer, made once per ``fit`` and reused by every batch.
+
+Rows are samples: a batch is a (rows, n_l) block per layer, and the three
+products per layer (forward, weight gradient, input gradient) go to BLAS
+through ``np.dot`` on views, with no copies of transposes.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .activations import _act_backward, _activate
+from .losses import _count_correct, _output_delta
+from .optimizers import _sgd_step
+
+
+@njit(cache=True)
+def _block(buf, sizes, l, cap, rows):
+    """The (rows, n_{l+1}) block of layer l (0-based) in a per-layer work buffer."""
+    off = 0
+    for k in range(1, l + 1):
+        off += sizes[k]
+    off *= cap
+    m = sizes[l + 1]
+    return buf[off : off + rows * m].reshape((rows, m))
+
+
+@njit(cache=True)
+def _weights(params, sizes, w_off, l):
+    n_in = sizes[l]
+    n_out = sizes[l + 1]
+    return params[w_off[l] : w_off[l] + n_out * n_in].reshape((n_out, n_in))
+
+
+@njit(cache=True)
+def _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap):
+    """z^l = W^l a^{l-1} + b^l, a^l = f_l(z^l) for every layer; returns a^L (a view into Ab)."""
+    rows = A0.shape[0]
+    a = A0
+    for l in range(sizes.shape[0] - 1):
+        W = _weights(params, sizes, w_off, l)
+        b = params[b_off[l] : b_off[l] + sizes[l + 1]]
+        Z = _block(Zb, sizes, l, cap, rows)
+        A = _block(Ab, sizes, l, cap, rows)
+        np.dot(a, W.T, Z)
+        _activate(Z, A, b, acts[l], act_p[l, 0], act_p[l, 1])
+        a = A
+    return a
+
+
+@njit(cache=True)
+def _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap, dA0,
+              want_param_grad, want_input_grad):
+    """Reverse mode from δ^L (already in Db) down to the input.
+
+    Per layer: ∂C/∂W = δᵀ a^{l-1}, ∂C/∂b = Σ_rows δ, and ∂C/∂a^{l-1} = δ W,
+    which times f'_{l-1}(z) is the δ of the layer below (the paper's chain rule).
+    """
+    rows = A0.shape[0]
+    L = sizes.shape[0] - 1
+    for l in range(L - 1, -1, -1):
+        D = _block(Db, sizes, l, cap, rows)
+        W = _weights(params, sizes, w_off, l)
+        if want_param_grad:
+            a_prev = A0 if l == 0 else _block(Ab, sizes, l - 1, cap, rows)
+            gW = _weights(grad, sizes, w_off, l)
+            np.dot(D.T, a_prev, gW)
+            m = sizes[l + 1]
+            gb = grad[b_off[l] : b_off[l] + m]
+            gb[:] = 0
+            for i in range(rows):
+                for j in range(m):
+                    gb[j] += D[i, j]
+        if l > 0:
+            Dp = _block(Db, sizes, l - 1, cap, rows)
+            np.dot(D, W, Dp)
+            _act_backward(Dp, _block(Zb, sizes, l - 1, cap, rows), _block(Ab, sizes, l - 1, cap, rows),
+                          acts[l - 1], act_p[l - 1, 0], act_p[l - 1, 1])
+        elif want_input_grad:
+            np.dot(D, W, dA0)
+
+
+@njit(cache=True)
+def _loss_delta(Y, idx, sizes, acts, act_p, loss_code, Zb, Ab, Db, cap, rows, scale):
+    """Output delta of the last layer into Db; returns the summed cost of the rows."""
+    L = sizes.shape[0] - 1
+    return _output_delta(_block(Zb, sizes, L - 1, cap, rows), _block(Ab, sizes, L - 1, cap, rows), Y, idx,
+                         _block(Db, sizes, L - 1, cap, rows), loss_code, acts[L - 1],
+                         act_p[L - 1, 0], act_p[L - 1, 1], scale)
+
+
+@njit(cache=True)
+def _train_epoch(params, grad, X, Y, perm, batch_size, sizes, w_off, b_off, acts, act_p,
+                 loss_code, acc_mode, lr, Xb, Zb, Ab, Db):
+    """One epoch of mini-batch gradient descent over the rows ``perm`` of X, Y.
+
+    Each batch: gather its rows into Xb, forward, cost and output delta
+    (averaged over the batch), backward, update. Returns (summed cost,
+    correct count, index of the first batch whose cost was not finite or -1);
+    on a non-finite cost the epoch stops before that batch's update.
+    """
+    n = perm.shape[0]
+    cap = Xb.shape[0]
+    n0 = sizes[0]
+    loss_sum = 0.0
+    correct = 0
+    dummy = Xb[:0]
+    for bi in range((n + batch_size - 1) // batch_size):
+        start = bi * batch_size
+        rows = min(batch_size, n - start)
+        idx = perm[start : start + rows]
+        A0 = Xb[:rows]
+        for i in range(rows):
+            r = idx[i]
+            for j in range(n0):
+                A0[i, j] = X[r, j]
+        AL = _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap)
+        c = _loss_delta(Y, idx, sizes, acts, act_p, loss_code, Zb, Ab, Db, cap, rows, 1.0 / rows)
+        if not math.isfinite(c):
+            return loss_sum, correct, bi
+        loss_sum += c
+        correct += _count_correct(AL, Y, idx, acc_mode)
+        _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap, dummy, True, False)
+        _sgd_step(params, grad, lr)
+    return loss_sum, correct, -1
+
+
+@njit(cache=True)
+def _capacity(buf, sizes):
+    """How many rows a per-layer work buffer holds."""
+    width = 0
+    for k in range(1, sizes.shape[0]):
+        width += sizes[k]
+    return buf.shape[0] // width
+
+
+@njit(cache=True)
+def _full_pass(params, X, Y, sizes, w_off, b_off, acts, act_p, loss_code, acc_mode, Zb, Ab, Db,
+               want_param_grad, grad, gtmp, want_input_grad, dX):
+    """Cost (and gradients) over all rows of X, in chunks of the buffers' capacity.
+
+    With ``want_param_grad``, ``grad`` receives ∇C of the mean cost over all
+    rows. With ``want_input_grad``, ``dX`` receives each sample's own ∂C_k/∂a^0.
+    Returns (summed cost, correct count).
+    """
+    n = X.shape[0]
+    cap = _capacity(Zb, sizes)
+    rows_all = np.arange(n)
+    scale = 1.0 if want_input_grad else 1.0 / n
+    if want_param_grad:
+        grad[:] = 0
+    loss_sum = 0.0
+    correct = 0
+    for start in range(0, n, cap):
+        rows = min(cap, n - start)
+        idx = rows_all[start : start + rows]
+        A0 = X[start : start + rows]
+        _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap)
+        loss_sum += _loss_delta(Y, idx, sizes, acts, act_p, loss_code, Zb, Ab, Db, cap, rows, scale)
+        correct += _count_correct(_block(Ab, sizes, sizes.shape[0] - 2, cap, rows), Y, idx, acc_mode)
+        if want_param_grad or want_input_grad:
+            _backward(params, gtmp, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap,
+                      dX[start : start + rows], want_param_grad, want_input_grad)
+            if want_param_grad:
+                for i in range(grad.shape[0]):
+                    grad[i] += gtmp[i]
+    return loss_sum, correct
+
+
+@njit(cache=True)
+def _predict(params, X, out, sizes, w_off, b_off, acts, act_p, Zb, Ab):
+    """out = a^L for every row of X, in chunks of the buffers' capacity."""
+    n = X.shape[0]
+    cap = _capacity(Zb, sizes)
+    m = out.shape[1]
+    for start in range(0, n, cap):
+        rows = min(cap, n - start)
+        AL = _forward(params, X[start : start + rows], sizes, w_off, b_off, acts, act_p, Zb, Ab, cap)
+        for i in range(rows):
+            for j in range(m):
+                out[start + i, j] = AL[i, j]

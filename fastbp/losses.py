@@ -1,0 +1,136 @@
+"""The costs of the paper's section 4, and the output delta ∂C/∂z^L that starts backpropagation.
+
+Every cost is averaged over the samples of a batch, C = 1/n Σ_k C_k, as the
+paper averages the gradient (section 5); the 1/n is folded into the output
+delta so that no later pass has to scale anything.
+
+Per-sample costs C_k:
+
+- ``"mse"``: Σ_j ½ (a_j - y_j)², the paper's MSE cost with its ½;
+- ``"squared"``: Σ_j (a_j - y_j)², the paper's simplified C = (a^L - y)²;
+- ``"binary_cross_entropy"``: -Σ_j [y_j log a_j + (1 - y_j) log(1 - a_j)] for
+  sigmoid outputs, computed from z as softplus(βz) - y·βz, so never inf or NaN;
+- ``"cross_entropy"``: -Σ_j y_j log softmax(z)_j, fused with softmax, in log space.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .activations import SIGMOID, SOFTMAX, _act_backward
+
+__all__ = ["LOSSES", "get_loss", "DEFAULT_OUTPUT"]
+
+MSE, SQUARED, BINARY_CROSS_ENTROPY, CROSS_ENTROPY = range(4)
+
+LOSSES = {
+    "mse": MSE,
+    "squared": SQUARED,
+    "binary_cross_entropy": BINARY_CROSS_ENTROPY,
+    "cross_entropy": CROSS_ENTROPY,
+}
+
+# The output activation each cost is paired with when the user names only the cost.
+DEFAULT_OUTPUT = {
+    "mse": "identity",
+    "squared": "identity",
+    "binary_cross_entropy": "sigmoid",
+    "cross_entropy": "softmax",
+}
+
+# What accuracy means for the output: none, argmax of a row, or one unit thresholded at 0.5.
+ACC_NONE, ACC_ARGMAX, ACC_THRESHOLD = range(3)
+
+
+def get_loss(name, argname="loss"):
+    """The cost's integer code from its name."""
+    if not isinstance(name, str):
+        raise TypeError(f"{argname}: expected a cost name {sorted(LOSSES)}, got {name!r}")
+    if name not in LOSSES:
+        raise ValueError(f"{argname}: unknown cost {name!r}; expected one of {sorted(LOSSES)}")
+    return LOSSES[name]
+
+
+@njit(cache=True)
+def _count_correct(A, Y, idx, acc_mode):
+    """How many rows of A match their target row Y[idx[i]] (argmax, or a ≥ ½ for one unit)."""
+    n, m = A.shape
+    correct = 0
+    if acc_mode == ACC_ARGMAX:
+        for i in range(n):
+            r = idx[i]
+            ja = 0
+            jy = 0
+            for j in range(1, m):
+                if A[i, j] > A[i, ja]:
+                    ja = j
+                if Y[r, j] > Y[r, jy]:
+                    jy = j
+            if ja == jy:
+                correct += 1
+    elif acc_mode == ACC_THRESHOLD:
+        for i in range(n):
+            if (A[i, 0] >= 0.5) == (Y[idx[i], 0] >= 0.5):
+                correct += 1
+    return correct
+
+
+@njit(cache=True)
+def _output_delta(Z, A, Y, idx, D, loss_code, act_code, p0, p1, scale):
+    """D = scale · ∂(Σ_k C_k)/∂z^L for the rows Y[idx]; returns Σ_k C_k (float64).
+
+    ``scale`` is 1/n for the batch mean, or 1 for per-sample sensitivities.
+    """
+    n, m = Z.shape
+    one = D.dtype.type(1.0)
+    s = D.dtype.type(scale)
+    total = 0.0
+    if loss_code == CROSS_ENTROPY:  # softmax output: ∂C_k/∂z = a Σy - y
+        for i in range(n):
+            r = idx[i]
+            zmax = Z[i, 0]
+            for j in range(1, m):
+                if Z[i, j] > zmax:
+                    zmax = Z[i, j]
+            se = 0.0
+            for j in range(m):
+                se += math.exp(float(Z[i, j] - zmax))
+            lse = zmax + math.log(se)
+            sy = D.dtype.type(0.0)
+            for j in range(m):
+                y = Y[r, j]
+                sy += y
+                total += float(y) * (lse - float(Z[i, j]))
+            for j in range(m):
+                D[i, j] = (A[i, j] * sy - Y[r, j]) * s
+    elif loss_code == BINARY_CROSS_ENTROPY:  # sigmoid output: ∂C_k/∂z = β(a - y)
+        beta = D.dtype.type(p0)
+        for i in range(n):
+            r = idx[i]
+            for j in range(m):
+                t = p0 * float(Z[i, j])
+                y = float(Y[r, j])
+                # softplus(t) - y t, with softplus(t) = max(t, 0) + log1p(e^-|t|)
+                total += max(t, 0.0) + math.log1p(math.exp(-abs(t))) - y * t
+                D[i, j] = beta * (A[i, j] - Y[r, j]) * s
+    else:  # MSE or SQUARED: ∂C_k/∂a = c (a - y), then through the output activation
+        c = 1.0 if loss_code == MSE else 2.0
+        h = 0.5 * c
+        cs = D.dtype.type(c) * s
+        for i in range(n):
+            r = idx[i]
+            for j in range(m):
+                d = A[i, j] - Y[r, j]
+                total += h * float(d) * float(d)
+                D[i, j] = cs * d
+        if act_code == SOFTMAX:  # full Jacobian: a ⊙ (g - Σ_j a_j g_j)
+            for i in range(n):
+                dot = D.dtype.type(0.0)
+                for j in range(m):
+                    dot += A[i, j] * D[i, j]
+                for j in range(m):
+                    D[i, j] = A[i, j] * (D[i, j] - dot)
+        else:
+            _act_backward(D, Z, A, act_code, p0, p1)
+    return total

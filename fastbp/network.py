@@ -1,0 +1,369 @@
+"""Network: the thin Python class around the flat parameters and the compiled kernels.
+
+It owns the parameter vector, the layer specs and the shuffling RNG, checks
+every input at the boundary, builds the work buffers once per call, and calls
+the fused epoch kernel once per epoch. Nothing here runs per batch.
+"""
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from . import checks, io
+from .activations import SIGMOID, SOFTMAX, STEP, Activation, get_activation
+from .kernels import _full_pass, _predict, _train_epoch
+from .layout import Layout
+from .losses import ACC_ARGMAX, ACC_NONE, ACC_THRESHOLD, DEFAULT_OUTPUT, LOSSES, get_loss
+
+__all__ = ["Network", "History", "load"]
+
+INITS = ("glorot", "he")
+# Rows per chunk outside training: about 4M elements per work buffer, whatever the widths.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+class History:
+    """Per-epoch records of a ``fit``: ``history["loss"][i]`` is epoch ``epoch[i]``'s mean cost.
+
+    Keys: ``loss``, ``accuracy`` (classifiers), ``lr``, ``seconds``, ``samples_per_second``.
+    """
+
+    def __init__(self):
+        self.epoch = []
+        self.history = {}
+
+    def _append(self, epoch, logs):
+        self.epoch.append(epoch)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(v)
+
+    def __getitem__(self, key):
+        return self.history[key]
+
+    def __contains__(self, key):
+        return key in self.history
+
+    def __len__(self):
+        return len(self.epoch)
+
+    def __repr__(self):
+        last = {k: v[-1] for k, v in self.history.items()} if self.epoch else {}
+        return f"History(epochs={len(self)}, last={last})"
+
+
+def _resolve_output_and_loss(output, loss):
+    if loss is None and output is None:
+        loss = "cross_entropy"
+    if loss is None:
+        out = get_activation(output, "output")
+        loss = {SOFTMAX: "cross_entropy", SIGMOID: "binary_cross_entropy"}.get(out.code, "mse")
+        return out, loss
+    get_loss(loss)
+    out = get_activation(DEFAULT_OUTPUT[loss] if output is None else output, "output")
+    return out, loss
+
+
+class Network:
+    """A multilayer perceptron over one flat parameter vector.
+
+    Parameters
+    ----------
+    layers : list of int
+        Widths ``[n_0, n_1, ..., n_L]``: the input, each hidden layer, the output.
+    activation : str, Activation or list of them, default "relu"
+        The hidden layers' activation: one for all, or one per hidden layer.
+    output : str or Activation, optional
+        The output layer's activation. Default: the one that goes with ``loss``
+        (softmax for cross_entropy, sigmoid for binary_cross_entropy, identity otherwise).
+    loss : {"cross_entropy", "binary_cross_entropy", "mse", "squared"}, optional
+        The cost. Default: the one that goes with ``output`` (cross_entropy if neither is given).
+    dtype : {"float32", "float64"}, default "float32"
+    seed : int or None, default 0
+        Seeds the initial weights and the shuffling; None draws a seed from the OS.
+    init : {"glorot", "he"}, default "glorot"
+        Glorot/Xavier uniform (Glorot & Bengio 2010), or He normal (for ReLU).
+
+    Examples
+    --------
+    >>> import numpy as np, fastbp
+    >>> net = fastbp.Network([2, 4, 1], activation="sigmoid", output="sigmoid", loss="mse")
+    >>> net.weights(1).shape
+    (4, 2)
+    """
+
+    def __init__(self, layers, activation="relu", output=None, loss=None, dtype="float32", seed=0,
+                 init="glorot"):
+        sizes = checks.check_layers(layers)
+        self.layout = Layout(sizes)
+        L = self.layout.n_layers
+        n_hidden = L - 1
+        if isinstance(activation, (list, tuple)):
+            if len(activation) != n_hidden:
+                raise ValueError(
+                    f"activation: expected one activation per hidden layer ({n_hidden}), got {len(activation)}"
+                )
+            hidden = [get_activation(a, f"activation[{i}]") for i, a in enumerate(activation)]
+        else:
+            hidden = [get_activation(activation, "activation")] * n_hidden
+        for i, a in enumerate(hidden):
+            if a.output_only:
+                raise ValueError(f"activation: {a.name} is for the output layer only, got it for hidden layer {i + 1}")
+        out, loss = _resolve_output_and_loss(output, loss)
+        n_out = sizes[-1]
+        if out.code == SOFTMAX and n_out < 2:
+            raise ValueError(f"output: softmax needs at least 2 output units, got layers[-1] = {n_out}")
+        if loss == "cross_entropy" and out.code != SOFTMAX:
+            raise ValueError(f"loss: cross_entropy is computed with a softmax output, got output={out.name!r}")
+        if loss == "binary_cross_entropy" and out.code != SIGMOID:
+            raise ValueError(
+                f"loss: binary_cross_entropy is computed with a sigmoid output, got output={out.name!r}"
+            )
+        if init not in INITS:
+            raise ValueError(f"init: expected one of {list(INITS)}, got {init!r}")
+        if seed is None:
+            seed = int(np.random.SeedSequence().entropy % (1 << 63))
+        self.seed = checks.check_int(seed, "seed", minimum=0)
+        self.dtype = np.dtype(checks.check_dtype(dtype))
+        self.activations = hidden + [out]
+        self.loss = loss
+        self.init = init
+
+        self._acts = np.array([a.code for a in self.activations], dtype=np.int64)
+        self._act_p = np.array([a.kernel_params for a in self.activations], dtype=np.float64).reshape(L, 2)
+        self._loss_code = LOSSES[loss]
+        if out.code == SOFTMAX or (loss != "mse" and loss != "squared") or out.code in (SIGMOID, STEP):
+            self._acc_mode = ACC_ARGMAX if n_out > 1 else ACC_THRESHOLD
+        else:
+            self._acc_mode = ACC_NONE
+
+        init_seq, shuffle_seq = np.random.SeedSequence(self.seed).spawn(2)
+        self._params = np.zeros(self.layout.n_params, dtype=self.dtype)
+        self.layout.init(self._params, np.random.default_rng(init_seq), [init] * L)
+        self._rng = np.random.default_rng(shuffle_seq)
+        self.epochs_trained = 0
+
+    # ------------------------------------------------------------------ layout
+    @property
+    def sizes(self):
+        """The layer widths ``[n_0, ..., n_L]``."""
+        return list(self.layout.sizes)
+
+    @property
+    def n_params(self):
+        return self.layout.n_params
+
+    @property
+    def is_classifier(self):
+        """True when ``predict`` returns class indices and ``evaluate`` reports accuracy."""
+        return self._acc_mode != ACC_NONE
+
+    @property
+    def params(self):
+        """The flat parameter vector W1, b1, ..., WL, bL (the array itself: writes change the network)."""
+        return self._params
+
+    @params.setter
+    def params(self, value):
+        arr = np.asarray(value)
+        if arr.shape != self._params.shape:
+            raise ValueError(f"params: expected shape {self._params.shape}, got {arr.shape}")
+        if arr.dtype.kind not in "biuf":
+            raise TypeError(f"params: expected real numbers, got dtype {arr.dtype}")
+        self._params[...] = arr
+
+    def weights(self, l):
+        """W^l, shape (n_l, n_{l-1}): a view into ``params``. Layers are numbered 1..L as in the paper."""
+        return self.layout.weights(self._params, l)
+
+    def biases(self, l):
+        """b^l, shape (n_l,): a view into ``params``."""
+        return self.layout.biases(self._params, l)
+
+    # ------------------------------------------------------------------ kernels
+    def _kernel_layout(self):
+        lay = self.layout
+        return lay.sizes_arr, lay.w_off, lay.b_off, self._acts, self._act_p
+
+    def _work(self, rows, with_delta=True):
+        width = sum(self.layout.sizes[1:])
+        Zb = np.empty(rows * width, dtype=self.dtype)
+        Ab = np.empty(rows * width, dtype=self.dtype)
+        Db = np.empty(rows * width if with_delta else 0, dtype=self.dtype)
+        return Zb, Ab, Db
+
+    def _chunk_rows(self, n):
+        return max(1, min(n, _CHUNK_ELEMENTS // sum(self.layout.sizes[1:])))
+
+    def _check_Xy(self, X, y):
+        X = checks.check_X(X, self.layout.sizes[0], self.dtype)
+        Y = checks.check_y(y, X.shape[0], self.layout.sizes[-1], self.loss, self.dtype)
+        return X, Y
+
+    def _pass(self, X, Y, param_grad=False, input_grad=False):
+        n = X.shape[0]
+        Zb, Ab, Db = self._work(self._chunk_rows(n))
+        grad = np.zeros(self.n_params if param_grad else 0, dtype=self.dtype)
+        gtmp = np.zeros_like(grad)
+        dX = np.zeros((n, self.layout.sizes[0]) if input_grad else (0, self.layout.sizes[0]), dtype=self.dtype)
+        sizes, w_off, b_off, acts, act_p = self._kernel_layout()
+        loss_sum, correct = _full_pass(self._params, X, Y, sizes, w_off, b_off, acts, act_p, self._loss_code,
+                                       self._acc_mode, Zb, Ab, Db, param_grad, grad, gtmp, input_grad, dX)
+        return loss_sum, correct, grad, dX
+
+    # ------------------------------------------------------------------ public
+    def forward(self, X):
+        """The output activations a^L, shape (n_samples, n_L)."""
+        X = checks.check_X(X, self.layout.sizes[0], self.dtype)
+        n = X.shape[0]
+        out = np.empty((n, self.layout.sizes[-1]), dtype=self.dtype)
+        Zb, Ab, _ = self._work(self._chunk_rows(n), with_delta=False)
+        sizes, w_off, b_off, acts, act_p = self._kernel_layout()
+        _predict(self._params, X, out, sizes, w_off, b_off, acts, act_p, Zb, Ab)
+        return out
+
+    def predict(self, X):
+        """Class indices for classifiers (argmax; a ≥ 0.5 for one output unit), else the outputs."""
+        A = self.forward(X)
+        if self._acc_mode == ACC_ARGMAX:
+            return A.argmax(axis=1)
+        if self._acc_mode == ACC_THRESHOLD:
+            return (A[:, 0] >= 0.5).astype(np.int64)
+        return A
+
+    def evaluate(self, X, y):
+        """``{"loss": mean cost, "accuracy": fraction correct}`` (accuracy for classifiers only)."""
+        X, Y = self._check_Xy(X, y)
+        loss_sum, correct, _, _ = self._pass(X, Y)
+        out = {"loss": loss_sum / X.shape[0]}
+        if self.is_classifier:
+            out["accuracy"] = correct / X.shape[0]
+        return out
+
+    def loss_and_grad(self, X, y):
+        """(mean cost over the rows, ∇C as a flat vector in the ``params`` layout)."""
+        X, Y = self._check_Xy(X, y)
+        loss_sum, _, grad, _ = self._pass(X, Y, param_grad=True)
+        return loss_sum / X.shape[0], grad
+
+    def input_grad(self, X, y):
+        """∂C_k/∂a^0 for every sample k: how each sample's own cost changes with its inputs.
+
+        The paper's sensitivity of the cost to an input activation; shape (n_samples, n_0).
+        """
+        X, Y = self._check_Xy(X, y)
+        _, _, _, dX = self._pass(X, Y, input_grad=True)
+        return dX
+
+    def fit(self, X, y, epochs=1, batch_size=32, lr=0.01, shuffle=True, verbose=0):
+        """Mini-batch gradient descent: θ ← θ - lr ∇C, ∇C averaged over each batch.
+
+        Each epoch runs in one compiled call. If the cost becomes NaN or Inf, the
+        parameters of the last completed epoch are restored and FloatingPointError
+        names the epoch and batch. On KeyboardInterrupt the network is likewise left
+        at the last completed epoch.
+
+        Returns
+        -------
+        History
+        """
+        X, Y = self._check_Xy(X, y)
+        epochs = checks.check_int(epochs, "epochs", minimum=1)
+        batch_size = checks.check_int(batch_size, "batch_size", minimum=1)
+        lr = checks.check_positive_float(lr, "lr")
+        if not isinstance(shuffle, (bool, np.bool_)):
+            raise TypeError(f"shuffle: expected a bool, got {shuffle!r}")
+        verbose = checks.check_int(verbose, "verbose", minimum=0)
+
+        n = X.shape[0]
+        cap = min(batch_size, n)
+        Xb = np.empty((cap, self.layout.sizes[0]), dtype=self.dtype)
+        Zb, Ab, Db = self._work(cap)
+        grad = np.zeros(self.n_params, dtype=self.dtype)
+        sizes, w_off, b_off, acts, act_p = self._kernel_layout()
+        order = np.arange(n, dtype=np.int64)
+        last_good = self._params.copy()
+        history = History()
+        try:
+            for _ in range(epochs):
+                epoch = self.epochs_trained + 1
+                perm = self._rng.permutation(n).astype(np.int64, copy=False) if shuffle else order
+                t0 = time.perf_counter()
+                loss_sum, correct, bad = _train_epoch(self._params, grad, X, Y, perm, batch_size, sizes, w_off,
+                                                      b_off, acts, act_p, self._loss_code, self._acc_mode, lr,
+                                                      Xb, Zb, Ab, Db)
+                seconds = time.perf_counter() - t0
+                if bad >= 0:
+                    self._params[...] = last_good
+                    raise FloatingPointError(
+                        f"fit: the cost became {'NaN' if math.isnan(loss_sum) else 'non-finite'} at epoch {epoch}, "
+                        f"batch {bad}; the parameters of epoch {epoch - 1} were kept (try a smaller lr)"
+                    )
+                last_good[...] = self._params
+                self.epochs_trained = epoch
+                logs = {"loss": loss_sum / n}
+                if self.is_classifier:
+                    logs["accuracy"] = correct / n
+                logs.update(lr=lr, seconds=seconds, samples_per_second=n / seconds if seconds > 0 else math.inf)
+                history._append(epoch, logs)
+                if verbose:
+                    shown = "  ".join(f"{k} {v:.4g}" for k, v in logs.items() if k not in ("lr", "samples_per_second"))
+                    print(f"epoch {epoch}  {shown}  ({logs['samples_per_second']:,.0f} samples/s)",
+                          file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            self._params[...] = last_good
+            raise
+        return history
+
+    # ------------------------------------------------------------------ copies and files
+    def get_config(self):
+        """The constructor's arguments, JSON-serialisable."""
+        return {
+            "layers": self.sizes,
+            "activation": [a.to_config() for a in self.activations[:-1]],
+            "output": self.activations[-1].to_config(),
+            "loss": self.loss,
+            "dtype": self.dtype.name,
+            "seed": self.seed,
+            "init": self.init,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def astype(self, dtype):
+        """A copy of this network with its parameters converted to ``dtype``."""
+        config = self.get_config()
+        config["dtype"] = checks.check_dtype(dtype)
+        twin = type(self).from_config(config)
+        twin._params[...] = self._params
+        twin.epochs_trained = self.epochs_trained
+        twin._rng.bit_generator.state = self._rng.bit_generator.state
+        return twin
+
+    def save(self, path):
+        """Write the network to ``path`` (.npz with a JSON config), atomically."""
+        config = {"network": self.get_config(), "epochs_trained": self.epochs_trained,
+                  "rng_state": self._rng.bit_generator.state}
+        io.save_npz(path, config, {"params": self._params})
+
+    def __repr__(self):
+        acts = ", ".join(repr(a) for a in self.activations)
+        return f"Network({self.sizes}, activations=[{acts}], loss={self.loss!r}, dtype={self.dtype.name!r})"
+
+
+def load(path):
+    """A Network from a file written by :meth:`Network.save`."""
+    config, arrays = io.load_npz(path)
+    try:
+        net = Network.from_config(config["network"])
+        params = arrays["params"]
+        net.params = params
+        net.epochs_trained = int(config.get("epochs_trained", 0))
+        if "rng_state" in config:
+            net._rng.bit_generator.state = config["rng_state"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"path: {path!r} holds an inconsistent fastbp model: {e}") from None
+    return net
