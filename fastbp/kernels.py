@@ -6,13 +6,14 @@ Everything here sees arrays and scalars only:
   (n_l, n_{l-1}) row-major, so the batch forward is Z = A W^T (+ b);
 - ``sizes``, ``w_off``, ``b_off``: the layout as int64 arrays;
 - ``acts`` (int64, L) and ``act_p`` (float64, (L, 2)): each layer's activation code and parameters;
+- ``mm`` (int64, 2): the matmul engine and thread count (see matmul.py);
 - ``Zb``, ``Ab``, ``Db``: work buffers of ``cap * sum(sizes[1:])`` elements,
   holding z, a and δ = ∂C/∂z of every layer for up to ``cap`` rows, layer
   after layer, made once per ``fit`` and reused by every batch.
 
 Rows are samples: a batch is a (rows, n_l) block per layer, and the three
-products per layer (forward, weight gradient, input gradient) go to BLAS
-through ``np.dot`` on views, with no copies of transposes.
+products per layer (forward, weight gradient, input gradient) go through
+matmul.py: BLAS on views for large ones, compiled loops for small ones.
 """
 
 import math
@@ -22,6 +23,7 @@ from numba import njit
 
 from .activations import _act_backward, _activate
 from .losses import _count_correct, _output_delta
+from .matmul import matmul_nn, matmul_nt, matmul_tn
 from .optimizers import _sgd_step
 
 
@@ -44,7 +46,7 @@ def _weights(params, sizes, w_off, l):
 
 
 @njit(cache=True)
-def _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap):
+def _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap, mm):
     """z^l = W^l a^{l-1} + b^l, a^l = f_l(z^l) for every layer; returns a^L (a view into Ab)."""
     rows = A0.shape[0]
     a = A0
@@ -53,7 +55,7 @@ def _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap):
         b = params[b_off[l] : b_off[l] + sizes[l + 1]]
         Z = _block(Zb, sizes, l, cap, rows)
         A = _block(Ab, sizes, l, cap, rows)
-        np.dot(a, W.T, Z)
+        matmul_nt(a, W, Z, mm[0], mm[1])
         _activate(Z, A, b, acts[l], act_p[l, 0], act_p[l, 1])
         a = A
     return a
@@ -61,7 +63,7 @@ def _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap):
 
 @njit(cache=True)
 def _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap, dA0,
-              want_param_grad, want_input_grad):
+              want_param_grad, want_input_grad, mm):
     """Reverse mode from δ^L (already in Db) down to the input.
 
     Per layer: ∂C/∂W = δᵀ a^{l-1}, ∂C/∂b = Σ_rows δ, and ∂C/∂a^{l-1} = δ W,
@@ -75,7 +77,7 @@ def _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, ca
         if want_param_grad:
             a_prev = A0 if l == 0 else _block(Ab, sizes, l - 1, cap, rows)
             gW = _weights(grad, sizes, w_off, l)
-            np.dot(D.T, a_prev, gW)
+            matmul_tn(D, a_prev, gW, mm[0], mm[1])
             m = sizes[l + 1]
             gb = grad[b_off[l] : b_off[l] + m]
             gb[:] = 0
@@ -84,11 +86,11 @@ def _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, ca
                     gb[j] += D[i, j]
         if l > 0:
             Dp = _block(Db, sizes, l - 1, cap, rows)
-            np.dot(D, W, Dp)
+            matmul_nn(D, W, Dp, mm[0], mm[1])
             _act_backward(Dp, _block(Zb, sizes, l - 1, cap, rows), _block(Ab, sizes, l - 1, cap, rows),
                           acts[l - 1], act_p[l - 1, 0], act_p[l - 1, 1])
         elif want_input_grad:
-            np.dot(D, W, dA0)
+            matmul_nn(D, W, dA0, mm[0], mm[1])
 
 
 @njit(cache=True)
@@ -102,7 +104,7 @@ def _loss_delta(Y, idx, sizes, acts, act_p, loss_code, Zb, Ab, Db, cap, rows, sc
 
 @njit(cache=True)
 def _train_epoch(params, grad, X, Y, perm, batch_size, sizes, w_off, b_off, acts, act_p,
-                 loss_code, acc_mode, lr, Xb, Zb, Ab, Db):
+                 loss_code, acc_mode, lr, Xb, Zb, Ab, Db, mm):
     """One epoch of mini-batch gradient descent over the rows ``perm`` of X, Y.
 
     Each batch: gather its rows into Xb, forward, cost and output delta
@@ -125,13 +127,13 @@ def _train_epoch(params, grad, X, Y, perm, batch_size, sizes, w_off, b_off, acts
             r = idx[i]
             for j in range(n0):
                 A0[i, j] = X[r, j]
-        AL = _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap)
+        AL = _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap, mm)
         c = _loss_delta(Y, idx, sizes, acts, act_p, loss_code, Zb, Ab, Db, cap, rows, 1.0 / rows)
         if not math.isfinite(c):
             return loss_sum, correct, bi
         loss_sum += c
         correct += _count_correct(AL, Y, idx, acc_mode)
-        _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap, dummy, True, False)
+        _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap, dummy, True, False, mm)
         _sgd_step(params, grad, lr)
     return loss_sum, correct, -1
 
@@ -147,7 +149,7 @@ def _capacity(buf, sizes):
 
 @njit(cache=True)
 def _full_pass(params, X, Y, sizes, w_off, b_off, acts, act_p, loss_code, acc_mode, Zb, Ab, Db,
-               want_param_grad, grad, gtmp, want_input_grad, dX):
+               want_param_grad, grad, gtmp, want_input_grad, dX, mm):
     """Cost (and gradients) over all rows of X, in chunks of the buffers' capacity.
 
     With ``want_param_grad``, ``grad`` receives ∇C of the mean cost over all
@@ -166,12 +168,12 @@ def _full_pass(params, X, Y, sizes, w_off, b_off, acts, act_p, loss_code, acc_mo
         rows = min(cap, n - start)
         idx = rows_all[start : start + rows]
         A0 = X[start : start + rows]
-        _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap)
+        _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap, mm)
         loss_sum += _loss_delta(Y, idx, sizes, acts, act_p, loss_code, Zb, Ab, Db, cap, rows, scale)
         correct += _count_correct(_block(Ab, sizes, sizes.shape[0] - 2, cap, rows), Y, idx, acc_mode)
         if want_param_grad or want_input_grad:
             _backward(params, gtmp, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap,
-                      dX[start : start + rows], want_param_grad, want_input_grad)
+                      dX[start : start + rows], want_param_grad, want_input_grad, mm)
             if want_param_grad:
                 for i in range(grad.shape[0]):
                     grad[i] += gtmp[i]
@@ -179,14 +181,14 @@ def _full_pass(params, X, Y, sizes, w_off, b_off, acts, act_p, loss_code, acc_mo
 
 
 @njit(cache=True)
-def _predict(params, X, out, sizes, w_off, b_off, acts, act_p, Zb, Ab):
+def _predict(params, X, out, sizes, w_off, b_off, acts, act_p, Zb, Ab, mm):
     """out = a^L for every row of X, in chunks of the buffers' capacity."""
     n = X.shape[0]
     cap = _capacity(Zb, sizes)
     m = out.shape[1]
     for start in range(0, n, cap):
         rows = min(cap, n - start)
-        AL = _forward(params, X[start : start + rows], sizes, w_off, b_off, acts, act_p, Zb, Ab, cap)
+        AL = _forward(params, X[start : start + rows], sizes, w_off, b_off, acts, act_p, Zb, Ab, cap, mm)
         for i in range(rows):
             for j in range(m):
                 out[start + i, j] = AL[i, j]

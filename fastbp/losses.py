@@ -89,14 +89,13 @@ def _output_delta(Z, A, Y, idx, D, loss_code, act_code, p0, p1, scale):
     if loss_code == CROSS_ENTROPY:  # softmax output: ∂C_k/∂z = a Σy - y
         for i in range(n):
             r = idx[i]
-            zmax = Z[i, 0]
+            # log Σ_j e^(z_j) = z_k - log a_k for any k; the largest a_k (≥ 1/m) keeps the log exact,
+            # and reuses the forward pass's exponentials instead of taking m more.
+            k = 0
             for j in range(1, m):
-                if Z[i, j] > zmax:
-                    zmax = Z[i, j]
-            se = 0.0
-            for j in range(m):
-                se += math.exp(float(Z[i, j] - zmax))
-            lse = zmax + math.log(se)
+                if A[i, j] > A[i, k]:
+                    k = j
+            lse = float(Z[i, k]) - math.log(float(A[i, k]))
             sy = D.dtype.type(0.0)
             for j in range(m):
                 y = Y[r, j]

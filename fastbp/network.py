@@ -9,12 +9,14 @@ import math
 import sys
 import time
 
+import numba
 import numpy as np
 
 from . import checks, io
 from .activations import SIGMOID, SOFTMAX, STEP, Activation, get_activation
 from .kernels import _full_pass, _predict, _train_epoch
 from .layout import Layout
+from .matmul import choose_engine
 from .losses import ACC_ARGMAX, ACC_NONE, ACC_THRESHOLD, DEFAULT_OUTPUT, LOSSES, get_loss
 
 __all__ = ["Network", "History", "load"]
@@ -186,6 +188,10 @@ class Network:
         lay = self.layout
         return lay.sizes_arr, lay.w_off, lay.b_off, self._acts, self._act_p
 
+    def _matmul_config(self, rows):
+        """[engine, threads] for batches of ``rows`` samples (see matmul.py)."""
+        return np.array([choose_engine(self.layout.sizes, rows), numba.get_num_threads()], dtype=np.int64)
+
     def _work(self, rows, with_delta=True):
         width = sum(self.layout.sizes[1:])
         Zb = np.empty(rows * width, dtype=self.dtype)
@@ -209,7 +215,8 @@ class Network:
         dX = np.zeros((n, self.layout.sizes[0]) if input_grad else (0, self.layout.sizes[0]), dtype=self.dtype)
         sizes, w_off, b_off, acts, act_p = self._kernel_layout()
         loss_sum, correct = _full_pass(self._params, X, Y, sizes, w_off, b_off, acts, act_p, self._loss_code,
-                                       self._acc_mode, Zb, Ab, Db, param_grad, grad, gtmp, input_grad, dX)
+                                       self._acc_mode, Zb, Ab, Db, param_grad, grad, gtmp, input_grad, dX,
+                                       self._matmul_config(self._chunk_rows(n)))
         return loss_sum, correct, grad, dX
 
     # ------------------------------------------------------------------ public
@@ -220,7 +227,7 @@ class Network:
         out = np.empty((n, self.layout.sizes[-1]), dtype=self.dtype)
         Zb, Ab, _ = self._work(self._chunk_rows(n), with_delta=False)
         sizes, w_off, b_off, acts, act_p = self._kernel_layout()
-        _predict(self._params, X, out, sizes, w_off, b_off, acts, act_p, Zb, Ab)
+        _predict(self._params, X, out, sizes, w_off, b_off, acts, act_p, Zb, Ab, self._matmul_config(self._chunk_rows(n)))
         return out
 
     def predict(self, X):
@@ -283,6 +290,7 @@ class Network:
         grad = np.zeros(self.n_params, dtype=self.dtype)
         sizes, w_off, b_off, acts, act_p = self._kernel_layout()
         order = np.arange(n, dtype=np.int64)
+        mm = self._matmul_config(cap)
         last_good = self._params.copy()
         history = History()
         try:
@@ -292,7 +300,7 @@ class Network:
                 t0 = time.perf_counter()
                 loss_sum, correct, bad = _train_epoch(self._params, grad, X, Y, perm, batch_size, sizes, w_off,
                                                       b_off, acts, act_p, self._loss_code, self._acc_mode, lr,
-                                                      Xb, Zb, Ab, Db)
+                                                      Xb, Zb, Ab, Db, mm)
                 seconds = time.perf_counter() - t0
                 if bad >= 0:
                     self._params[...] = last_good

@@ -1,0 +1,213 @@
+"""The three matrix products of backpropagation, for every size.
+
+Per layer and batch: the forward Z = A Wᵀ, the weight gradient G = Dᵀ A and
+the input gradient E = D W. Large products go to BLAS through ``np.dot`` on
+views (no copies of transposes). Small ones, where a BLAS call costs more in
+set-up than in arithmetic, run in register-blocked loops compiled here: each
+inner loop is over a contiguous axis, so LLVM vectorises it, and the blocking
+gives every loaded value several multiply-adds.
+
+``fastmath`` allows re-association only (no assumptions about NaN or Inf), so
+the summation order differs from BLAS's but is fixed: results are
+deterministic for a given shape.
+"""
+
+import numpy as np
+from numba import njit, prange
+
+_FM = {"reassoc", "contract", "nsz"}
+
+# Which code runs a product, from measurements on a 2-core AVX2 machine
+# (docs/performance.md). The compiled loops reach 25-40 GFLOP/s on one core and
+# 50-70 split over two; a BLAS call pays for its set-up on small products (12-15
+# GFLOP/s below ~0.5 M multiply-adds) and wins on large ones through cache
+# blocking (60-70 GFLOP/s from ~100 M). Mixing the two thread pools in one batch
+# loop is ruinous (each spins while the other works), so a network uses one
+# engine throughout: the compiled loops (ENGINE_LOOPS: one core below
+# SERIAL_MACS, ``threads`` cores above), or BLAS for every product above
+# SERIAL_MACS (ENGINE_BLAS), chosen by ``choose_engine`` from its largest product.
+SERIAL_MACS = 1 << 18
+BLAS_FROM_MACS = 1 << 26
+ENGINE_LOOPS, ENGINE_BLAS = 0, 1
+
+
+def choose_engine(sizes, rows):
+    """ENGINE_BLAS if the largest product for ``rows`` samples is large enough for BLAS to win."""
+    largest = max(rows * a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    return ENGINE_BLAS if largest >= BLAS_FROM_MACS else ENGINE_LOOPS
+
+@njit(cache=True, fastmath=_FM)
+def _small_nt(A, W, Z):
+    """Z = A Wᵀ: A (n, k), W (m, k). Dot products over the contiguous k, a 2×4 block of Z at once."""
+    n, k = A.shape
+    m = W.shape[0]
+    zero = Z.dtype.type(0.0)
+    n2 = n - n % 2
+    m4 = m - m % 4
+    for i in range(0, n2, 2):
+        for j in range(0, m4, 4):
+            s0 = s1 = s2 = s3 = t0 = t1 = t2 = t3 = zero
+            for p in range(k):
+                a = A[i, p]
+                b = A[i + 1, p]
+                w0 = W[j, p]
+                w1 = W[j + 1, p]
+                w2 = W[j + 2, p]
+                w3 = W[j + 3, p]
+                s0 += a * w0
+                s1 += a * w1
+                s2 += a * w2
+                s3 += a * w3
+                t0 += b * w0
+                t1 += b * w1
+                t2 += b * w2
+                t3 += b * w3
+            Z[i, j] = s0
+            Z[i, j + 1] = s1
+            Z[i, j + 2] = s2
+            Z[i, j + 3] = s3
+            Z[i + 1, j] = t0
+            Z[i + 1, j + 1] = t1
+            Z[i + 1, j + 2] = t2
+            Z[i + 1, j + 3] = t3
+        for j in range(m4, m):
+            s = t = zero
+            for p in range(k):
+                s += A[i, p] * W[j, p]
+                t += A[i + 1, p] * W[j, p]
+            Z[i, j] = s
+            Z[i + 1, j] = t
+    for i in range(n2, n):
+        for j in range(m):
+            s = zero
+            for p in range(k):
+                s += A[i, p] * W[j, p]
+            Z[i, j] = s
+
+
+@njit(cache=True, fastmath=_FM)
+def _small_nn(D, W, E):
+    """E = D W: D (n, m), W (m, k). Rows of E built from four rows of W at a time, two rows of D at once."""
+    n, m = D.shape
+    k = W.shape[1]
+    m4 = m - m % 4
+    n2 = n - n % 2
+    for i in range(0, n2, 2):
+        for p in range(k):
+            E[i, p] = 0
+            E[i + 1, p] = 0
+        for j in range(0, m4, 4):
+            a0 = D[i, j]
+            a1 = D[i, j + 1]
+            a2 = D[i, j + 2]
+            a3 = D[i, j + 3]
+            b0 = D[i + 1, j]
+            b1 = D[i + 1, j + 1]
+            b2 = D[i + 1, j + 2]
+            b3 = D[i + 1, j + 3]
+            for p in range(k):
+                w0 = W[j, p]
+                w1 = W[j + 1, p]
+                w2 = W[j + 2, p]
+                w3 = W[j + 3, p]
+                E[i, p] += (a0 * w0 + a1 * w1) + (a2 * w2 + a3 * w3)
+                E[i + 1, p] += (b0 * w0 + b1 * w1) + (b2 * w2 + b3 * w3)
+        for j in range(m4, m):
+            a0 = D[i, j]
+            b0 = D[i + 1, j]
+            for p in range(k):
+                E[i, p] += a0 * W[j, p]
+                E[i + 1, p] += b0 * W[j, p]
+    for i in range(n2, n):
+        for p in range(k):
+            E[i, p] = 0
+        for j in range(m):
+            a0 = D[i, j]
+            for p in range(k):
+                E[i, p] += a0 * W[j, p]
+
+
+@njit(cache=True, fastmath=_FM)
+def _small_tn(D, A, G):
+    """G = Dᵀ A: D (n, m), A (n, k). Rows of G accumulated from four samples at a time."""
+    n, m = D.shape
+    k = A.shape[1]
+    n4 = n - n % 4
+    for j in range(m):
+        for p in range(k):
+            G[j, p] = 0
+    for i in range(0, n4, 4):
+        for j in range(m):
+            d0 = D[i, j]
+            d1 = D[i + 1, j]
+            d2 = D[i + 2, j]
+            d3 = D[i + 3, j]
+            for p in range(k):
+                G[j, p] += (d0 * A[i, p] + d1 * A[i + 1, p]) + (d2 * A[i + 2, p] + d3 * A[i + 3, p])
+    for i in range(n4, n):
+        for j in range(m):
+            d0 = D[i, j]
+            for p in range(k):
+                G[j, p] += d0 * A[i, p]
+
+
+# Split over threads, each output element is computed by one thread in an
+# order that does not depend on the split: results are bitwise the same for any
+# thread count.
+
+
+@njit(cache=True, parallel=True)
+def _par_nt(A, W, Z, T):
+    n = A.shape[0]
+    for t in prange(T):
+        _small_nt(A[t * n // T : (t + 1) * n // T], W, Z[t * n // T : (t + 1) * n // T])
+
+
+@njit(cache=True, parallel=True)
+def _par_nn(D, W, E, T):
+    n = D.shape[0]
+    for t in prange(T):
+        _small_nn(D[t * n // T : (t + 1) * n // T], W, E[t * n // T : (t + 1) * n // T])
+
+
+@njit(cache=True, parallel=True)
+def _par_tn(D, A, G, T):
+    m = D.shape[1]
+    for t in prange(T):
+        _small_tn(D[:, t * m // T : (t + 1) * m // T], A, G[t * m // T : (t + 1) * m // T])
+
+
+@njit(cache=True)
+def matmul_nt(A, W, Z, engine, threads):
+    """Z = A Wᵀ (the forward product)."""
+    macs = A.shape[0] * A.shape[1] * W.shape[0]
+    if macs < SERIAL_MACS or (engine == ENGINE_LOOPS and threads < 2):
+        _small_nt(A, W, Z)
+    elif engine == ENGINE_BLAS:
+        np.dot(A, W.T, Z)
+    else:
+        _par_nt(A, W, Z, min(threads, A.shape[0]))
+
+
+@njit(cache=True)
+def matmul_nn(D, W, E, engine, threads):
+    """E = D W (the input gradient)."""
+    macs = D.shape[0] * D.shape[1] * W.shape[1]
+    if macs < SERIAL_MACS or (engine == ENGINE_LOOPS and threads < 2):
+        _small_nn(D, W, E)
+    elif engine == ENGINE_BLAS:
+        np.dot(D, W, E)
+    else:
+        _par_nn(D, W, E, min(threads, D.shape[0]))
+
+
+@njit(cache=True)
+def matmul_tn(D, A, G, engine, threads):
+    """G = Dᵀ A (the weight gradient)."""
+    macs = D.shape[0] * D.shape[1] * A.shape[1]
+    if macs < SERIAL_MACS or (engine == ENGINE_LOOPS and (threads < 2 or D.shape[1] < 2)):
+        _small_tn(D, A, G)
+    elif engine == ENGINE_BLAS:
+        np.dot(D.T, A, G)
+    else:
+        _par_tn(D, A, G, min(threads, D.shape[1]))
