@@ -24,7 +24,8 @@ from numba import njit
 from .activations import _act_backward, _activate
 from .losses import _count_correct, _output_delta
 from .matmul import matmul_nn, matmul_nt, matmul_tn
-from .optimizers import _sgd_step
+from .optimizers import _update
+from .schedules import _scheduled_lr
 
 
 @njit(cache=True)
@@ -103,13 +104,16 @@ def _loss_delta(Y, idx, sizes, acts, act_p, loss_code, Zb, Ab, Db, cap, rows, sc
 
 
 @njit(cache=True)
-def _train_epoch(params, grad, X, Y, perm, batch_size, sizes, w_off, b_off, acts, act_p,
-                 loss_code, acc_mode, lr, Xb, Zb, Ab, Db, mm):
-    """One epoch of mini-batch gradient descent over the rows ``perm`` of X, Y.
+def _train_epoch(params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_off, acts, act_p,
+                 loss_code, acc_mode, opt_code, hyper, base_lr, clip, sched_code, sched_p, per_step,
+                 epoch_idx, step0, Xb, Zb, Ab, Db, mm):
+    """One epoch of mini-batch training over the rows ``perm`` of X, Y.
 
     Each batch: gather its rows into Xb, forward, cost and output delta
-    (averaged over the batch), backward, update. Returns (summed cost,
-    correct count, index of the first batch whose cost was not finite or -1);
+    (averaged over the batch), backward, then the optimizer's update with the
+    scheduled learning rate (per step: from the update count ``step0 + b``; per
+    epoch: from ``epoch_idx``). Returns (summed cost, correct count, index of the
+    first batch whose cost was not finite or -1, the last learning rate used);
     on a non-finite cost the epoch stops before that batch's update.
     """
     n = perm.shape[0]
@@ -117,6 +121,7 @@ def _train_epoch(params, grad, X, Y, perm, batch_size, sizes, w_off, b_off, acts
     n0 = sizes[0]
     loss_sum = 0.0
     correct = 0
+    lr = _scheduled_lr(sched_code, sched_p, base_lr, epoch_idx)
     dummy = Xb[:0]
     for bi in range((n + batch_size - 1) // batch_size):
         start = bi * batch_size
@@ -130,12 +135,14 @@ def _train_epoch(params, grad, X, Y, perm, batch_size, sizes, w_off, b_off, acts
         AL = _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap, mm)
         c = _loss_delta(Y, idx, sizes, acts, act_p, loss_code, Zb, Ab, Db, cap, rows, 1.0 / rows)
         if not math.isfinite(c):
-            return loss_sum, correct, bi
+            return loss_sum, correct, bi, lr
         loss_sum += c
         correct += _count_correct(AL, Y, idx, acc_mode)
         _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap, dummy, True, False, mm)
-        _sgd_step(params, grad, lr)
-    return loss_sum, correct, -1
+        if per_step:
+            lr = _scheduled_lr(sched_code, sched_p, base_lr, step0 + bi)
+        _update(params, grad, state, opt_code, hyper, lr, step0 + bi + 1, clip)
+    return loss_sum, correct, -1, lr
 
 
 @njit(cache=True)

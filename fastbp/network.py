@@ -14,9 +14,12 @@ import numpy as np
 
 from . import checks, io
 from .activations import SIGMOID, SOFTMAX, STEP, Activation, get_activation
+from .callbacks import Progress, call_callback, check_callbacks, get_early_stopping
 from .kernels import _full_pass, _predict, _train_epoch
 from .layout import Layout
 from .matmul import choose_engine
+from .optimizers import SGD, Optimizer, get_optimizer
+from .schedules import get_schedule
 from .losses import ACC_ARGMAX, ACC_NONE, ACC_THRESHOLD, DEFAULT_OUTPUT, LOSSES, get_loss
 
 __all__ = ["Network", "History", "load"]
@@ -145,6 +148,11 @@ class Network:
         self.layout.init(self._params, np.random.default_rng(init_seq), [init] * L)
         self._rng = np.random.default_rng(shuffle_seq)
         self.epochs_trained = 0
+        self._optimizer = None
+        self._opt_state = None
+        self._step = 0
+        self.history = History()
+        self.stop_training = False
 
     # ------------------------------------------------------------------ layout
     @property
@@ -207,16 +215,16 @@ class Network:
         Y = checks.check_y(y, X.shape[0], self.layout.sizes[-1], self.loss, self.dtype)
         return X, Y
 
-    def _pass(self, X, Y, param_grad=False, input_grad=False):
+    def _pass(self, X, Y, param_grad=False, input_grad=False, work=None):
         n = X.shape[0]
-        Zb, Ab, Db = self._work(self._chunk_rows(n))
+        Zb, Ab, Db = self._work(self._chunk_rows(n)) if work is None else work
         grad = np.zeros(self.n_params if param_grad else 0, dtype=self.dtype)
         gtmp = np.zeros_like(grad)
         dX = np.zeros((n, self.layout.sizes[0]) if input_grad else (0, self.layout.sizes[0]), dtype=self.dtype)
         sizes, w_off, b_off, acts, act_p = self._kernel_layout()
         loss_sum, correct = _full_pass(self._params, X, Y, sizes, w_off, b_off, acts, act_p, self._loss_code,
                                        self._acc_mode, Zb, Ab, Db, param_grad, grad, gtmp, input_grad, dX,
-                                       self._matmul_config(self._chunk_rows(n)))
+                                       self._matmul_config(Zb.shape[0] // sum(self.layout.sizes[1:])))
         return loss_sum, correct, grad, dX
 
     # ------------------------------------------------------------------ public
@@ -263,66 +271,207 @@ class Network:
         _, _, _, dX = self._pass(X, Y, input_grad=True)
         return dX
 
-    def fit(self, X, y, epochs=1, batch_size=32, lr=0.01, shuffle=True, verbose=0):
-        """Mini-batch gradient descent: θ ← θ - lr ∇C, ∇C averaged over each batch.
+    def fit(self, X, y, epochs=1, batch_size=32, lr=None, optimizer=None, schedule=None, clip_norm=None,
+            shuffle=True, validation_data=None, validation_split=None, early_stopping=None, callbacks=None,
+            checkpoint=None, checkpoint_every=1, verbose="auto"):
+        """Train by mini-batch gradient descent; each epoch runs in one compiled call.
 
-        Each epoch runs in one compiled call. If the cost becomes NaN or Inf, the
-        parameters of the last completed epoch are restored and FloatingPointError
-        names the epoch and batch. On KeyboardInterrupt the network is likewise left
-        at the last completed epoch.
+        Parameters
+        ----------
+        X, y : array-like
+            Inputs (n, n_0) and targets (see the class docstring for y's forms).
+        epochs : int, default 1
+        batch_size : int, default 32
+            The gradient of each update is averaged over the batch (the paper's 1/n Σ_k).
+        lr : float, optional
+            The learning rate. With no ``optimizer`` this is plain gradient
+            descent, θ ← θ - lr ∇C (lr 0.01 if not given); with an optimizer name,
+            that optimizer's lr.
+        optimizer : str or Optimizer, optional
+            "sgd", "adam", "adamw", "rmsprop" or a spec such as ``fastbp.Adam(lr=1e-3)``.
+            A later ``fit`` with the same optimizer settings continues its state
+            (moments, step count); other settings start it afresh.
+        schedule : Schedule, optional
+            How the learning rate changes with epochs or steps (constant if None).
+        clip_norm : float, optional
+            Rescale each batch's gradient to at most this global L2 norm.
+        shuffle : bool, default True
+            A new permutation of the rows every epoch, from the network's RNG.
+        validation_data : (X_val, y_val), optional
+        validation_split : float, optional
+            Hold out the last fraction of X, y for validation (before shuffling), as Keras does.
+        early_stopping : EarlyStopping, int or dict, optional
+            An int is the patience on val_loss. The best epoch's parameters are restored.
+        callbacks : list, optional
+            Objects with ``on_epoch_end(net, epoch, logs)`` (or callables of the same
+            arguments); returning True, or setting ``net.stop_training = True``, stops.
+        checkpoint : path, optional
+            Save the network here (atomically) every ``checkpoint_every`` epochs,
+            at the end, and on interrupt.
+        verbose : {"auto", 0, 1, 2}, default "auto"
+            0 silent, 1 a progress bar, 2 a line per epoch; "auto" is 1 on a terminal, else 0.
 
         Returns
         -------
         History
+            Per epoch: loss, accuracy (classifiers), val_loss and val_accuracy
+            (with validation), lr, seconds, samples_per_second.
+
+        Notes
+        -----
+        If the cost becomes NaN or Inf, the network goes back to the end of the last
+        completed epoch (parameters, optimizer state, RNG) and FloatingPointError
+        names the epoch and batch. On KeyboardInterrupt it goes back the same way,
+        writes the checkpoint if one is set, and re-raises.
         """
         X, Y = self._check_Xy(X, y)
         epochs = checks.check_int(epochs, "epochs", minimum=1)
         batch_size = checks.check_int(batch_size, "batch_size", minimum=1)
-        lr = checks.check_positive_float(lr, "lr")
+        opt = self._resolve_optimizer(optimizer, lr)
+        sched = get_schedule(schedule)
+        clip = 0.0 if clip_norm is None else checks.check_positive_float(clip_norm, "clip_norm")
         if not isinstance(shuffle, (bool, np.bool_)):
             raise TypeError(f"shuffle: expected a bool, got {shuffle!r}")
+        X, Y, Xv, Yv = self._validation(X, Y, validation_data, validation_split)
+        stopper = get_early_stopping(early_stopping)
+        if stopper is not None and stopper.monitor.startswith("val_") and Xv is None:
+            raise ValueError(f"early_stopping: monitor {stopper.monitor!r} needs validation_data or validation_split")
+        cbs = check_callbacks(callbacks)
+        checkpoint_every = checks.check_int(checkpoint_every, "checkpoint_every", minimum=1)
+        if verbose == "auto":
+            verbose = 1 if sys.stderr.isatty() else 0
         verbose = checks.check_int(verbose, "verbose", minimum=0)
+        if verbose > 2:
+            raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose}")
 
         n = X.shape[0]
         cap = min(batch_size, n)
+        n_batches = (n + batch_size - 1) // batch_size
+        if self._optimizer is None or not self._optimizer.same_rule(opt):
+            self._optimizer = opt
+            self._opt_state = np.zeros((opt.n_slots, self.n_params), dtype=self.dtype)
+            self._step = 0
+        hyper = opt.hyper_vector()
+        per_step = sched.per == "step"
+        sched_p = sched.kernel_params(epochs * n_batches if per_step else epochs)
         Xb = np.empty((cap, self.layout.sizes[0]), dtype=self.dtype)
         Zb, Ab, Db = self._work(cap)
         grad = np.zeros(self.n_params, dtype=self.dtype)
         sizes, w_off, b_off, acts, act_p = self._kernel_layout()
         order = np.arange(n, dtype=np.int64)
         mm = self._matmul_config(cap)
-        last_good = self._params.copy()
+        val_work = self._work(self._chunk_rows(Xv.shape[0])) if Xv is not None else None
+
+        good = self._snapshot()
+        best = None
         history = History()
+        progress = Progress(verbose, epochs, self.epochs_trained + 1)
+        self.stop_training = False
+        stopped = False
         try:
             for _ in range(epochs):
                 epoch = self.epochs_trained + 1
                 perm = self._rng.permutation(n).astype(np.int64, copy=False) if shuffle else order
                 t0 = time.perf_counter()
-                loss_sum, correct, bad = _train_epoch(self._params, grad, X, Y, perm, batch_size, sizes, w_off,
-                                                      b_off, acts, act_p, self._loss_code, self._acc_mode, lr,
-                                                      Xb, Zb, Ab, Db, mm)
+                loss_sum, correct, bad, lr_used = _train_epoch(
+                    self._params, grad, self._opt_state, X, Y, perm, batch_size, sizes, w_off, b_off, acts, act_p,
+                    self._loss_code, self._acc_mode, opt.code, hyper, opt.lr, clip, sched.code, sched_p, per_step,
+                    epoch - 1, self._step, Xb, Zb, Ab, Db, mm)
                 seconds = time.perf_counter() - t0
                 if bad >= 0:
-                    self._params[...] = last_good
+                    self._restore(good)
                     raise FloatingPointError(
                         f"fit: the cost became {'NaN' if math.isnan(loss_sum) else 'non-finite'} at epoch {epoch}, "
-                        f"batch {bad}; the parameters of epoch {epoch - 1} were kept (try a smaller lr)"
+                        f"batch {bad}; the network was put back to the end of epoch {epoch - 1} "
+                        f"(try a smaller lr or clip_norm)"
                     )
-                last_good[...] = self._params
+                self._step += n_batches
                 self.epochs_trained = epoch
                 logs = {"loss": loss_sum / n}
                 if self.is_classifier:
                     logs["accuracy"] = correct / n
-                logs.update(lr=lr, seconds=seconds, samples_per_second=n / seconds if seconds > 0 else math.inf)
+                if Xv is not None:
+                    v_loss, v_correct, _, _ = self._pass(Xv, Yv, work=val_work)
+                    logs["val_loss"] = v_loss / Xv.shape[0]
+                    if self.is_classifier:
+                        logs["val_accuracy"] = v_correct / Xv.shape[0]
+                logs.update(lr=lr_used, seconds=seconds, samples_per_second=n / seconds if seconds > 0 else math.inf)
                 history._append(epoch, logs)
-                if verbose:
-                    shown = "  ".join(f"{k} {v:.4g}" for k, v in logs.items() if k not in ("lr", "samples_per_second"))
-                    print(f"epoch {epoch}  {shown}  ({logs['samples_per_second']:,.0f} samples/s)",
-                          file=sys.stderr, flush=True)
+                self.history._append(epoch, logs)
+                good = self._snapshot()
+                progress.update(epoch, logs)
+                stop = False
+                if stopper is not None:
+                    is_best, stop = stopper.update(epoch, logs)
+                    if is_best and stopper.restore_best:
+                        best = good
+                for cb in cbs:
+                    stop = call_callback(cb, self, epoch, logs) or stop
+                if checkpoint is not None and epoch % checkpoint_every == 0:
+                    self.save(checkpoint)
+                if stop or self.stop_training:
+                    stopped = True
+                    break
         except KeyboardInterrupt:
-            self._params[...] = last_good
+            self._restore(good)
+            if checkpoint is not None:
+                self.save(checkpoint)
+            progress.close(True)
             raise
+        progress.close(stopped)
+        if best is not None and best["epochs_trained"] != self.epochs_trained:
+            self._params[...] = best["params"]
+        if checkpoint is not None:
+            self.save(checkpoint)
         return history
+
+    def _resolve_optimizer(self, optimizer, lr):
+        if lr is not None:
+            lr = checks.check_positive_float(lr, "lr")
+        if optimizer is None:
+            return SGD(lr=0.01 if lr is None else lr)
+        if isinstance(optimizer, Optimizer) and lr is not None:
+            raise ValueError(f"lr: give the learning rate inside the optimizer ({optimizer!r}), not both")
+        return get_optimizer(optimizer, lr)
+
+    def _validation(self, X, Y, validation_data, validation_split):
+        if validation_data is not None and validation_split is not None:
+            raise ValueError("validation_data, validation_split: give one or the other, not both")
+        if validation_data is not None:
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+                raise TypeError(f"validation_data: expected a pair (X_val, y_val), got {type(validation_data).__name__}")
+            Xv = checks.check_X(validation_data[0], self.layout.sizes[0], self.dtype, "validation_data[0]")
+            Yv = checks.check_y(validation_data[1], Xv.shape[0], self.layout.sizes[-1], self.loss, self.dtype,
+                                "validation_data[1]")
+            return X, Y, Xv, Yv
+        if validation_split is not None:
+            if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) or not (
+                0.0 < validation_split < 1.0
+            ):
+                raise ValueError(f"validation_split: expected a fraction in (0, 1), got {validation_split!r}")
+            n_val = int(round(X.shape[0] * validation_split))
+            if not 1 <= n_val < X.shape[0]:
+                raise ValueError(
+                    f"validation_split: {validation_split} of {X.shape[0]} rows leaves an empty part; "
+                    "expected at least one row in each"
+                )
+            cut = X.shape[0] - n_val
+            return X[:cut], Y[:cut], X[cut:], Y[cut:]
+        return X, Y, None, None
+
+    def _snapshot(self):
+        """Everything a step changes, copied: what an error or interrupt puts back."""
+        return {"params": self._params.copy(), "opt_state": None if self._opt_state is None else self._opt_state.copy(),
+                "step": self._step, "epochs_trained": self.epochs_trained, "rng": self._rng.bit_generator.state}
+
+    def _restore(self, snap):
+        self._params[...] = snap["params"]
+        if snap["opt_state"] is not None and self._opt_state is not None and \
+                snap["opt_state"].shape == self._opt_state.shape:
+            self._opt_state[...] = snap["opt_state"]
+        self._step = snap["step"]
+        self.epochs_trained = snap["epochs_trained"]
+        self._rng.bit_generator.state = snap["rng"]
 
     # ------------------------------------------------------------------ copies and files
     def get_config(self):
@@ -352,10 +501,20 @@ class Network:
         return twin
 
     def save(self, path):
-        """Write the network to ``path`` (.npz with a JSON config), atomically."""
-        config = {"network": self.get_config(), "epochs_trained": self.epochs_trained,
-                  "rng_state": self._rng.bit_generator.state}
-        io.save_npz(path, config, {"params": self._params})
+        """Write the network and its training state to ``path`` (.npz + JSON config), atomically.
+
+        Stored: the parameters, the layer specs, the optimizer and its state, the
+        step and epoch counts, the shuffling RNG's state and the History, so that
+        ``fastbp.load(path).fit(...)`` continues exactly where this one stopped.
+        """
+        config = {"network": self.get_config(), "epochs_trained": self.epochs_trained, "step": self._step,
+                  "rng_state": self._rng.bit_generator.state,
+                  "optimizer": None if self._optimizer is None else self._optimizer.get_config(),
+                  "history": {"epoch": self.history.epoch, "history": self.history.history}}
+        arrays = {"params": self._params}
+        if self._opt_state is not None:
+            arrays["opt_state"] = self._opt_state
+        io.save_npz(path, config, arrays)
 
     def __repr__(self):
         acts = ", ".join(repr(a) for a in self.activations)
@@ -363,15 +522,26 @@ class Network:
 
 
 def load(path):
-    """A Network from a file written by :meth:`Network.save`."""
+    """A Network, with its training state, from a file written by :meth:`Network.save`."""
     config, arrays = io.load_npz(path)
     try:
         net = Network.from_config(config["network"])
-        params = arrays["params"]
-        net.params = params
+        net.params = arrays["params"]
         net.epochs_trained = int(config.get("epochs_trained", 0))
+        net._step = int(config.get("step", 0))
         if "rng_state" in config:
             net._rng.bit_generator.state = config["rng_state"]
+        if config.get("optimizer") is not None:
+            net._optimizer = get_optimizer(config["optimizer"])
+            state = arrays.get("opt_state", np.zeros((0, net.n_params)))
+            if state.shape != (net._optimizer.n_slots, net.n_params):
+                raise ValueError(f"optimizer state of shape {state.shape}, expected "
+                                 f"{(net._optimizer.n_slots, net.n_params)}")
+            net._opt_state = np.ascontiguousarray(state, dtype=net.dtype)
+        hist = config.get("history")
+        if hist:
+            for e, i in zip(hist["epoch"], range(len(hist["epoch"]))):
+                net.history._append(e, {k: v[i] for k, v in hist["history"].items()})
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"path: {path!r} holds an inconsistent fastbp model: {e}") from None
     return net

@@ -1,0 +1,159 @@
+"""What runs between epochs: early stopping, user callbacks, progress display.
+
+Nothing here runs per batch: an epoch is one compiled call, and these see its
+summary (the ``logs`` dict of the History) when it returns.
+"""
+
+import math
+import sys
+import time
+
+from .checks import check_int
+
+__all__ = ["EarlyStopping", "Callback"]
+
+
+class Callback:
+    """Base for user callbacks: override ``on_epoch_end``; return True (or set
+    ``net.stop_training = True``) to stop after this epoch."""
+
+    def on_epoch_end(self, net, epoch, logs):
+        return False
+
+
+class EarlyStopping:
+    """Stop when ``monitor`` has not improved by more than ``min_delta`` for ``patience`` epochs.
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+        A History key; "val_*" needs validation data.
+    patience : int, default 5
+    min_delta : float, default 0.0
+    mode : {"auto", "min", "max"}, default "auto"
+        "auto" maximises keys containing "accuracy" and minimises the rest.
+    restore_best : bool, default True
+        At the end, put back the parameters of the best epoch.
+    """
+
+    def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, mode="auto", restore_best=True):
+        if not isinstance(monitor, str):
+            raise TypeError(f"EarlyStopping(monitor): expected a History key such as 'val_loss', got {monitor!r}")
+        self.monitor = monitor
+        self.patience = check_int(patience, "EarlyStopping(patience)", minimum=0)
+        if isinstance(min_delta, bool) or not isinstance(min_delta, (int, float)) or not (
+            math.isfinite(min_delta) and min_delta >= 0
+        ):
+            raise ValueError(f"EarlyStopping(min_delta): expected a finite number >= 0, got {min_delta!r}")
+        self.min_delta = float(min_delta)
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"EarlyStopping(mode): expected 'auto', 'min' or 'max', got {mode!r}")
+        self.mode = ("max" if "accuracy" in monitor else "min") if mode == "auto" else mode
+        self.restore_best = bool(restore_best)
+        self.reset()
+
+    def reset(self):
+        self.best = None
+        self.best_epoch = None
+        self.wait = 0
+
+    def improved(self, value):
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def update(self, epoch, logs):
+        """Record this epoch; returns (is_best, should_stop)."""
+        if self.monitor not in logs:
+            raise ValueError(
+                f"early_stopping: monitor {self.monitor!r} is not among the logged values {sorted(logs)}"
+                + (" (pass validation_data or validation_split)" if self.monitor.startswith("val_") else "")
+            )
+        value = logs[self.monitor]
+        if self.improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            return True, False
+        self.wait += 1
+        return False, self.wait > self.patience
+
+    def __repr__(self):
+        return (f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, min_delta={self.min_delta}, "
+                f"mode={self.mode!r}, restore_best={self.restore_best})")
+
+
+def get_early_stopping(spec):
+    """None, an EarlyStopping, an int (patience on val_loss) or a dict of EarlyStopping's arguments."""
+    if spec is None or isinstance(spec, EarlyStopping):
+        return spec
+    if isinstance(spec, bool):
+        raise TypeError(f"early_stopping: expected an EarlyStopping, an int patience or a dict, got {spec!r}")
+    if isinstance(spec, int):
+        return EarlyStopping(patience=spec)
+    if isinstance(spec, dict):
+        return EarlyStopping(**spec)
+    raise TypeError(f"early_stopping: expected an EarlyStopping, an int patience or a dict, got {spec!r}")
+
+
+def call_callback(cb, net, epoch, logs):
+    """Run one user callback; True if it asks to stop."""
+    if hasattr(cb, "on_epoch_end"):
+        return bool(cb.on_epoch_end(net, epoch, logs))
+    return bool(cb(net, epoch, logs))
+
+
+def check_callbacks(callbacks):
+    if callbacks is None:
+        return []
+    if not isinstance(callbacks, (list, tuple)):
+        callbacks = [callbacks]
+    for i, cb in enumerate(callbacks):
+        if not (hasattr(cb, "on_epoch_end") or callable(cb)):
+            raise TypeError(
+                f"callbacks[{i}]: expected an object with on_epoch_end(net, epoch, logs) or a callable, got {cb!r}"
+            )
+    return list(callbacks)
+
+
+def _fmt(logs):
+    parts = []
+    for k in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        if k in logs:
+            parts.append(f"{k} {logs[k]:.4f}")
+    parts.append(f"lr {logs['lr']:.3g}")
+    parts.append(f"{logs['samples_per_second']:,.0f} samples/s")
+    return "  ".join(parts)
+
+
+class Progress:
+    """Per-epoch display: verbose 1 redraws one bar line (a terminal), 2 prints a line per epoch."""
+
+    def __init__(self, verbose, epochs, first_epoch, stream=None):
+        self.verbose = verbose
+        self.epochs = epochs
+        self.first = first_epoch
+        self.stream = stream or sys.stderr
+        self.t0 = time.perf_counter()
+
+    def update(self, epoch, logs):
+        if not self.verbose:
+            return
+        done = epoch - self.first + 1
+        if self.verbose == 1:
+            width = 24
+            filled = int(width * done / self.epochs)
+            elapsed = time.perf_counter() - self.t0
+            eta = elapsed / done * (self.epochs - done)
+            bar = "#" * filled + "." * (width - filled)
+            self.stream.write(f"\r[{bar}] {done}/{self.epochs} {_fmt(logs)}  eta {eta:.0f}s ")
+            if done == self.epochs:
+                self.stream.write("\n")
+        else:
+            self.stream.write(f"epoch {epoch}  {_fmt(logs)}  ({logs['seconds']:.2f}s)\n")
+        self.stream.flush()
+
+    def close(self, stopped_early):
+        if self.verbose == 1 and stopped_early:
+            self.stream.write("\n")
+            self.stream.flush()
