@@ -12,16 +12,31 @@ from .activations import (
     Step,
     Tanh,
 )
+from .callbacks import Callback, EarlyStopping
 from .gradcheck import gradcheck
 from .layout import Layout
 from .losses import LOSSES
 from .network import History, Network, load
+from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from .schedules import Constant, CosineLR, ExponentialLR, Schedule, StepLR
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",
     "Activation",
+    "Adam",
+    "AdamW",
+    "Callback",
+    "Constant",
+    "CosineLR",
+    "EarlyStopping",
+    "ExponentialLR",
+    "Optimizer",
+    "RMSprop",
+    "SGD",
+    "Schedule",
+    "StepLR",
     "Gaussian",
     "History",
     "Identity",

@@ -405,10 +405,10 @@ class Network:
                     is_best, stop = stopper.update(epoch, logs)
                     if is_best and stopper.restore_best:
                         best = good
-                for cb in cbs:
-                    stop = call_callback(cb, self, epoch, logs) or stop
                 if checkpoint is not None and epoch % checkpoint_every == 0:
                     self.save(checkpoint)
+                for cb in cbs:
+                    stop = call_callback(cb, self, epoch, logs) or stop
                 if stop or self.stop_training:
                     stopped = True
                     break

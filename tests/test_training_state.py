@@ -1,0 +1,223 @@
+"""fit's training state: validation, history, early stopping, callbacks, checkpoints, exact resume, errors."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp import io as fio
+
+RNG = np.random.default_rng(3)
+X = RNG.standard_normal((120, 6)).astype(np.float32)
+Y = (X[:, 0] + X[:, 1] > 0).astype(np.int64) + (X[:, 2] > 1).astype(np.int64)
+
+
+def _net(**kw):
+    return fastbp.Network([6, 8, 3], activation="tanh", seed=11, **kw)
+
+
+def test_history_has_every_key():
+    hist = _net().fit(X, Y, epochs=3, batch_size=16, optimizer="adam", validation_split=0.25, verbose=0)
+    assert hist.epoch == [1, 2, 3]
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds", "samples_per_second"):
+        assert len(hist[key]) == 3, key
+    assert all(0 <= a <= 1 for a in hist["val_accuracy"])
+
+
+def test_validation_split_is_the_last_rows():
+    net = _net()
+    hist = net.fit(X, Y, epochs=1, batch_size=16, validation_split=0.25, verbose=0)
+    assert hist["val_loss"][0] == pytest.approx(net.evaluate(X[90:], Y[90:])["loss"], rel=1e-6)
+
+
+def test_validation_data_is_scored_after_each_epoch():
+    net = _net()
+    hist = net.fit(X[:80], Y[:80], epochs=2, batch_size=16, validation_data=(X[80:], Y[80:]), verbose=0)
+    assert hist["val_accuracy"][-1] == pytest.approx(net.evaluate(X[80:], Y[80:])["accuracy"])
+
+
+def test_early_stopping_restores_the_best_epoch():
+    # A learning rate that overshoots after a few epochs, so val_loss has a clear best epoch.
+    snapshots = {}
+
+    def keep(net, epoch, logs):
+        snapshots[epoch] = net.params.copy()
+
+    net = _net()
+    stopper = fastbp.EarlyStopping(monitor="val_loss", patience=2)
+    hist = net.fit(X, Y, epochs=60, batch_size=8, lr=3.0, validation_split=0.3, early_stopping=stopper,
+                   callbacks=[keep], verbose=0)
+    best = int(np.argmin(hist["val_loss"])) + 1
+    assert len(hist) < 60, "expected to stop early"
+    assert len(hist) == best + stopper.patience + 1
+    assert stopper.best_epoch == best
+    np.testing.assert_array_equal(net.params, snapshots[best])
+
+
+def test_early_stopping_without_validation_is_an_error():
+    with pytest.raises(ValueError, match="early_stopping"):
+        _net().fit(X, Y, epochs=2, early_stopping=3, verbose=0)
+
+
+def test_callback_stops_training():
+    class StopAt2(fastbp.Callback):
+        def on_epoch_end(self, net, epoch, logs):
+            return epoch == 2
+
+    hist = _net().fit(X, Y, epochs=10, callbacks=[StopAt2()], verbose=0)
+    assert hist.epoch == [1, 2]
+
+    def flag(net, epoch, logs):
+        net.stop_training = epoch == 3
+
+    assert _net().fit(X, Y, epochs=10, callbacks=[flag], verbose=0).epoch == [1, 2, 3]
+
+
+def test_verbose_zero_is_silent_and_two_prints_lines(capsys):
+    _net().fit(X, Y, epochs=2, verbose=0)
+    assert capsys.readouterr().err == ""
+    _net().fit(X, Y, epochs=2, verbose=2)
+    err = capsys.readouterr().err
+    assert err.count("epoch ") == 2 and "loss" in err
+    _net().fit(X, Y, epochs=2, verbose=1)
+    assert "2/2" in capsys.readouterr().err
+
+
+def test_same_optimizer_continues_and_other_settings_start_fresh():
+    straight = _net()
+    straight.fit(X, Y, epochs=4, batch_size=16, optimizer=fastbp.Adam(lr=0.01), verbose=0)
+    split = _net()
+    split.fit(X, Y, epochs=2, batch_size=16, optimizer=fastbp.Adam(lr=0.01), verbose=0)
+    split.fit(X, Y, epochs=2, batch_size=16, optimizer="adam", lr=0.01, verbose=0)
+    np.testing.assert_array_equal(straight.params, split.params)
+    assert split.epochs_trained == 4
+
+    fresh = _net()
+    fresh.fit(X, Y, epochs=2, batch_size=16, optimizer=fastbp.Adam(lr=0.01), verbose=0)
+    fresh.fit(X, Y, epochs=2, batch_size=16, optimizer=fastbp.Adam(lr=0.02), verbose=0)
+    assert fresh._step == 2 * 8  # restarted at the change of lr
+    assert not np.array_equal(fresh.params, straight.params)
+
+
+_RESUME = textwrap.dedent(
+    """
+    import sys, numpy as np, fastbp
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((120, 6)).astype(np.float32)
+    Y = (X[:, 0] + X[:, 1] > 0).astype(np.int64) + (X[:, 2] > 1).astype(np.int64)
+    kw = dict(batch_size=16, optimizer=fastbp.Adam(lr=0.01), schedule=fastbp.CosineLR(T_max=30, per="step"),
+              verbose=0)
+    mode, path = sys.argv[1], sys.argv[2]
+    if mode == "straight":
+        net = fastbp.Network([6, 8, 3], activation="tanh", seed=11)
+        net.fit(X, Y, epochs=4, **kw)
+        np.save(path, net.params)
+    elif mode == "first":
+        net = fastbp.Network([6, 8, 3], activation="tanh", seed=11)
+        net.fit(X, Y, epochs=2, **kw)
+        net.save(path)
+    else:
+        net = fastbp.load(path)
+        net.fit(X, Y, epochs=2, **kw)
+        np.save(path + ".params.npy", net.params)
+    """
+)
+
+
+def test_resume_in_a_new_process_is_bitwise_identical(tmp_path):
+    script = tmp_path / "resume.py"
+    script.write_text(_RESUME)
+    run = lambda *a: subprocess.run([sys.executable, str(script), *a], check=True, timeout=300)  # noqa: E731
+    run("straight", str(tmp_path / "straight.npy"))
+    run("first", str(tmp_path / "ck.npz"))
+    run("second", str(tmp_path / "ck.npz"))
+    straight = np.load(tmp_path / "straight.npy")
+    resumed = np.load(tmp_path / "ck.npz.params.npy")
+    np.testing.assert_array_equal(straight, resumed)
+
+
+def test_checkpoint_every_epoch_and_load(tmp_path):
+    path = tmp_path / "ck.npz"
+    seen = []
+
+    def after(net, epoch, logs):
+        if path.exists():
+            seen.append(fastbp.load(path).epochs_trained)
+
+    net = _net()
+    net.fit(X, Y, epochs=3, optimizer="rmsprop", checkpoint=path, checkpoint_every=1, callbacks=[after], verbose=0)
+    assert seen == [1, 2, 3]
+    back = fastbp.load(path)
+    np.testing.assert_array_equal(back.params, net.params)
+    np.testing.assert_array_equal(back._opt_state, net._opt_state)
+    assert back.history["loss"] == net.history["loss"]
+
+
+def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
+    path = tmp_path / "m.npz"
+    net = _net()
+    net.save(path)
+    before = path.read_bytes()
+
+    def crash(f, **arrays):
+        f.write(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fio.np, "savez", crash)
+    net.params[:] = 0
+    with pytest.raises(OSError):
+        net.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
+
+
+def test_a_killed_writer_leaves_a_readable_file(tmp_path):
+    path = tmp_path / "big.npz"
+    fastbp.Network([512, 1024, 1024, 10], seed=0).save(path)
+    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import fastbp
+        net = fastbp.Network([512, 1024, 1024, 10], seed=1)
+        while True:
+            net.save({str(path)!r})
+    """)])
+    try:
+        time.sleep(3.0)
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait()
+    net = fastbp.load(path)  # the old model or a complete new one, never a torn file
+    assert net.sizes == [512, 1024, 1024, 10]
+
+
+def test_nan_stops_with_the_last_good_epoch(tmp_path):
+    net = fastbp.Network([6, 8, 1], activation="identity", loss="mse", seed=0)
+    target = X[:, 0].astype(np.float64)
+    net.fit(X, target, epochs=1, lr=1e-3, verbose=0)
+    good = net.params.copy()
+    with pytest.raises(FloatingPointError, match=r"epoch 2, batch \d+"):
+        net.fit(X, target, epochs=3, lr=1e6, verbose=0)
+    np.testing.assert_array_equal(net.params, good)
+    assert net.epochs_trained == 1
+
+
+def test_interrupt_keeps_the_last_completed_epoch_and_checkpoints(tmp_path):
+    path = tmp_path / "ck.npz"
+    kept = {}
+
+    def interrupt(net, epoch, logs):
+        kept[epoch] = net.params.copy()
+        if epoch == 2:
+            raise KeyboardInterrupt
+
+    net = _net()
+    with pytest.raises(KeyboardInterrupt):
+        net.fit(X, Y, epochs=5, checkpoint=path, checkpoint_every=10, callbacks=[interrupt], verbose=0)
+    assert net.epochs_trained == 2
+    np.testing.assert_array_equal(net.params, kept[2])
+    np.testing.assert_array_equal(fastbp.load(path).params, kept[2])
