@@ -1,11 +1,237 @@
-"""Data helpers: seeded splits and label encoding."""
+"""Data in: IDX (MNIST, Fashion-MNIST), .npz, .csv and the bundled digits; splits, scaling, labels.
+
+Every loader returns a :class:`Dataset` (train arrays, and test arrays when the
+source has them), holds one copy of the data, and reports corrupt input as a
+ValueError that names the file and what is wrong with it.
+"""
+
+import csv
+import gzip
+import os
+import zipfile
+from typing import NamedTuple, Optional
 
 import numpy as np
 
 from . import checks
 
-__all__ = ["train_test_split", "one_hot"]
+__all__ = ["Dataset", "load", "load_idx", "train_test_split", "one_hot", "standardize"]
 
+
+class Dataset(NamedTuple):
+    """Train inputs and targets, and the test split when the source has one (else None)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    X_test: Optional[np.ndarray] = None
+    y_test: Optional[np.ndarray] = None
+
+
+# ----------------------------------------------------------------------------- IDX
+
+_IDX_TYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
+              0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+
+
+def _read_bytes(path):
+    try:
+        if str(path).endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                return f.read()
+        with open(path, "rb") as f:
+            return f.read()
+    except (OSError, EOFError, gzip.BadGzipFile) as e:
+        if isinstance(e, FileNotFoundError):
+            raise FileNotFoundError(f"data: no such file: {str(path)!r}") from None
+        raise ValueError(f"data: cannot read {str(path)!r}: {e}") from None
+
+
+def load_idx(path):
+    """The array stored in one IDX file (plain or .gz), with its header's shape and type."""
+    raw = _read_bytes(path)
+    name = str(path)
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
+        raise ValueError(f"data: {name!r} is not an IDX file (bad magic number {raw[:4].hex() or 'none'})")
+    dtype = np.dtype(_IDX_TYPES[raw[2]])
+    ndim = raw[3]
+    header = 4 + 4 * ndim
+    if ndim == 0 or len(raw) < header:
+        raise ValueError(f"data: {name!r} has a truncated IDX header")
+    shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    count = int(np.prod(shape))
+    if len(raw) - header != count * dtype.itemsize:
+        raise ValueError(
+            f"data: {name!r} is truncated or padded: the header says {shape} values "
+            f"({count * dtype.itemsize} bytes), the file holds {len(raw) - header} bytes after it"
+        )
+    return np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(shape)
+
+
+_IDX_NAMES = {
+    "X": ("train-images-idx3-ubyte", "train-images.idx3-ubyte"),
+    "y": ("train-labels-idx1-ubyte", "train-labels.idx1-ubyte"),
+    "X_test": ("t10k-images-idx3-ubyte", "t10k-images.idx3-ubyte"),
+    "y_test": ("t10k-labels-idx1-ubyte", "t10k-labels.idx1-ubyte"),
+}
+
+
+def _find_idx(folder, key):
+    for stem in _IDX_NAMES[key]:
+        for suffix in ("", ".gz"):
+            p = os.path.join(folder, stem + suffix)
+            if os.path.exists(p):
+                return p
+    return None
+
+
+def _images(path):
+    a = load_idx(path)
+    if a.ndim < 2:
+        raise ValueError(f"data: {path!r} holds {a.ndim}-D data, expected images (n, rows, cols)")
+    flat = a.reshape(a.shape[0], -1)
+    if a.dtype == np.uint8:
+        return flat.astype(np.float32) / np.float32(255.0)  # the one float copy
+    return flat.astype(np.float32)
+
+
+def _labels(path, n_images, images_path):
+    lab = load_idx(path)
+    if lab.ndim != 1:
+        raise ValueError(f"data: {path!r} holds data of shape {lab.shape}, expected labels (n,)")
+    if lab.shape[0] != n_images:
+        raise ValueError(
+            f"data: {path!r} has {lab.shape[0]} labels but {images_path!r} has {n_images} images"
+        )
+    return lab.astype(np.int64)
+
+
+def _load_idx_dir(folder):
+    found = {k: _find_idx(folder, k) for k in _IDX_NAMES}
+    if found["X"] is None or found["y"] is None:
+        raise ValueError(
+            f"data: {folder!r} has no MNIST-style IDX files; expected train-images-idx3-ubyte[.gz] and "
+            "train-labels-idx1-ubyte[.gz] (or train-images.idx3-ubyte, ...), with t10k-* for the test split"
+        )
+    X = _images(found["X"])
+    y = _labels(found["y"], X.shape[0], found["X"])
+    X_test = y_test = None
+    if found["X_test"] is not None and found["y_test"] is not None:
+        X_test = _images(found["X_test"])
+        y_test = _labels(found["y_test"], X_test.shape[0], found["X_test"])
+    return Dataset(X, y, X_test, y_test)
+
+
+# ----------------------------------------------------------------------------- npz, csv
+
+def _load_npz(path):
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            keys = set(z.files)
+            if {"X", "y"} <= keys:
+                return Dataset(z["X"], z["y"])
+            if {"x_train", "y_train"} <= keys:
+                has_test = {"x_test", "y_test"} <= keys
+                return Dataset(z["x_train"], z["y_train"], z["x_test"] if has_test else None,
+                               z["y_test"] if has_test else None)
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+        raise ValueError(f"data: {path!r} is not a readable .npz file: {e}") from None
+    raise ValueError(f"data: {path!r} has arrays {sorted(keys)}; expected 'X' and 'y', or 'x_train' and 'y_train'")
+
+
+def _is_number(text):
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _load_csv(path, target=None):
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"data: {path!r} is not a text CSV file: {e}") from None
+    rows = [r for r in rows if r and any(c.strip() for c in r)]
+    if not rows:
+        raise ValueError(f"data: {path!r} is empty")
+    header = None
+    if not all(_is_number(c) for c in rows[0]):
+        header = [c.strip() for c in rows[0]]
+        rows = rows[1:]
+    if not rows:
+        raise ValueError(f"data: {path!r} has a header but no data rows")
+    width = len(rows[0])
+    if width < 2:
+        raise ValueError(f"data: {path!r} has {width} column; expected features and a label")
+    if target is None:
+        col = width - 1
+    elif header is not None and target in header:
+        col = header.index(target)
+    else:
+        raise ValueError(
+            f"target: no column named {target!r} in {path!r}"
+            + (f"; its columns are {header}" if header else " (it has no header row)")
+        )
+    data = np.empty((len(rows), width), dtype=np.float64)
+    first_line = 2 if header is not None else 1
+    for i, r in enumerate(rows):
+        if len(r) != width:
+            raise ValueError(f"data: {path!r} line {first_line + i} has {len(r)} columns, expected {width}")
+        for j, cell in enumerate(r):
+            try:
+                data[i, j] = float(cell)
+            except ValueError:
+                name = f" ({header[j]!r})" if header else ""
+                raise ValueError(
+                    f"data: {path!r} line {first_line + i}, column {j + 1}{name}: {cell!r} is not a number"
+                ) from None
+    y = data[:, col]
+    X = np.ascontiguousarray(np.delete(data, col, axis=1), dtype=np.float32)
+    if np.all(y == np.round(y)):
+        y = y.astype(np.int64)
+    return Dataset(X, y)
+
+
+def load(path, target=None):
+    """Load a data set from ``path``.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        "digits" (the bundled UCI digits); a directory of MNIST-style IDX files
+        (``train-images-idx3-ubyte[.gz]`` / ``train-images.idx3-ubyte[.gz]``,
+        labels and ``t10k-*`` likewise); one ``.npz`` (``X``/``y`` or
+        ``x_train``/``y_train``/``x_test``/``y_test``); or a ``.csv`` (label in the
+        last column, or the column named ``target``; a header row is detected).
+    target : str, optional
+        The label column of a CSV with a header.
+
+    Returns
+    -------
+    Dataset
+        IDX images come flattened and scaled to [0, 1] as float32.
+    """
+    if isinstance(path, str) and path == "digits":
+        from .datasets import digits
+
+        return Dataset(*digits())
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"data: no such file or directory: {path!r}")
+    if os.path.isdir(path):
+        return _load_idx_dir(path)
+    lower = path.lower()
+    if lower.endswith(".npz"):
+        return _load_npz(path)
+    if lower.endswith(".csv"):
+        return _load_csv(path, target)
+    if "idx" in os.path.basename(lower) or lower.endswith(".gz"):
+        raise ValueError(f"data: {path!r} is a single IDX file; pass the directory that holds the four MNIST files")
+    raise ValueError(f"data: {path!r}: expected 'digits', a directory of IDX files, a .npz or a .csv")
+
+
+# ----------------------------------------------------------------------------- helpers
 
 def train_test_split(X, y, test_size=0.2, seed=0):
     """Shuffle the rows with ``seed`` and split them: (X_train, X_test, y_train, y_test).
@@ -28,6 +254,20 @@ def train_test_split(X, y, test_size=0.2, seed=0):
     perm = np.random.default_rng(seed).permutation(n)
     test, train = perm[:n_test], perm[n_test:]
     return X[train], X[test], y[train], y[test]
+
+
+def standardize(X_train, X_test=None):
+    """Scale each feature to mean 0, std 1 using the training rows' statistics (constant features: std 1).
+
+    Returns (X_train_scaled, X_test_scaled or None, (mean, std)).
+    """
+    X_train = np.asarray(X_train)
+    mean = X_train.mean(axis=0)
+    std = X_train.std(axis=0)
+    std[std == 0] = 1
+    dtype = X_train.dtype if X_train.dtype.kind == "f" else np.float32
+    scale = lambda A: ((np.asarray(A) - mean) / std).astype(dtype, copy=False)  # noqa: E731
+    return scale(X_train), None if X_test is None else scale(X_test), (mean, std)
 
 
 def one_hot(labels, n_classes=None, dtype=np.float32):
