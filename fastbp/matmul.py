@@ -151,23 +151,30 @@ def _small_tn(D, A, G):
                 G[j, p] += d0 * A[i, p]
 
 
-# Split over threads, each output element is computed by one thread in an
-# order that does not depend on the split: results are bitwise the same for any
-# thread count.
+# Split over threads, every output element is still computed by the same loop
+# in the same order as on one core (rows are split at even boundaries, so the
+# two-row blocks line up): results are bitwise the same for any thread count.
+
+
+@njit(cache=True)
+def _row_bounds(n, t, T):
+    """Rows [r0, r1) of part t of T, cut at even rows."""
+    pairs = (n + 1) // 2
+    return min(n, 2 * (t * pairs // T)), min(n, 2 * ((t + 1) * pairs // T))
 
 
 @njit(cache=True, parallel=True)
 def _par_nt(A, W, Z, T):
-    n = A.shape[0]
     for t in prange(T):
-        _small_nt(A[t * n // T : (t + 1) * n // T], W, Z[t * n // T : (t + 1) * n // T])
+        r0, r1 = _row_bounds(A.shape[0], t, T)
+        _small_nt(A[r0:r1], W, Z[r0:r1])
 
 
 @njit(cache=True, parallel=True)
 def _par_nn(D, W, E, T):
-    n = D.shape[0]
     for t in prange(T):
-        _small_nn(D[t * n // T : (t + 1) * n // T], W, E[t * n // T : (t + 1) * n // T])
+        r0, r1 = _row_bounds(D.shape[0], t, T)
+        _small_nn(D[r0:r1], W, E[r0:r1])
 
 
 @njit(cache=True, parallel=True)
