@@ -1,0 +1,67 @@
+"""The three products against NumPy, on every engine, and bitwise independent of the thread count."""
+
+import numba
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp.matmul import ENGINE_BLAS, ENGINE_LOOPS, choose_engine, matmul_nn, matmul_nt, matmul_tn
+
+RNG = np.random.default_rng(0)
+SHAPES = [(3, 5, 2), (32, 64, 32), (127, 300, 33), (65, 511, 129), (128, 784, 256)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, k, m", SHAPES)
+@pytest.mark.parametrize("engine", [ENGINE_LOOPS, ENGINE_BLAS])
+def test_products_match_numpy(dtype, n, k, m, engine):
+    A = RNG.standard_normal((n, k)).astype(dtype)
+    W = RNG.standard_normal((m, k)).astype(dtype)
+    D = RNG.standard_normal((n, m)).astype(dtype)
+    Z, E, G = np.empty((n, m), dtype), np.empty((n, k), dtype), np.empty((m, k), dtype)
+    matmul_nt(A, W, Z, engine, 2)
+    matmul_nn(D, W, E, engine, 2)
+    matmul_tn(D, A, G, engine, 2)
+    tol = dict(rtol=1e-4, atol=1e-4 * np.sqrt(k)) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(Z, A.astype(np.float64) @ W.T.astype(np.float64), **tol)
+    np.testing.assert_allclose(E, D.astype(np.float64) @ W.astype(np.float64), **tol)
+    np.testing.assert_allclose(G, D.T.astype(np.float64) @ A.astype(np.float64), **tol)
+
+
+@pytest.mark.parametrize("n, k, m", SHAPES[1:])
+def test_split_over_threads_is_bitwise_the_same(n, k, m):
+    A = RNG.standard_normal((n, k)).astype(np.float32)
+    W = RNG.standard_normal((m, k)).astype(np.float32)
+    D = RNG.standard_normal((n, m)).astype(np.float32)
+    results = []
+    for threads in (1, 2, 3):
+        Z, E, G = np.empty((n, m), np.float32), np.empty((n, k), np.float32), np.empty((m, k), np.float32)
+        matmul_nt(A, W, Z, ENGINE_LOOPS, threads)
+        matmul_nn(D, W, E, ENGINE_LOOPS, threads)
+        matmul_tn(D, A, G, ENGINE_LOOPS, threads)
+        results.append((Z, E, G))
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_fit_is_bitwise_the_same_on_one_and_two_threads():
+    X = RNG.standard_normal((300, 200)).astype(np.float32)
+    y = RNG.integers(0, 10, 300)
+    params = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            net = fastbp.Network([200, 256, 64, 10], seed=0)
+            net.fit(X, y, epochs=2, batch_size=100, lr=0.05, verbose=0)
+            params.append(net.params.copy())
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(params[0], params[1])
+
+
+def test_engine_choice():
+    assert choose_engine([64, 32, 10], 32) == ENGINE_LOOPS
+    assert choose_engine([784, 256, 128, 10], 128) == ENGINE_LOOPS
+    assert choose_engine([784, 2048, 2048, 10], 256) == ENGINE_BLAS
