@@ -19,6 +19,7 @@ from .losses import LOSSES
 from .network import History, Network, load
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .schedules import Constant, CosineLR, ExponentialLR, Schedule, StepLR
+from .sweep import SweepResult, choice, loguniform, sweep, uniform
 
 __version__ = "0.1.0"
 
@@ -49,6 +50,11 @@ __all__ = [
     "Softmax",
     "Step",
     "Tanh",
+    "SweepResult",
+    "choice",
     "gradcheck",
     "load",
+    "loguniform",
+    "sweep",
+    "uniform",
 ]

@@ -19,7 +19,7 @@ matmul.py: BLAS on views for large ones, compiled loops for small ones.
 import math
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from .activations import _act_backward, _activate
 from .losses import _count_correct, _output_delta
@@ -143,6 +143,29 @@ def _train_epoch(params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_of
             lr = _scheduled_lr(sched_code, sched_p, base_lr, step0 + bi)
         _update(params, grad, state, opt_code, hyper, lr, step0 + bi + 1, clip)
     return loss_sum, correct, -1, lr
+
+
+@njit(cache=True, parallel=True)
+def _train_population(P, G, S, X, Y, perms, batch_size, sizes, w_off, b_off, acts, act_p, loss_code, acc_mode,
+                      opt_codes, hypers, base_lrs, clips, sched_codes, sched_ps, per_steps, epoch_idx, steps,
+                      Xb, Zb, Ab, Db, out_loss, out_correct, out_bad, out_lr):
+    """One epoch of every network of a population, side by side: network t is row t of every array.
+
+    Each network runs the single-network ``_train_epoch`` on one core with the
+    compiled loops (no nested parallelism, no BLAS threads), so a network
+    trained here is bitwise the one ``Network.fit`` gives where fit takes the
+    same loops (see matmul.py).
+    """
+    mm = np.array([0, 1], dtype=np.int64)  # ENGINE_LOOPS on one thread
+    for t in prange(P.shape[0]):
+        loss, correct, bad, lr = _train_epoch(
+            P[t], G[t], S[t], X, Y, perms[t], batch_size, sizes, w_off, b_off, acts, act_p, loss_code, acc_mode,
+            opt_codes[t], hypers[t], base_lrs[t], clips[t], sched_codes[t], sched_ps[t], per_steps[t] != 0,
+            epoch_idx, steps[t], Xb[t], Zb[t], Ab[t], Db[t], mm)
+        out_loss[t] = loss
+        out_correct[t] = correct
+        out_bad[t] = bad
+        out_lr[t] = lr
 
 
 @njit(cache=True)

@@ -14,6 +14,12 @@ deterministic for a given shape.
 
 import numpy as np
 from numba import njit, prange
+from numba.np.ufunc.parallel import _launch_threads
+
+# Cached code that calls a parallel kernel refers to the thread pool's symbols
+# (allocate_sched, do_scheduling); loading it before any parallel function has
+# run fails with "Symbol not found" unless the pool is started first.
+_launch_threads()
 
 _FM = {"reassoc", "contract", "nsz"}
 
@@ -21,12 +27,14 @@ _FM = {"reassoc", "contract", "nsz"}
 # (docs/performance.md). The compiled loops reach 25-40 GFLOP/s on one core and
 # 50-70 split over two; a BLAS call pays for its set-up on small products (12-15
 # GFLOP/s below ~0.5 M multiply-adds) and wins on large ones through cache
-# blocking (60-70 GFLOP/s from ~100 M). Mixing the two thread pools in one batch
-# loop is ruinous (each spins while the other works), so a network uses one
-# engine throughout: the compiled loops (ENGINE_LOOPS: one core below
-# SERIAL_MACS, ``threads`` cores above), or BLAS for every product above
-# SERIAL_MACS (ENGINE_BLAS), chosen by ``choose_engine`` from its largest product.
-SERIAL_MACS = 1 << 18
+# blocking (60-70 GFLOP/s from ~100 M). A parallel region costs a few µs when
+# the other core is free and far more when it is busy, so products below
+# SERIAL_MACS stay on one core. Mixing the two thread pools in one batch loop is
+# ruinous (each spins while the other works), so a network uses one engine
+# throughout: the compiled loops (ENGINE_LOOPS: one core below SERIAL_MACS,
+# ``threads`` cores above), or BLAS for every product above SERIAL_MACS
+# (ENGINE_BLAS), chosen by ``choose_engine`` from its largest product.
+SERIAL_MACS = 1 << 21
 BLAS_FROM_MACS = 1 << 26
 ENGINE_LOOPS, ENGINE_BLAS = 0, 1
 

@@ -1,0 +1,536 @@
+"""Hyperparameter sweeps: many networks per compiled call, resumable results, local or on Dask.
+
+Trials that share their shape (layers, activations, output, cost, init, batch
+size, epochs, dtype) and differ in optimizer settings, schedule or seed are
+trained together: their flat parameter vectors are stacked and one compiled
+call runs an epoch of all of them with ``prange`` over the networks. Each
+network is trained by the same single-network epoch code as ``Network.fit``,
+on one core, with its own shuffling RNG, so retraining a trial alone with the
+same seed gives the same network.
+"""
+
+import csv
+import itertools
+import json
+import math
+import os
+import time
+
+import numpy as np
+
+from . import checks
+from .kernels import _train_population
+from .network import Network
+from .optimizers import OPTIMIZERS, get_optimizer
+from .schedules import get_schedule
+
+__all__ = ["sweep", "SweepResult", "loguniform", "uniform", "choice"]
+
+NETWORK_KEYS = ("layers", "activation", "output", "loss", "dtype", "init")
+FIT_KEYS = ("epochs", "batch_size", "schedule", "clip_norm")
+OPTIMIZER_KEYS = ("optimizer", "lr", "momentum", "nesterov", "betas", "eps", "weight_decay", "alpha")
+KNOWN_KEYS = NETWORK_KEYS + FIT_KEYS + OPTIMIZER_KEYS + ("seed",)
+# What must be equal for trials to share one compiled call.
+GROUP_KEYS = ("layers", "activation", "output", "loss", "dtype", "init", "epochs", "batch_size")
+DEFAULTS = {"layers": [32], "activation": "relu", "output": None, "loss": None, "dtype": "float32", "init": "glorot",
+            "epochs": 10, "batch_size": 32, "schedule": None, "clip_norm": None, "optimizer": "sgd", "seed": 0}
+MAX_TRIALS = 10_000
+
+
+# ----------------------------------------------------------------------------- distributions
+
+class _Distribution:
+    def to_config(self):
+        return {"dist": self.name, **self.__dict__}
+
+
+class loguniform(_Distribution):  # noqa: N801 - reads like a function in a space
+    """Log-uniform on [a, b], 0 < a < b (for learning rates and decays)."""
+
+    name = "loguniform"
+
+    def __init__(self, a, b):
+        a = checks.check_positive_float(a, "loguniform(a)")
+        b = checks.check_positive_float(b, "loguniform(b)")
+        if not a < b:
+            raise ValueError(f"loguniform: expected a < b, got a={a}, b={b}")
+        self.a, self.b = a, b
+
+    def sample(self, rng):
+        return float(math.exp(rng.uniform(math.log(self.a), math.log(self.b))))
+
+
+class uniform(_Distribution):  # noqa: N801
+    """Uniform on [a, b], a < b."""
+
+    name = "uniform"
+
+    def __init__(self, a, b):
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in (a, b)):
+            raise ValueError(f"uniform: expected finite numbers, got a={a!r}, b={b!r}")
+        if not a < b:
+            raise ValueError(f"uniform: expected a < b, got a={a}, b={b}")
+        self.a, self.b = float(a), float(b)
+
+    def sample(self, rng):
+        return float(rng.uniform(self.a, self.b))
+
+
+class choice(_Distribution):  # noqa: N801
+    """One of ``values``, uniformly."""
+
+    name = "choice"
+
+    def __init__(self, values):
+        values = list(values)
+        if not values:
+            raise ValueError("choice: expected at least one value, got an empty list")
+        self.values = values
+
+    def sample(self, rng):
+        return self.values[int(rng.integers(len(self.values)))]
+
+
+def _parse_space(space):
+    if not isinstance(space, dict) or not space:
+        raise ValueError(f"space: expected a non-empty dict of hyperparameter name -> values, got {space!r}")
+    out = {}
+    for key, values in space.items():
+        if key not in KNOWN_KEYS:
+            raise ValueError(f"space: unknown hyperparameter {key!r}; sweepable: {sorted(KNOWN_KEYS)}")
+        if isinstance(values, dict) and "dist" in values:  # from a TOML spec
+            kind = values["dist"]
+            ctor = {"loguniform": loguniform, "uniform": uniform, "choice": choice}.get(kind)
+            if ctor is None:
+                raise ValueError(f"space[{key!r}]: unknown distribution {kind!r}; expected loguniform, uniform, choice")
+            values = ctor(values["values"]) if kind == "choice" else ctor(values["a"], values["b"])
+        if isinstance(values, _Distribution):
+            out[key] = values
+        elif isinstance(values, (list, tuple)):
+            if not values:
+                raise ValueError(f"space[{key!r}]: expected at least one value, got an empty list")
+            out[key] = list(values)
+        else:
+            raise TypeError(f"space[{key!r}]: expected a list of values or a distribution, got {values!r}")
+    return out
+
+
+def _grid(space, max_trials):
+    keys = list(space)
+    for k in keys:
+        if isinstance(space[k], _Distribution) and not isinstance(space[k], choice):
+            raise ValueError(f"space[{k!r}]: a continuous distribution needs method='random' or 'optuna'")
+    lists = [space[k].values if isinstance(space[k], choice) else space[k] for k in keys]
+    size = math.prod(len(v) for v in lists)
+    if size > max_trials:
+        raise ValueError(f"space: the grid has {size} trials, more than max_trials={max_trials}")
+    return [dict(zip(keys, combo)) for combo in itertools.product(*lists)]
+
+
+def _random(space, trials, rng):
+    out = []
+    for _ in range(trials):
+        out.append({k: (v.sample(rng) if isinstance(v, _Distribution) else v[int(rng.integers(len(v)))])
+                    for k, v in space.items()})
+    return out
+
+
+# ----------------------------------------------------------------------------- one trial's settings
+
+def _canonical(config):
+    """A stable JSON text of a trial's settings: what resuming matches trials by."""
+    def norm(v):
+        if hasattr(v, "get_config"):
+            return v.get_config()
+        if hasattr(v, "to_config"):
+            return v.to_config()
+        if isinstance(v, tuple):
+            return list(v)
+        if isinstance(v, np.generic):
+            return v.item()
+        return v
+    return json.dumps({k: norm(v) for k, v in sorted(config.items())}, sort_keys=True)
+
+
+def _network_for(config, n_in, n_out):
+    layers = config["layers"]
+    if isinstance(layers, int):
+        layers = [layers]
+    return Network([n_in, *layers, n_out], activation=config["activation"], output=config["output"],
+                   loss=config["loss"], dtype=config["dtype"], seed=config["seed"], init=config["init"])
+
+
+def _optimizer_for(config):
+    name = config["optimizer"]
+    if not isinstance(name, str):
+        return name
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer: unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}")
+    kwargs = {k: config[k] for k in OPTIMIZER_KEYS[1:] if config.get(k) is not None}
+    if "betas" in kwargs:
+        kwargs["betas"] = tuple(kwargs["betas"])
+    try:
+        return get_optimizer({"name": name, **kwargs})
+    except TypeError as e:
+        raise ValueError(f"optimizer: {name} does not take these settings {sorted(kwargs)}: {e}") from None
+
+
+def _output_width(y, loss):
+    y = np.asarray(y)
+    if y.ndim == 2:
+        return y.shape[1]
+    if loss in (None, "cross_entropy"):
+        return int(y.max()) + 1
+    return 1
+
+
+# ----------------------------------------------------------------------------- population training
+
+def _train_group(configs, X, y, Xv, yv, n_out):
+    """Train trials of one shape side by side; one record per trial, in order."""
+    t0 = time.perf_counter()
+    nets = [_network_for(c, X.shape[1], n_out) for c in configs]
+    first = nets[0]
+    Xc, Y = first._check_Xy(X, y)
+    Xvc, Yv = first._check_Xy(Xv, yv) if Xv is not None else (None, None)
+    k, n = len(nets), Xc.shape[0]
+    epochs, batch_size = configs[0]["epochs"], configs[0]["batch_size"]
+    cap = min(batch_size, n)
+    n_batches = (n + batch_size - 1) // batch_size
+    opts = [_optimizer_for(c) for c in configs]
+    scheds = [get_schedule(c["schedule"]) for c in configs]
+    dtype = first.dtype
+    P = np.stack([net.params for net in nets])
+    for i, net in enumerate(nets):
+        net._params = P[i]  # the network's parameters are its row of the stack
+    slots = max(o.n_slots for o in opts)
+    S = np.zeros((k, slots, first.n_params), dtype=dtype)
+    G = np.zeros((k, first.n_params), dtype=dtype)
+    hypers = np.stack([o.hyper_vector() for o in opts])
+    base_lrs = np.array([o.lr for o in opts])
+    clips = np.array([0.0 if c["clip_norm"] is None else float(c["clip_norm"]) for c in configs])
+    codes = np.array([o.code for o in opts], dtype=np.int64)
+    sched_codes = np.array([s.code for s in scheds], dtype=np.int64)
+    per_steps = np.array([s.per == "step" for s in scheds], dtype=np.int64)
+    sched_ps = np.stack([s.kernel_params(epochs * n_batches if s.per == "step" else epochs) for s in scheds])
+    Xb = np.empty((k, cap, first.sizes[0]), dtype=dtype)
+    width = sum(first.sizes[1:])
+    Zb, Ab, Db = (np.empty((k, cap * width), dtype=dtype) for _ in range(3))
+    steps = np.zeros(k, dtype=np.int64)
+    out_loss, out_lr = np.zeros(k), np.zeros(k)
+    out_correct, out_bad = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
+    sizes, w_off, b_off, acts, act_p = first._kernel_layout()
+    alive = np.ones(k, dtype=bool)
+    histories = [{} for _ in range(k)]
+    val_work = first._work(first._chunk_rows(Xvc.shape[0])) if Xvc is not None else None
+    for e in range(epochs):
+        perms = np.stack([net._rng.permutation(n).astype(np.int64, copy=False) for net in nets])
+        _train_population(P, G, S, Xc, Y, perms, batch_size, sizes, w_off, b_off, acts, act_p, first._loss_code,
+                          first._acc_mode, codes, hypers, base_lrs, clips, sched_codes, sched_ps, per_steps, e,
+                          steps, Xb, Zb, Ab, Db, out_loss, out_correct, out_bad, out_lr)
+        steps += n_batches
+        for i, net in enumerate(nets):
+            if not alive[i]:
+                continue
+            if out_bad[i] >= 0:  # diverged: the trial ends here with what it had
+                alive[i] = False
+                histories[i]["diverged_at_epoch"] = e + 1
+                continue
+            logs = {"loss": out_loss[i] / n}
+            if net.is_classifier:
+                logs["accuracy"] = out_correct[i] / n
+            if Xvc is not None:
+                v_loss, v_correct, _, _ = net._pass(Xvc, Yv, work=val_work)
+                logs["val_loss"] = v_loss / Xvc.shape[0]
+                if net.is_classifier:
+                    logs["val_accuracy"] = v_correct / Xvc.shape[0]
+            logs["lr"] = out_lr[i]
+            for key, v in logs.items():
+                histories[i].setdefault(key, []).append(float(v))
+    seconds = (time.perf_counter() - t0) / k
+    records = []
+    for i, c in enumerate(configs):
+        h = histories[i]
+        final = {key: v[-1] for key, v in h.items() if isinstance(v, list) and v}
+        if not alive[i]:
+            final = {key: math.nan for key in final} or {"loss": math.nan}
+        records.append({"config": json.loads(_canonical(c)), "final": final, "history": h, "seconds": seconds,
+                        "params_digest": _digest(P[i])})
+    return records
+
+
+def _digest(params):
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(params).tobytes()).hexdigest()[:16]
+
+
+def _groups(configs):
+    groups = {}
+    for i, c in enumerate(configs):
+        key = json.dumps({k: c.get(k) for k in GROUP_KEYS}, sort_keys=True, default=str)
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+# ----------------------------------------------------------------------------- results
+
+class SweepResult:
+    """The trials of a sweep: ``trials`` (one record each), ``best``, ``to_csv``."""
+
+    def __init__(self, trials, metric, mode):
+        self.trials = trials
+        self.metric = metric
+        self.mode = mode
+
+    def _score(self, t):
+        v = t["final"].get(self.metric, math.nan)
+        if v is None or not math.isfinite(v):
+            return -math.inf
+        return v if self.mode == "max" else -v
+
+    @property
+    def best(self):
+        """The record of the best trial by ``metric``."""
+        return max(self.trials, key=self._score)
+
+    def leaderboard(self, top=10):
+        return sorted(self.trials, key=self._score, reverse=True)[:top]
+
+    def to_csv(self, path):
+        """One row per trial: its swept settings and final metrics."""
+        keys = sorted({k for t in self.trials for k in t["config"]})
+        metrics = sorted({k for t in self.trials for k in t["final"]})
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(keys + metrics + ["seconds"])
+            for t in self.trials:
+                w.writerow([json.dumps(t["config"].get(k)) if isinstance(t["config"].get(k), (list, dict))
+                            else t["config"].get(k) for k in keys] + [t["final"].get(m) for m in metrics]
+                           + [t["seconds"]])
+
+    def __len__(self):
+        return len(self.trials)
+
+    def __repr__(self):
+        b = self.best
+        return f"SweepResult({len(self)} trials, best {self.metric}={b['final'].get(self.metric)} with {b['config']})"
+
+
+def _append(path, records):
+    with open(path, "a") as f:
+        for r in records:
+            f.write(json.dumps(r) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _read_results(path):
+    done = {}
+    if path is None or not os.path.exists(path):
+        return done
+    with open(path) as f:
+        for line_no, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                rec = json.loads(line)
+                done[_canonical(rec["config"])] = rec
+            except (json.JSONDecodeError, KeyError, TypeError):
+                # a line cut short by a crash mid-write: that trial simply runs again
+                continue
+    return done
+
+
+# ----------------------------------------------------------------------------- backends
+
+def _run_local(groups, X, y, Xv, yv, n_out, on_done):
+    for configs in groups:
+        on_done(_train_group(configs, X, y, Xv, yv, n_out))
+
+
+def _run_dask(groups, X, y, Xv, yv, n_out, on_done, scheduler):
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise ValueError('backend: "dask" needs dask.distributed: pip install "fastbp[dask]"') from None
+    cluster = None
+    if scheduler is None:
+        cluster = LocalCluster(n_workers=1, threads_per_worker=1, processes=True)
+        client = Client(cluster)
+    else:
+        client = Client(scheduler)
+    try:
+        data = client.scatter([X, y, Xv, yv], broadcast=True)
+        futures = [client.submit(_train_group, configs, *data, n_out, pure=False, retries=3) for configs in groups]
+        for fut in as_completed(futures):
+            on_done(fut.result())
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _split_for_workers(groups, parts):
+    """Cut each group into about ``parts`` pieces so that several workers share a large group."""
+    out = []
+    for g in groups:
+        size = max(1, math.ceil(len(g) / parts))
+        out.extend(g[i:i + size] for i in range(0, len(g), size))
+    return out
+
+
+# ----------------------------------------------------------------------------- the sweep
+
+def sweep(space, X, y, *, validation_data=None, validation_split=None, epochs=10, batch_size=32, method="grid",
+          trials=None, seed=0, metric="val_accuracy", mode="max", backend="local", scheduler=None, results=None,
+          resume=False, max_trials=MAX_TRIALS, progress=None, **fixed):
+    """Train one network per setting in ``space`` and score each.
+
+    Parameters
+    ----------
+    space : dict
+        Hyperparameter name -> list of values (grid), or a distribution
+        (``fastbp.loguniform(a, b)``, ``fastbp.uniform(a, b)``, ``fastbp.choice([...])``)
+        for ``method="random"``. Names: layers, activation, output, loss, dtype,
+        init, epochs, batch_size, schedule, clip_norm, optimizer, lr, momentum,
+        nesterov, betas, eps, weight_decay, alpha, seed.
+    X, y : array-like
+        Training data; the input and output widths come from it.
+    validation_data, validation_split
+        As in ``Network.fit``; needed for a ``val_*`` metric.
+    epochs, batch_size
+        Defaults for every trial (sweepable too).
+    method : {"grid", "random", "optuna"}
+        "random" draws ``trials`` settings with ``seed``; "optuna" asks Optuna's TPE
+        sampler for ``trials`` settings, a batch of trials at a time.
+    metric, mode
+        The final-epoch History key to rank by, and "max" or "min".
+    backend : {"local", "dask"}
+        "dask" sends groups of trials to the cluster at ``scheduler``
+        ("tcp://host:8786"), or to a new LocalCluster when it is None.
+    results : path, optional
+        A JSON-lines file each finished trial is appended to (flushed, fsynced).
+    resume : bool
+        Skip trials already in ``results`` (matched by their settings).
+    **fixed
+        Settings that are not swept, by the names Network and fit use
+        (``layers=[32]``, ``activation="relu"``, ``optimizer="sgd"``, ``lr=0.1``, ...).
+
+    Returns
+    -------
+    SweepResult
+    """
+    space = _parse_space(space)
+    for key in fixed:
+        if key not in KNOWN_KEYS:
+            raise ValueError(f"{key}: unknown setting; expected one of {sorted(KNOWN_KEYS)}")
+    if method not in ("grid", "random", "optuna"):
+        raise ValueError(f"method: expected 'grid', 'random' or 'optuna', got {method!r}")
+    if mode not in ("max", "min"):
+        raise ValueError(f"mode: expected 'max' or 'min', got {mode!r}")
+    if backend not in ("local", "dask"):
+        raise ValueError(f"backend: expected 'local' or 'dask', got {backend!r}")
+    max_trials = checks.check_int(max_trials, "max_trials", minimum=1)
+    base = {**DEFAULTS, "epochs": epochs, "batch_size": batch_size, **fixed}
+    checks.check_int(base["epochs"], "epochs", minimum=1)
+    checks.check_int(base["batch_size"], "batch_size", minimum=1)
+
+    # The data, checked once; the validation rows as fit takes them.
+    probe = _network_for({**base, **{k: (v[0] if isinstance(v, list) else v.sample(np.random.default_rng(0)))
+                                      for k, v in space.items()}}, np.shape(X)[1], _output_width(y, base["loss"]))
+    Xc, Yc = probe._check_Xy(X, y)
+    y_arr = np.asarray(y)
+    if validation_data is not None or validation_split is not None:
+        Xc, _, Xv, _ = probe._validation(Xc, Yc, validation_data, validation_split)
+        if validation_data is not None:
+            yv = np.asarray(validation_data[1])
+            ytr = y_arr
+        else:
+            ytr, yv = y_arr[: Xc.shape[0]], y_arr[Xc.shape[0]:]
+    else:
+        Xv = yv = None
+        ytr = y_arr
+    if metric.startswith("val_") and Xv is None:
+        raise ValueError(f"metric: {metric!r} needs validation_data or validation_split")
+    n_out = _output_width(y, base["loss"])
+
+    rng = np.random.default_rng(seed)
+    if method == "grid":
+        settings = _grid(space, max_trials)
+    else:
+        if trials is None:
+            raise ValueError(f"trials: method={method!r} needs trials=N")
+        trials = checks.check_int(trials, "trials", minimum=1)
+        if trials > max_trials:
+            raise ValueError(f"trials: {trials} is more than max_trials={max_trials}")
+        settings = _random(space, trials, rng) if method == "random" else None
+
+    done = _read_results(results) if resume else {}
+    if results is not None and not resume and os.path.exists(results):
+        os.remove(results)
+    collected = list(done.values())
+    by_key = {}
+
+    def on_done(records):
+        for r in records:
+            by_key[_canonical(r["config"])] = r
+        if results is not None:
+            _append(results, records)
+        collected.extend(records)
+        if progress is not None:
+            progress(len(collected), total, SweepResult(collected, metric, mode).best)
+
+    def run(configs):
+        todo = [c for c in configs if _canonical(c) not in done]
+        groups = [[todo[i] for i in g] for g in _groups(todo)]
+        if backend == "local":
+            _run_local(groups, Xc, ytr, Xv, yv, n_out, on_done)
+        else:
+            _run_dask(_split_for_workers(groups, 4), Xc, ytr, Xv, yv, n_out, on_done, scheduler)
+
+    if method != "optuna":
+        configs = [{**base, **s} for s in settings]
+        total = len(configs)
+        run(configs)
+        order = {_canonical(c): i for i, c in enumerate(configs)}
+        collected = sorted({_canonical(r["config"]): r for r in collected}.values(),
+                           key=lambda r: order.get(_canonical(r["config"]), len(order)))
+    else:
+        total = trials
+        collected = _optuna(space, base, trials, seed, metric, mode, run, by_key)
+    return SweepResult(collected, metric, mode)
+
+
+def _optuna(space, base, trials, seed, metric, mode, run, by_key):
+    try:
+        import optuna
+    except ImportError:
+        raise ValueError('method: "optuna" needs Optuna: pip install optuna') from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize" if mode == "max" else "minimize",
+                                sampler=optuna.samplers.TPESampler(seed=seed))
+    out, batch = [], 8
+    while len(out) < trials:
+        asked = []
+        for _ in range(min(batch, trials - len(out))):
+            t = study.ask()
+            s = {}
+            for k, v in space.items():
+                if isinstance(v, loguniform):
+                    s[k] = t.suggest_float(k, v.a, v.b, log=True)
+                elif isinstance(v, uniform):
+                    s[k] = t.suggest_float(k, v.a, v.b)
+                else:
+                    vals = v.values if isinstance(v, choice) else v
+                    s[k] = vals[t.suggest_categorical(k, list(range(len(vals))))]
+            asked.append((t, {**base, **s}))
+        run([c for _, c in asked])
+        for t, c in asked:
+            rec = by_key[_canonical(c)]
+            value = rec["final"].get(metric, math.nan)
+            study.tell(t, value if value is not None and math.isfinite(value) else None,
+                       state=None if value is not None and math.isfinite(value) else optuna.trial.TrialState.FAIL)
+            out.append(rec)
+    return out
