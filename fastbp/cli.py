@@ -110,6 +110,13 @@ def _parser():
     g.add_argument("--samples", type=int, default=16)
     g.add_argument("--max-params", type=int, default=500)
 
+    sw = sub.add_parser("sweep", help="train many networks over a hyperparameter space (see docs/sweeps.md)")
+    sw.add_argument("spec", help="a TOML file with [data], [train], [search] and [space] tables")
+    sw.add_argument("--scheduler", help="a Dask scheduler address such as tcp://host:8786 (runs on the cluster)")
+    sw.add_argument("--resume", action="store_true", help="skip the trials already in OUT/trials.jsonl")
+    sw.add_argument("--out", help="output directory (default sweeps/<timestamp>)")
+    sw.add_argument("--max-trials", type=int, default=10_000, help="refuse larger grids (default 10000)")
+
     sub.add_parser("info", help="versions, threads, BLAS and cache directory")
 
     b = sub.add_parser("bench", help="samples/s against PyTorch, JAX and scikit-learn")
@@ -349,6 +356,87 @@ def _gradcheck(args):
     return 0 if err <= 1e-6 else 1
 
 
+SWEEP_TABLES = {"data", "train", "search", "space"}
+
+
+def _sweep(args):
+    import tomllib
+
+    import fastbp
+    from fastbp.data import load
+
+    try:
+        with open(args.spec, "rb") as f:
+            spec = tomllib.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"spec: no such file: {args.spec!r}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ValueError(f"spec: {args.spec!r} is not valid TOML: {e}") from None
+    unknown = set(spec) - SWEEP_TABLES
+    if unknown:
+        raise ValueError(f"spec: unknown table {sorted(unknown)[0]!r}; expected {sorted(SWEEP_TABLES)}")
+    data = dict(spec.get("data", {}))
+    search = dict(spec.get("search", {}))
+    space = spec.get("space")
+    if not space:
+        raise ValueError(f"space: {args.spec!r} has no [space] table, or an empty one")
+    for key in search:
+        if key not in ("method", "trials", "seed", "metric", "mode"):
+            raise ValueError(f"search: unknown key {key!r}; expected method, trials, seed, metric, mode")
+    for key in data:
+        if key not in ("path", "target", "val_split"):
+            raise ValueError(f"data: unknown key {key!r}; expected path, target, val_split")
+    ds = load(data.get("path", "digits"), target=data.get("target"))
+    out = args.out or os.path.join("sweeps", time.strftime("%Y%m%d-%H%M%S"))
+    os.makedirs(out, exist_ok=True)
+    results = os.path.join(out, "trials.jsonl")
+    t0 = time.perf_counter()
+
+    def progress(done, total, best):
+        value = best["final"].get(search.get("metric", "val_accuracy"))
+        print(f"\rtrials {done}/{total}  best {value:.4f}", end="", file=sys.stderr, flush=True)
+
+    res = fastbp.sweep(space, ds.X, ds.y, validation_split=data.get("val_split", 0.2),
+                       backend="dask" if args.scheduler else "local", scheduler=args.scheduler, results=results,
+                       resume=args.resume, max_trials=args.max_trials, progress=progress, **search,
+                       **spec.get("train", {}))
+    print(file=sys.stderr)
+    res.to_csv(os.path.join(out, "trials.csv"))
+    swept = list(space)
+    print(f"{len(res)} trials in {time.perf_counter() - t0:.1f}s; top {min(10, len(res))} by {res.metric}:")
+    for rank, t in enumerate(res.leaderboard(10), 1):
+        shown = "  ".join(f"{k}={t['config'][k]}" for k in swept)
+        print(f"{rank:3d}. {res.metric} {t['final'].get(res.metric, float('nan')):.4f}  {shown}")
+    _plot_sweep(os.path.join(out, "sweep.png"), res, swept)
+    print(f"wrote {out}/trials.jsonl, trials.csv, sweep.png")
+    return 0
+
+
+def _plot_sweep(path, res, swept):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(swept), figsize=(4 * len(swept), 3.5), dpi=100, squeeze=False)
+    ys = [t["final"].get(res.metric, float("nan")) for t in res.trials]
+    for ax, key in zip(axes[0], swept):
+        xs = [t["config"].get(key) for t in res.trials]
+        if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs):
+            ax.scatter(xs, ys, s=14, alpha=0.7)
+            if min(xs) > 0 and max(xs) / min(xs) >= 100:
+                ax.set_xscale("log")
+        else:
+            labels = sorted({json.dumps(x) for x in xs})
+            ax.scatter([labels.index(json.dumps(x)) for x in xs], ys, s=14, alpha=0.7)
+            ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
+        ax.set(xlabel=key, ylabel=res.metric)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _info(args):
     import numba
     import numpy as np
@@ -385,7 +473,7 @@ def main(argv=None):
     try:
         args = _parser().parse_args(argv)
         handler = {"train": _train, "evaluate": _evaluate, "predict": _predict, "gradcheck": _gradcheck,
-                   "info": _info, "bench": _bench}[args.command]
+                   "info": _info, "bench": _bench, "sweep": _sweep}[args.command]
         return handler(args)
     except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as e:
         if debug:

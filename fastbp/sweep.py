@@ -303,7 +303,7 @@ class SweepResult:
         metrics = sorted({k for t in self.trials for k in t["final"]})
         with open(path, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(keys + metrics + ["seconds"])
+            w.writerow(keys + [f"final_{m}" for m in metrics] + ["seconds"])
             for t in self.trials:
                 w.writerow([json.dumps(t["config"].get(k)) if isinstance(t["config"].get(k), (list, dict))
                             else t["config"].get(k) for k in keys] + [t["final"].get(m) for m in metrics]
@@ -318,6 +318,12 @@ class SweepResult:
 
 
 def _append(path, records):
+    with open(path, "a+b") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() > 0:
+            f.seek(-1, os.SEEK_END)
+            if f.read(1) != b"\n":  # a line cut short by a crash: end it, and it is skipped on reading
+                f.write(b"\n")
     with open(path, "a") as f:
         for r in records:
             f.write(json.dumps(r) + "\n")

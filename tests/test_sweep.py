@@ -1,0 +1,219 @@
+"""Sweeps: grids and random search, population training equal to Network.fit, resume, errors, CLI, Dask."""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import fastbp
+from fastbp.datasets import digits
+from fastbp.sweep import _digest
+
+X, Y = digits()
+X, Y = X[:600], Y[:600]
+FIXED = dict(layers=[16], epochs=3, batch_size=32, validation_split=0.25)
+SPACE = {"lr": [0.03, 0.3], "momentum": [0.0, 0.9], "seed": [0, 1]}
+
+
+def _retrain(config):
+    net = fastbp.Network([64, *config["layers"], 10], activation=config["activation"], seed=config["seed"])
+    opt = fastbp.SGD(lr=config["lr"], momentum=config["momentum"] or 0.0)
+    net.fit(X, Y, epochs=config["epochs"], batch_size=config["batch_size"], optimizer=opt, validation_split=0.25,
+            verbose=0)
+    return net
+
+
+@pytest.fixture(scope="module")
+def grid():
+    return fastbp.sweep(SPACE, X, Y, **FIXED)
+
+
+def test_grid_has_every_trial_once(grid):
+    assert len(grid) == 8
+    seen = {(t["config"]["lr"], t["config"]["momentum"], t["config"]["seed"]) for t in grid.trials}
+    assert len(seen) == 8
+    for t in grid.trials:
+        assert len(t["history"]["val_accuracy"]) == 3
+        assert 0 <= t["final"]["val_accuracy"] <= 1
+    assert grid.best["final"]["val_accuracy"] == max(t["final"]["val_accuracy"] for t in grid.trials)
+
+
+def test_every_trial_is_bitwise_what_fit_gives(grid):
+    for t in grid.trials:
+        net = _retrain(t["config"])
+        assert _digest(net.params) == t["params_digest"], t["config"]
+        assert net.history["val_accuracy"][-1] == pytest.approx(t["final"]["val_accuracy"], abs=0)
+
+
+def test_to_csv(grid, tmp_path):
+    grid.to_csv(tmp_path / "t.csv")
+    lines = (tmp_path / "t.csv").read_text().strip().splitlines()
+    assert len(lines) == 9 and "final_val_accuracy" in lines[0] and "lr" in lines[0].split(",")
+
+
+def test_random_search_is_seeded():
+    space = {"lr": fastbp.loguniform(1e-3, 1.0), "momentum": fastbp.uniform(0.0, 0.9),
+             "activation": fastbp.choice(["relu", "tanh"])}
+    a = fastbp.sweep(space, X, Y, method="random", trials=4, seed=3, **FIXED)
+    b = fastbp.sweep(space, X, Y, method="random", trials=4, seed=3, **FIXED)
+    assert [t["config"] for t in a.trials] == [t["config"] for t in b.trials]
+    assert all(1e-3 <= t["config"]["lr"] <= 1.0 for t in a.trials)
+    assert [t["params_digest"] for t in a.trials] == [t["params_digest"] for t in b.trials]
+
+
+def test_mixed_shapes_and_optimizers_in_one_sweep():
+    res = fastbp.sweep({"layers": [[8], [16, 8]], "optimizer": ["sgd", "adam"]}, X, Y, lr=0.01, **{
+        k: v for k, v in FIXED.items() if k != "layers"})
+    assert len(res) == 4
+    assert {json.dumps(t["config"]["layers"]) for t in res.trials} == {"[8]", "[16, 8]"}
+
+
+def test_resume_after_a_kill_gives_the_same_table(tmp_path, grid):
+    path = tmp_path / "trials.jsonl"
+    # "killed" half-way: the first four trials done, the fifth cut mid-line
+    half = {"lr": [0.03], "momentum": [0.0, 0.9], "seed": [0, 1]}
+    fastbp.sweep(half, X, Y, results=path, **FIXED)
+    with open(path, "a") as f:
+        f.write('{"config": {"lr": 0.3, "mom')
+    res = fastbp.sweep(SPACE, X, Y, results=path, resume=True, **FIXED)
+    assert len(res) == 8
+    key = lambda t: json.dumps(t["config"], sort_keys=True)  # noqa: E731
+    assert sorted((key(t), t["params_digest"]) for t in res.trials) == \
+        sorted((key(t), t["params_digest"]) for t in grid.trials)
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.endswith("}")]
+    assert len({key(t) for t in lines}) == 8
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(space={"learning_rate": [0.1]}), "learning_rate"),
+        (dict(space={}), "space"),
+        (dict(space={"lr": []}), "lr"),
+        (dict(space={"lr": [0.1]}, optimiser="sgd"), "optimiser"),
+        (dict(space={"lr": [0.1] * 11, "seed": list(range(10))}, max_trials=100), "max_trials"),
+        (dict(space={"lr": [0.1]}, metric="val_accuracy", validation_split=None), "metric"),
+    ],
+)
+def test_bad_sweeps(kwargs, message):
+    kw = {**FIXED, **kwargs}
+    space = kw.pop("space")
+    with pytest.raises((ValueError, TypeError), match=message):
+        fastbp.sweep(space, X, Y, **kw)
+
+
+def test_bad_distributions():
+    with pytest.raises(ValueError, match="a < b"):
+        fastbp.loguniform(1.0, 0.1)
+    with pytest.raises(ValueError, match="a < b"):
+        fastbp.uniform(2, 2)
+    with pytest.raises(ValueError, match="choice"):
+        fastbp.choice([])
+
+
+SPEC = """
+[data]
+path = "digits"
+val_split = 0.2
+
+[train]
+layers = [16]
+epochs = 2
+
+[search]
+method = "grid"
+
+[space]
+lr = [0.05, 0.2]
+seed = [0, 1]
+"""
+
+
+def test_cli_sweep(tmp_path):
+    (tmp_path / "s.toml").write_text(SPEC)
+    r = subprocess.run([sys.executable, "-m", "fastbp.cli", "sweep", "s.toml", "--out", "o"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "top 4 by val_accuracy" in r.stdout and "trials 4/4" in r.stderr
+    for name in ("trials.jsonl", "trials.csv", "sweep.png"):
+        assert (tmp_path / "o" / name).exists()
+    (tmp_path / "bad.toml").write_text(SPEC.replace("lr = ", "learning_rate = "))
+    r = subprocess.run([sys.executable, "-m", "fastbp.cli", "sweep", "bad.toml"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and r.stderr.strip().startswith("fastbp: error:") and "learning_rate" in r.stderr
+    (tmp_path / "big.toml").write_text(SPEC.replace("seed = [0, 1]", "seed = " + str(list(range(30)))))
+    r = subprocess.run([sys.executable, "-m", "fastbp.cli", "sweep", "big.toml", "--max-trials", "50"],
+                       cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "max_trials" in r.stderr
+
+
+# ----------------------------------------------------------------------------- Dask
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dask_cluster(tmp_path):
+    pytest.importorskip("distributed")
+    dask = shutil.which("dask") or pytest.skip("the dask command is not installed")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                               "--no-dashboard"], cwd=tmp_path, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    for _ in range(2):
+        procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--no-nanny",
+                                       "--no-dashboard", "--host", "127.0.0.1"], cwd=tmp_path, env=env,
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    from distributed import Client
+
+    deadline = time.time() + 60
+    while True:
+        try:
+            with Client(address, timeout=5) as c:
+                if len(c.scheduler_info()["workers"]) == 2:
+                    break
+        except OSError:
+            pass
+        if time.time() > deadline:
+            for p in procs:
+                p.kill()
+            pytest.skip("the Dask cluster did not start")
+        time.sleep(0.5)
+    yield address, procs
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+def test_dask_gives_the_local_results_and_survives_a_killed_worker(dask_cluster, grid, tmp_path):
+    address, procs = dask_cluster
+    space = {**SPACE, "seed": [0, 1, 2, 3]}
+    local = fastbp.sweep(space, X, Y, **FIXED)
+    killed = []
+
+    def kill_one(done, total, best):
+        if not killed:
+            procs[1].send_signal(signal.SIGKILL)
+            killed.append(done)
+
+    res = fastbp.sweep(space, X, Y, backend="dask", scheduler=address, results=tmp_path / "d.jsonl",
+                       progress=kill_one, **FIXED)
+    assert killed, "a worker was killed mid-sweep"
+    key = lambda t: json.dumps(t["config"], sort_keys=True)  # noqa: E731
+    assert len(res) == 16 and len({key(t) for t in res.trials}) == 16
+    assert sorted((key(t), t["params_digest"]) for t in res.trials) == \
+        sorted((key(t), t["params_digest"]) for t in local.trials)
+    lines = (tmp_path / "d.jsonl").read_text().splitlines()
+    assert len(lines) == 16
