@@ -222,3 +222,18 @@ def _predict(params, X, out, sizes, w_off, b_off, acts, act_p, Zb, Ab, mm):
         for i in range(rows):
             for j in range(m):
                 out[start + i, j] = AL[i, j]
+
+
+@njit(cache=True, parallel=True)
+def _evaluate_population(P, X, Y, sizes, w_off, b_off, acts, act_p, loss_code, acc_mode, Zb, Ab, Db,
+                         out_loss, out_correct):
+    """Summed cost and correct count of every network of a population on X, Y (row t of P is network t)."""
+    mm = np.array([0, 1], dtype=np.int64)  # ENGINE_LOOPS on one thread
+    no_grad = np.zeros(0, dtype=P.dtype)
+    no_dX = np.zeros((0, X.shape[1]), dtype=P.dtype)
+    for t in prange(P.shape[0]):
+        loss, correct = _full_pass(P[t], X, Y, sizes, w_off, b_off, acts, act_p, loss_code, acc_mode,
+                                   Zb[t], Ab[t], Db[t], False, no_grad, no_grad, False, no_dX, mm)
+        out_loss[t] = loss
+        out_correct[t] = correct
+

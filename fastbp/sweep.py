@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from . import checks
-from .kernels import _train_population
+from .kernels import _evaluate_population, _train_population
 from .network import Network
 from .optimizers import OPTIMIZERS, get_optimizer
 from .schedules import get_schedule
@@ -222,13 +222,19 @@ def _train_group(configs, X, y, Xv, yv, n_out):
     sizes, w_off, b_off, acts, act_p = first._kernel_layout()
     alive = np.ones(k, dtype=bool)
     histories = [{} for _ in range(k)]
-    val_work = first._work(first._chunk_rows(Xvc.shape[0])) if Xvc is not None else None
+    if Xvc is not None:
+        vrows = first._chunk_rows(Xvc.shape[0])
+        Zv, Av, Dv = (np.empty((k, vrows * width), dtype=dtype) for _ in range(3))
+        v_loss, v_correct = np.zeros(k), np.zeros(k, dtype=np.int64)
     for e in range(epochs):
         perms = np.stack([net._rng.permutation(n).astype(np.int64, copy=False) for net in nets])
         _train_population(P, G, S, Xc, Y, perms, batch_size, sizes, w_off, b_off, acts, act_p, first._loss_code,
                           first._acc_mode, codes, hypers, base_lrs, clips, sched_codes, sched_ps, per_steps, e,
                           steps, Xb, Zb, Ab, Db, out_loss, out_correct, out_bad, out_lr)
         steps += n_batches
+        if Xvc is not None:
+            _evaluate_population(P, Xvc, Yv, sizes, w_off, b_off, acts, act_p, first._loss_code, first._acc_mode,
+                                 Zv, Av, Dv, v_loss, v_correct)
         for i, net in enumerate(nets):
             if not alive[i]:
                 continue
@@ -240,10 +246,9 @@ def _train_group(configs, X, y, Xv, yv, n_out):
             if net.is_classifier:
                 logs["accuracy"] = out_correct[i] / n
             if Xvc is not None:
-                v_loss, v_correct, _, _ = net._pass(Xvc, Yv, work=val_work)
-                logs["val_loss"] = v_loss / Xvc.shape[0]
+                logs["val_loss"] = v_loss[i] / Xvc.shape[0]
                 if net.is_classifier:
-                    logs["val_accuracy"] = v_correct / Xvc.shape[0]
+                    logs["val_accuracy"] = v_correct[i] / Xvc.shape[0]
             logs["lr"] = out_lr[i]
             for key, v in logs.items():
                 histories[i].setdefault(key, []).append(float(v))
