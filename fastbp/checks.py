@@ -126,6 +126,7 @@ def check_y(y, n_samples, n_out, loss, dtype, argname="y"):
             f"{argname}: expected {n_samples} targets (one per row of X), got an array of shape {arr.shape}"
         )
     if arr.dtype.kind == "f":
+        arr = np.ascontiguousarray(arr)  # a column slice or Fortran order: the check reads it flat
         _check_finite(arr, argname)
     if loss == "cross_entropy" and arr.ndim == 1:
         if arr.dtype.kind == "f":

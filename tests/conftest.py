@@ -1,0 +1,233 @@
+"""Shared helpers: NumPy references of the forward pass, the activations, the costs and backprop.
+
+Everything here is written from the definitions (the paper's section 3 and 4,
+and the docstrings of fastbp), independently of fastbp's kernels, and works in
+float64 whatever the network's dtype.
+"""
+
+import re
+
+import numpy as np
+import pytest
+from scipy.special import expit, log_softmax, softmax
+
+import fastbp
+import fastbp.datasets
+from fastbp.data import train_test_split
+
+# --------------------------------------------------------------------------- activations
+
+
+def act_np(act, z):
+    """a = f(z) for an Activation spec, from its textbook formula (float64)."""
+    z = np.asarray(z, dtype=np.float64)
+    name = act.name
+    if name == "sigmoid":
+        return expit(act.beta * z)  # = 1 / (1 + exp(-beta z)), without overflow warnings
+    if name == "piecewise_linear":
+        m = 1.0 / (act.x_max - act.x_min)
+        b = -act.x_min * m
+        return np.where(z <= act.x_min, 0.0, np.where(z >= act.x_max, 1.0, m * z + b))
+    if name == "gaussian":
+        return np.exp(-((z - act.mu) ** 2) / (2 * act.sigma**2)) / (act.sigma * np.sqrt(2 * np.pi))
+    if name == "step":
+        return (z >= 0).astype(np.float64)
+    if name == "relu":
+        return np.maximum(z, 0.0)
+    if name == "tanh":
+        return np.tanh(z)
+    if name == "identity":
+        return z.copy()
+    if name == "softmax":
+        return softmax(z, axis=1)
+    raise AssertionError(f"no reference for {name}")
+
+
+def dact_np(act, z, a):
+    """f'(z) for an element-wise activation (step: 0, or 1 with the straight-through estimator)."""
+    name = act.name
+    if name == "sigmoid":
+        return act.beta * a * (1 - a)
+    if name == "piecewise_linear":
+        return ((z > act.x_min) & (z < act.x_max)) / (act.x_max - act.x_min)
+    if name == "gaussian":
+        return -(z - act.mu) / act.sigma**2 * a
+    if name == "step":
+        return np.full_like(z, 1.0 if act.straight_through else 0.0)
+    if name == "relu":
+        return (z > 0).astype(np.float64)
+    if name == "tanh":
+        return 1 - a * a
+    if name == "identity":
+        return np.ones_like(z)
+    raise AssertionError(f"no derivative for {name}")
+
+
+def kinks(act):
+    """The points where the activation is not differentiable (finite differences must avoid them)."""
+    return {"relu": [0.0], "step": [0.0], "piecewise_linear": [getattr(act, "x_min", 0), getattr(act, "x_max", 0)]}.get(
+        act.name, []
+    )
+
+
+# --------------------------------------------------------------------------- the network in NumPy
+
+
+def params_np(net):
+    """[(W1, b1), ..., (WL, bL)] as float64 copies, read straight from the flat vector by the documented layout."""
+    out, off = [], 0
+    p = np.asarray(net.params, dtype=np.float64)
+    for n_in, n_out in zip(net.sizes[:-1], net.sizes[1:]):
+        W = p[off : off + n_out * n_in].reshape(n_out, n_in)  # row-major (n_l, n_{l-1})
+        off += n_out * n_in
+        b = p[off : off + n_out]
+        off += n_out
+        out.append((W, b))
+    assert off == p.size
+    return out
+
+
+def forward_np(net, X):
+    """[(z^1, a^1), ..., (z^L, a^L)]: z^l = W^l a^{l-1} + b^l, a^l = f_l(z^l), one row per sample."""
+    a = np.asarray(X, dtype=np.float64)
+    layers = []
+    for (W, b), act in zip(params_np(net), net.activations):
+        z = a @ W.T + b
+        a = act_np(act, z)
+        layers.append((z, a))
+    return layers
+
+
+def targets_matrix(net, y):
+    """y as the dense (n, n_L) float64 target rows the cost compares with."""
+    y = np.asarray(y)
+    m = net.sizes[-1]
+    if net.loss == "cross_entropy" and y.ndim == 1:
+        Y = np.zeros((y.shape[0], m))
+        Y[np.arange(y.shape[0]), y.astype(int)] = 1
+        return Y
+    return np.asarray(y, dtype=np.float64).reshape(y.shape[0], m)
+
+
+def per_sample_cost_np(net, X, y):
+    """C_k for every sample, from the cost's formula (section 4 of the paper; fastbp.losses docstring)."""
+    layers = forward_np(net, X)
+    z, a = layers[-1]
+    Y = targets_matrix(net, y)
+    if net.loss == "mse":
+        return np.sum(0.5 * (a - Y) ** 2, axis=1)
+    if net.loss == "squared":
+        return np.sum((a - Y) ** 2, axis=1)
+    if net.loss == "binary_cross_entropy":
+        t = net.activations[-1].beta * z
+        # -[y log a + (1-y) log(1-a)] with log a = -softplus(-t), log(1-a) = -softplus(t): exact for any t
+        return np.sum(Y * np.logaddexp(0, -t) + (1 - Y) * np.logaddexp(0, t), axis=1)
+    if net.loss == "cross_entropy":
+        return -np.sum(Y * log_softmax(z, axis=1), axis=1)
+    raise AssertionError(net.loss)
+
+
+def backprop_np(net, X, y):
+    """∇C of the mean cost, in the flat W1, b1, ..., WL, bL layout, by textbook backpropagation in NumPy."""
+    X = np.asarray(X, dtype=np.float64)
+    n = X.shape[0]
+    Y = targets_matrix(net, y)
+    layers = forward_np(net, X)
+    z, a = layers[-1]
+    out = net.activations[-1]
+    if net.loss == "cross_entropy":
+        delta = a * Y.sum(axis=1, keepdims=True) - Y
+    elif net.loss == "binary_cross_entropy":
+        delta = out.beta * (a - Y)
+    else:
+        g = (1.0 if net.loss == "mse" else 2.0) * (a - Y)
+        if out.name == "softmax":
+            delta = a * (g - np.sum(a * g, axis=1, keepdims=True))
+        else:
+            delta = g * dact_np(out, z, a)
+    delta = delta / n
+    grads = []
+    Wb = params_np(net)
+    for l in range(len(Wb) - 1, -1, -1):
+        a_prev = X if l == 0 else layers[l - 1][1]
+        grads.append((delta.T @ a_prev, delta.sum(axis=0)))
+        if l > 0:
+            zp, ap = layers[l - 1]
+            delta = (delta @ Wb[l][0]) * dact_np(net.activations[l - 1], zp, ap)
+    return np.concatenate([np.concatenate([gW.ravel(), gb]) for gW, gb in reversed(grads)])
+
+
+def kink_distance(net, X):
+    """The smallest |z - kink| over every unit of every layer and sample (inf if no layer has a kink)."""
+    best = np.inf
+    for (z, _), act in zip(forward_np(net, X), net.activations):
+        for k in kinks(act):
+            best = min(best, float(np.min(np.abs(z - k))))
+    return best
+
+
+# --------------------------------------------------------------------------- data and networks
+
+
+def make_targets(loss, n, n_out, rng, one_hot=False):
+    """Random targets of the form each cost takes: labels / one-hot rows, 0..1 values, or reals."""
+    if loss == "cross_entropy":
+        labels = rng.integers(0, n_out, n)
+        labels[: min(n, n_out)] = np.arange(min(n, n_out))  # every class present
+        if not one_hot:
+            return labels
+        Y = np.zeros((n, n_out))
+        Y[np.arange(n), labels] = 1
+        return Y
+    if loss == "binary_cross_entropy":
+        return rng.integers(0, 2, (n, n_out)).astype(np.float64)
+    return rng.standard_normal((n, n_out))
+
+
+def identity_layer_net(n, output, loss=None, dtype="float64"):
+    """A 1-layer Network [n, n] with W = I and b = 0, so that forward(X) = f(X) element by element."""
+    net = fastbp.Network([n, n], output=output, loss=loss, dtype=dtype)
+    net.weights(1)[...] = np.eye(n)
+    net.biases(1)[...] = 0
+    return net
+
+
+def fd_input_grad(net, X, y, h=1e-6):
+    """∂C_k/∂a^0_{kj} by central differences of each sample's own cost (the mean over its one row)."""
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y)
+    out = np.zeros_like(X)
+    for k in range(X.shape[0]):
+        for j in range(X.shape[1]):
+            up, down = X[k : k + 1].copy(), X[k : k + 1].copy()
+            up[0, j] += h
+            down[0, j] -= h
+            c_up = net.evaluate(up, y[k : k + 1])["loss"]
+            c_down = net.evaluate(down, y[k : k + 1])["loss"]
+            out[k, j] = (c_up - c_down) / (2 * h)
+    return out
+
+
+def assert_raises_naming(exc_type, argname, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)`` raises ``exc_type`` whose message starts by naming ``argname`` ("argname: ...")."""
+    with pytest.raises(exc_type) as info:
+        fn(*args, **kwargs)
+    msg = str(info.value)
+    assert re.match(rf"{re.escape(argname)}(\[\d+\])?: ", msg), f"message does not name {argname!r}: {msg!r}"
+    return msg
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def digits_split():
+    """The bundled digits, split 80/20 with seed 0: (X_train, X_test, y_train, y_test)."""
+    X, y = fastbp.datasets.digits()
+    return train_test_split(X, y, test_size=0.2, seed=0)
+
+
+@pytest.fixture
+def rng():
+    """A fresh seeded generator per test, so each test sees the same numbers however it is selected."""
+    return np.random.default_rng(1234)

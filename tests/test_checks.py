@@ -1,0 +1,250 @@
+"""Bad inputs at the boundary: each raises the right exception with a message that starts by naming the
+argument ("X: ...", "lr: ..."), before anything is computed; arrays of other dtypes and layouts are converted."""
+
+import math
+
+import numpy as np
+import pytest
+
+import fastbp
+from conftest import assert_raises_naming
+
+RNG = np.random.default_rng(8)
+X = RNG.standard_normal((12, 5))
+LABELS = np.arange(12) % 10
+
+
+@pytest.fixture
+def clf():
+    """10 classes, cross_entropy + softmax."""
+    return fastbp.Network([5, 6, 10], activation="tanh", seed=0)
+
+
+@pytest.fixture
+def reg():
+    """2 outputs, mse + identity."""
+    return fastbp.Network([5, 6, 2], activation="tanh", loss="mse", seed=0)
+
+
+@pytest.fixture
+def bce():
+    return fastbp.Network([5, 6, 3], activation="tanh", loss="binary_cross_entropy", seed=0)
+
+
+def fit_fails(net, exc, argname, X, y, **kw):
+    before = net.params.copy()
+    assert_raises_naming(exc, argname, net.fit, X, y, verbose=0, **kw)
+    assert np.array_equal(net.params, before) and net.epochs_trained == 0
+
+
+# --------------------------------------------------------------------------- X and y
+
+
+@pytest.mark.parametrize("method", ["fit", "evaluate", "loss_and_grad", "input_grad"])
+def test_wrong_feature_count(clf, method):
+    assert_raises_naming(ValueError, "X", getattr(clf, method), X[:, :4], LABELS)
+
+
+@pytest.mark.parametrize("method", ["forward", "predict"])
+def test_wrong_feature_count_forward(clf, method):
+    msg = assert_raises_naming(ValueError, "X", getattr(clf, method), np.zeros((3, 6)))
+    assert "5" in msg and "6" in msg  # what was expected and what was given
+
+
+def test_length_mismatch(clf):
+    fit_fails(clf, ValueError, "y", X, LABELS[:-1])
+
+
+def test_nan_in_X(clf):
+    bad = X.copy()
+    bad[3, 2] = np.nan
+    msg = assert_raises_naming(ValueError, "X", clf.fit, bad, LABELS)
+    assert "(3, 2)" in msg  # where
+    assert_raises_naming(ValueError, "X", clf.forward, bad)
+
+
+def test_inf_in_X_float32(clf):
+    bad = X.astype(np.float32)
+    bad[0, 0] = -np.inf
+    fit_fails(clf, ValueError, "X", bad, LABELS)
+
+
+def test_inf_in_y(reg):
+    y = RNG.standard_normal((12, 2))
+    y[5, 1] = np.inf
+    fit_fails(reg, ValueError, "y", X, y)
+
+
+@pytest.mark.parametrize("bad_label", [10, -1])
+def test_labels_out_of_range(clf, bad_label):
+    y = LABELS.copy()
+    y[4] = bad_label
+    msg = assert_raises_naming(ValueError, "y", clf.fit, X, y)
+    assert str(bad_label) in msg
+
+
+def test_non_integer_labels(clf):
+    y = LABELS.astype(float)
+    y[2] = 1.5
+    fit_fails(clf, ValueError, "y", X, y)
+
+
+def test_float_labels_that_are_integers_are_fine(clf):
+    np.testing.assert_allclose(clf.evaluate(X, LABELS.astype(float))["loss"], clf.evaluate(X, LABELS)["loss"])
+
+
+def test_one_hot_of_the_wrong_width(clf):
+    fit_fails(clf, ValueError, "y", X, np.eye(9)[LABELS % 9])
+
+
+def test_empty_X(clf):
+    assert_raises_naming(ValueError, "X", clf.fit, np.zeros((0, 5)), np.zeros(0, dtype=int))
+
+
+def test_one_dimensional_X(clf):
+    assert_raises_naming(ValueError, "X", clf.fit, X[0], LABELS[:1])
+    assert_raises_naming(ValueError, "X", clf.forward, X[0])
+
+
+def test_string_X(clf):
+    assert_raises_naming(TypeError, "X", clf.fit, np.full((12, 5), "a"), LABELS)
+    assert_raises_naming(TypeError, "X", clf.forward, [["1", "2", "3", "4", "5"]])
+
+
+@pytest.mark.parametrize("y", [np.full((12, 3), 1.5), np.full((12, 3), -0.5)])
+def test_bce_targets_outside_0_1(bce, y):
+    fit_fails(bce, ValueError, "y", X, y)
+
+
+def test_one_hot_rows_not_summing_to_1(clf):
+    y = np.eye(10)[LABELS]
+    y[7, 0] = 1.0  # row 7 now sums to 2
+    msg = assert_raises_naming(ValueError, "y", clf.fit, X, y)
+    assert "row 7" in msg
+
+
+def test_validation_data_is_checked_too(clf):
+    assert_raises_naming(ValueError, "validation_data[0]", clf.fit, X, LABELS, verbose=0,
+                         validation_data=(X[:, :3], LABELS))
+
+
+# --------------------------------------------------------------------------- fit settings
+
+
+def test_batch_size_zero(clf):
+    fit_fails(clf, ValueError, "batch_size", X, LABELS, batch_size=0)
+
+
+def test_epochs_zero(clf):
+    fit_fails(clf, ValueError, "epochs", X, LABELS, epochs=0)
+
+
+@pytest.mark.parametrize("lr", [0, -1, math.nan, math.inf])
+def test_bad_learning_rate(clf, lr):
+    fit_fails(clf, ValueError, "lr", X, LABELS, lr=lr)
+
+
+def test_non_integer_epochs(clf):
+    fit_fails(clf, TypeError, "epochs", X, LABELS, epochs=2.5)
+
+
+# --------------------------------------------------------------------------- the network's construction
+
+
+def test_unknown_activation():
+    assert_raises_naming(ValueError, "activation", fastbp.Network, [4, 5, 2], activation="swish")
+
+
+def test_unknown_output_activation():
+    assert_raises_naming(ValueError, "output", fastbp.Network, [4, 5, 2], output="swish")
+
+
+def test_unknown_loss():
+    assert_raises_naming(ValueError, "loss", fastbp.Network, [4, 5, 2], loss="hinge")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int32", np.int64, "bogus"])
+def test_unknown_dtype(dtype):
+    assert_raises_naming(ValueError, "dtype", fastbp.Network, [4, 5, 2], dtype=dtype)
+
+
+def test_numpy_dtypes_are_accepted():
+    assert fastbp.Network([4, 2], dtype=np.float64).dtype == np.float64
+
+
+def test_zero_width_layer():
+    assert_raises_naming(ValueError, "layers", fastbp.Network, [4, 0, 2])
+
+
+def test_single_entry_layers():
+    assert_raises_naming(ValueError, "layers", fastbp.Network, [4])
+
+
+def test_non_integer_width():
+    assert_raises_naming(TypeError, "layers", fastbp.Network, [4, 2.5, 2])
+
+
+def test_softmax_with_one_output_unit():
+    assert_raises_naming(ValueError, "output", fastbp.Network, [4, 5, 1], output="softmax")
+
+
+def test_cross_entropy_with_a_sigmoid_output():
+    assert_raises_naming(ValueError, "loss", fastbp.Network, [4, 5, 3], output="sigmoid", loss="cross_entropy")
+
+
+@pytest.mark.parametrize("output", ["softmax", "identity"])
+def test_binary_cross_entropy_without_a_sigmoid_output(output):
+    assert_raises_naming(ValueError, "loss", fastbp.Network, [4, 5, 3], output=output, loss="binary_cross_entropy")
+
+
+def test_softmax_as_a_hidden_activation():
+    assert_raises_naming(ValueError, "activation", fastbp.Network, [4, 5, 3], activation="softmax")
+
+
+def test_one_activation_per_hidden_layer_count():
+    assert_raises_naming(ValueError, "activation", fastbp.Network, [4, 5, 5, 3], activation=["tanh"])
+
+
+# --------------------------------------------------------------------------- conversions
+
+
+@pytest.fixture(scope="module")
+def wide():
+    """A float64 array whose columns 1, 3, 5, 7, 9 are the inputs: a strided, non-contiguous view."""
+    return np.random.default_rng(3).standard_normal((40, 11))
+
+
+@pytest.mark.parametrize("layout", ["column-slice", "fortran", "int", "list"])
+def test_other_layouts_and_dtypes_are_converted(wide, layout):
+    base = wide[:, 1:11:2]
+    if layout == "int":
+        base = np.round(base * 3)
+    reference = np.ascontiguousarray(base, dtype=np.float32)
+    given = {"column-slice": base, "fortran": np.asfortranarray(base),
+             "int": base.astype(np.int64), "list": base.tolist()}[layout]
+    if layout == "column-slice":
+        assert not given.flags.c_contiguous
+    y = np.arange(40) % 3
+    a = fastbp.Network([5, 6, 3], activation="tanh", seed=1)
+    b = fastbp.Network([5, 6, 3], activation="tanh", seed=1)
+    assert np.array_equal(a.forward(given), b.forward(reference))
+    assert a.evaluate(given, y) == b.evaluate(reference, y)
+    assert np.array_equal(a.loss_and_grad(given, y)[1], b.loss_and_grad(reference, y)[1])
+    a.fit(given, y, epochs=2, batch_size=8, lr=0.1, verbose=0)
+    b.fit(reference, y, epochs=2, batch_size=8, lr=0.1, verbose=0)
+    assert np.array_equal(a.params, b.params)
+
+
+@pytest.mark.parametrize("layout", ["column-slice", "strided-2d", "fortran"])
+def test_float_targets_in_other_layouts_are_converted(wide, layout):
+    """The same promise for y (checks.py: 'arrays of other dtypes or memory layouts are converted')."""
+    Xc = np.ascontiguousarray(wide[:, :5])
+    if layout == "column-slice":  # e.g. y = table[:, -1] for one output unit
+        net_out, given = 1, wide[:, -1]
+    elif layout == "strided-2d":
+        net_out, given = 2, wide[:, 5:9:2]
+    else:
+        net_out, given = 2, np.asfortranarray(wide[:, 5:7])
+    reference = np.ascontiguousarray(given)
+    net = fastbp.Network([5, 4, net_out], activation="tanh", loss="mse", dtype="float64", seed=1)
+    assert net.evaluate(Xc, given) == net.evaluate(Xc, reference)
