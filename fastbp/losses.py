@@ -15,10 +15,9 @@ Per-sample costs C_k:
 
 import math
 
-import numpy as np
 from numba import njit
 
-from .activations import SIGMOID, SOFTMAX, _act_backward
+from .activations import SOFTMAX, _act_backward
 
 __all__ = ["LOSSES", "get_loss", "DEFAULT_OUTPUT"]
 
@@ -83,7 +82,6 @@ def _output_delta(Z, A, Y, idx, D, loss_code, act_code, p0, p1, scale):
     ``scale`` is 1/n for the batch mean, or 1 for per-sample sensitivities.
     """
     n, m = Z.shape
-    one = D.dtype.type(1.0)
     s = D.dtype.type(scale)
     total = 0.0
     if loss_code == CROSS_ENTROPY:  # softmax output: ∂C_k/∂z = a Σy - y

@@ -13,14 +13,14 @@ import numba
 import numpy as np
 
 from . import checks, io
-from .activations import SIGMOID, SOFTMAX, STEP, Activation, get_activation
+from .activations import SIGMOID, SOFTMAX, STEP, get_activation
 from .callbacks import Progress, call_callback, check_callbacks, get_early_stopping
 from .kernels import _full_pass, _predict, _train_epoch
 from .layout import Layout
+from .losses import ACC_ARGMAX, ACC_NONE, ACC_THRESHOLD, DEFAULT_OUTPUT, LOSSES, get_loss
 from .matmul import choose_engine
 from .optimizers import SGD, Optimizer, get_optimizer
 from .schedules import get_schedule
-from .losses import ACC_ARGMAX, ACC_NONE, ACC_THRESHOLD, DEFAULT_OUTPUT, LOSSES, get_loss
 
 __all__ = ["Network", "History", "load"]
 
@@ -32,7 +32,8 @@ _CHUNK_ELEMENTS = 1 << 22
 class History:
     """Per-epoch records of a ``fit``: ``history["loss"][i]`` is epoch ``epoch[i]``'s mean cost.
 
-    Keys: ``loss``, ``accuracy`` (classifiers), ``lr``, ``seconds``, ``samples_per_second``.
+    Keys: ``loss``, ``accuracy`` (classifiers), ``val_loss`` and ``val_accuracy`` (with
+    validation data), ``lr``, ``seconds``, ``samples_per_second``.
     """
 
     def __init__(self):

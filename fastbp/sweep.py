@@ -341,7 +341,7 @@ def _read_results(path):
     if path is None or not os.path.exists(path):
         return done
     with open(path) as f:
-        for line_no, line in enumerate(f, 1):
+        for line in f:
             line = line.strip()
             if not line:
                 continue
