@@ -541,7 +541,7 @@ def load(path):
             net._opt_state = np.ascontiguousarray(state, dtype=net.dtype)
         hist = config.get("history")
         if hist:
-            for e, i in zip(hist["epoch"], range(len(hist["epoch"]))):
+            for i, e in enumerate(hist["epoch"]):
                 net.history._append(e, {k: v[i] for k, v in hist["history"].items()})
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"path: {path!r} holds an inconsistent fastbp model: {e}") from None
