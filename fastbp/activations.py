@@ -228,7 +228,7 @@ def _exp_nonpos_impl(x):
 # Compiled kernels. Z arrives holding W a; the bias is added in the same pass.
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _activate(Z, A, b, code, p0, p1):
     """Z += b (broadcast over rows), A = f(Z), in one pass."""
     n, m = Z.shape
@@ -310,7 +310,7 @@ def _activate(Z, A, b, code, p0, p1):
                 A[i, j] *= r
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _act_backward(D, Z, A, code, p0, p1):
     """D ← D ⊙ f'(z): turns ∂C/∂a into ∂C/∂z for an element-wise activation."""
     n, m = D.shape

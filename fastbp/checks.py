@@ -74,7 +74,7 @@ def _as_array(a, argname):
     return arr
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _first_nonfinite(a):
     """Flat index of the first NaN or Inf in ``a`` (C order), or -1, without a temporary."""
     flat = a.reshape(a.size)

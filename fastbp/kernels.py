@@ -28,7 +28,7 @@ from .optimizers import _update
 from .schedules import _scheduled_lr
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _block(buf, sizes, l, cap, rows):
     """The (rows, n_{l+1}) block of layer l (0-based) in a per-layer work buffer."""
     off = 0
@@ -39,14 +39,14 @@ def _block(buf, sizes, l, cap, rows):
     return buf[off : off + rows * m].reshape((rows, m))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _weights(params, sizes, w_off, l):
     n_in = sizes[l]
     n_out = sizes[l + 1]
     return params[w_off[l] : w_off[l] + n_out * n_in].reshape((n_out, n_in))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap, mm):
     """z^l = W^l a^{l-1} + b^l, a^l = f_l(z^l) for every layer; returns a^L (a view into Ab)."""
     rows = A0.shape[0]
@@ -62,7 +62,7 @@ def _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap, mm):
     return a
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap, dA0,
               want_param_grad, want_input_grad, mm):
     """Reverse mode from δ^L (already in Db) down to the input.
@@ -94,7 +94,7 @@ def _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, ca
             matmul_nn(D, W, dA0, mm[0], mm[1])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _loss_delta(Y, idx, sizes, acts, act_p, loss_code, Zb, Ab, Db, cap, rows, scale):
     """Output delta of the last layer into Db; returns the summed cost of the rows."""
     L = sizes.shape[0] - 1
@@ -103,7 +103,7 @@ def _loss_delta(Y, idx, sizes, acts, act_p, loss_code, Zb, Ab, Db, cap, rows, sc
                          act_p[L - 1, 0], act_p[L - 1, 1], scale)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _train_epoch(params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_off, acts, act_p,
                  loss_code, acc_mode, opt_code, hyper, base_lr, clip, sched_code, sched_p, per_step,
                  epoch_idx, step0, Xb, Zb, Ab, Db, mm):
@@ -145,7 +145,7 @@ def _train_epoch(params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_of
     return loss_sum, correct, -1, lr
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def _train_population(P, G, S, X, Y, perms, batch_size, sizes, w_off, b_off, acts, act_p, loss_code, acc_mode,
                       opt_codes, hypers, base_lrs, clips, sched_codes, sched_ps, per_steps, epoch_idx, steps,
                       Xb, Zb, Ab, Db, out_loss, out_correct, out_bad, out_lr):
@@ -168,7 +168,7 @@ def _train_population(P, G, S, X, Y, perms, batch_size, sizes, w_off, b_off, act
         out_lr[t] = lr
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _capacity(buf, sizes):
     """How many rows a per-layer work buffer holds."""
     width = 0
@@ -177,7 +177,7 @@ def _capacity(buf, sizes):
     return buf.shape[0] // width
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _full_pass(params, X, Y, sizes, w_off, b_off, acts, act_p, loss_code, acc_mode, Zb, Ab, Db,
                want_param_grad, grad, gtmp, want_input_grad, dX, mm):
     """Cost (and gradients) over all rows of X, in chunks of the buffers' capacity.
@@ -210,7 +210,7 @@ def _full_pass(params, X, Y, sizes, w_off, b_off, acts, act_p, loss_code, acc_mo
     return loss_sum, correct
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _predict(params, X, out, sizes, w_off, b_off, acts, act_p, Zb, Ab, mm):
     """out = a^L for every row of X, in chunks of the buffers' capacity."""
     n = X.shape[0]
@@ -224,7 +224,7 @@ def _predict(params, X, out, sizes, w_off, b_off, acts, act_p, Zb, Ab, mm):
                 out[start + i, j] = AL[i, j]
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def _evaluate_population(P, X, Y, sizes, w_off, b_off, acts, act_p, loss_code, acc_mode, Zb, Ab, Db,
                          out_loss, out_correct):
     """Summed cost and correct count of every network of a population on X, Y (row t of P is network t)."""

@@ -51,7 +51,7 @@ def get_loss(name, argname="loss"):
     return LOSSES[name]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _count_correct(A, Y, idx, acc_mode):
     """How many rows of A match their target row Y[idx[i]] (argmax, or a ≥ ½ for one unit)."""
     n, m = A.shape
@@ -75,7 +75,7 @@ def _count_correct(A, Y, idx, acc_mode):
     return correct
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _output_delta(Z, A, Y, idx, D, loss_code, act_code, p0, p1, scale):
     """D = scale · ∂(Σ_k C_k)/∂z^L for the rows Y[idx]; returns Σ_k C_k (float64).
 

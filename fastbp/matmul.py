@@ -44,7 +44,7 @@ def choose_engine(sizes, rows):
     largest = max(rows * a * b for a, b in zip(sizes[:-1], sizes[1:]))
     return ENGINE_BLAS if largest >= BLAS_FROM_MACS else ENGINE_LOOPS
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _small_nt(A, W, Z):
     """Z = A Wᵀ: A (n, k), W (m, k). Dot products over the contiguous k, a 2×4 block of Z at once."""
     n, k = A.shape
@@ -93,7 +93,7 @@ def _small_nt(A, W, Z):
             Z[i, j] = s
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _small_nn(D, W, E):
     """E = D W: D (n, m), W (m, k). Rows of E built from four rows of W at a time, two rows of D at once."""
     n, m = D.shape
@@ -135,7 +135,7 @@ def _small_nn(D, W, E):
                 E[i, p] += a0 * W[j, p]
 
 
-@njit(cache=True, fastmath=_FM)
+@njit(cache=True, error_model="numpy", fastmath=_FM)
 def _small_tn(D, A, G):
     """G = Dᵀ A: D (n, m), A (n, k). Rows of G accumulated from four samples at a time."""
     n, m = D.shape
@@ -164,35 +164,35 @@ def _small_tn(D, A, G):
 # two-row blocks line up): results are bitwise the same for any thread count.
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _row_bounds(n, t, T):
     """Rows [r0, r1) of part t of T, cut at even rows."""
     pairs = (n + 1) // 2
     return min(n, 2 * (t * pairs // T)), min(n, 2 * ((t + 1) * pairs // T))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def _par_nt(A, W, Z, T):
     for t in prange(T):
         r0, r1 = _row_bounds(A.shape[0], t, T)
         _small_nt(A[r0:r1], W, Z[r0:r1])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def _par_nn(D, W, E, T):
     for t in prange(T):
         r0, r1 = _row_bounds(D.shape[0], t, T)
         _small_nn(D[r0:r1], W, E[r0:r1])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True, error_model="numpy", parallel=True)
 def _par_tn(D, A, G, T):
     m = D.shape[1]
     for t in prange(T):
         _small_tn(D[:, t * m // T : (t + 1) * m // T], A, G[t * m // T : (t + 1) * m // T])
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def matmul_nt(A, W, Z, engine, threads):
     """Z = A Wᵀ (the forward product)."""
     macs = A.shape[0] * A.shape[1] * W.shape[0]
@@ -204,7 +204,7 @@ def matmul_nt(A, W, Z, engine, threads):
         _par_nt(A, W, Z, min(threads, A.shape[0]))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def matmul_nn(D, W, E, engine, threads):
     """E = D W (the input gradient)."""
     macs = D.shape[0] * D.shape[1] * W.shape[1]
@@ -216,7 +216,7 @@ def matmul_nn(D, W, E, engine, threads):
         _par_nn(D, W, E, min(threads, D.shape[0]))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def matmul_tn(D, A, G, engine, threads):
     """G = Dᵀ A (the weight gradient)."""
     macs = D.shape[0] * D.shape[1] * A.shape[1]

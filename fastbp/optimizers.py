@@ -182,7 +182,7 @@ def get_optimizer(spec, lr=None, argname="optimizer"):
 # torch.nn.utils.clip_grad_norm_ does, before the rule sees it).
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _clip_scale(grad, clip):
     if clip <= 0.0:
         return 1.0
@@ -193,7 +193,7 @@ def _clip_scale(grad, clip):
     return min(1.0, clip / (math.sqrt(s) + 1e-6))
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _sgd_step(params, grad, lr):
     """θ ← θ - lr · ∇C, in place: the paper's gradient descent."""
     eta = params.dtype.type(lr)
@@ -201,7 +201,7 @@ def _sgd_step(params, grad, lr):
         params[i] -= eta * grad[i]
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _update(params, grad, state, code, hyper, lr, step, clip):
     """One step of the rule ``code`` with learning rate ``lr`` (already scheduled)."""
     t = params.dtype.type
@@ -221,12 +221,19 @@ def _update(params, grad, state, code, hyper, lr, step, clip):
         else:
             buf = state[0]
             nesterov = hyper[H_NESTEROV] != 0.0
-            first = step == 1
-            for i in range(n):
-                g = c * grad[i] + wd * params[i]
-                b = g if first else mu * buf[i] + g
-                buf[i] = b
-                params[i] -= eta * (g + mu * b if nesterov else b)
+            if step == 1:  # PyTorch starts the buffer at the first gradient
+                for i in range(n):
+                    buf[i] = c * grad[i] + wd * params[i]
+            else:
+                for i in range(n):
+                    buf[i] = mu * buf[i] + (c * grad[i] + wd * params[i])
+            # branches hoisted out of the element loops, so each loop vectorises
+            if nesterov:
+                for i in range(n):
+                    params[i] -= eta * ((c * grad[i] + wd * params[i]) + mu * buf[i])
+            else:
+                for i in range(n):
+                    params[i] -= eta * buf[i]
     elif code == OPT_ADAM or code == OPT_ADAMW:
         b1 = hyper[H_BETA1]
         b2 = hyper[H_BETA2]
@@ -238,13 +245,12 @@ def _update(params, grad, state, code, hyper, lr, step, clip):
         tb1 = t(b1)
         tb2 = t(b2)
         decay = one - eta * wd
-        adamw = code == OPT_ADAMW
-        for i in range(n):
-            g = c * grad[i]
-            if adamw:
+        if code == OPT_ADAMW:  # decoupled: θ ← θ(1 - ηλ), and the moments see the bare gradient
+            for i in range(n):
                 params[i] *= decay
-            else:
-                g += wd * params[i]
+            wd = t(0.0)
+        for i in range(n):
+            g = c * grad[i] + wd * params[i]
             mi = tb1 * m[i] + (one - tb1) * g
             vi = tb2 * v[i] + (one - tb2) * g * g
             m[i] = mi
@@ -255,15 +261,18 @@ def _update(params, grad, state, code, hyper, lr, step, clip):
         eps = t(hyper[H_EPS])
         mu = t(hyper[H_MOMENTUM])
         v = state[0]
-        with_momentum = hyper[H_MOMENTUM] > 0.0
-        for i in range(n):
-            g = c * grad[i] + wd * params[i]
-            vi = alpha * v[i] + (one - alpha) * g * g
-            v[i] = vi
-            d = g / (np.sqrt(vi) + eps)
-            if with_momentum:
-                b = mu * state[1, i] + d
-                state[1, i] = b
+        if hyper[H_MOMENTUM] > 0.0:
+            buf = state[1]
+            for i in range(n):
+                g = c * grad[i] + wd * params[i]
+                vi = alpha * v[i] + (one - alpha) * g * g
+                v[i] = vi
+                b = mu * buf[i] + g / (np.sqrt(vi) + eps)
+                buf[i] = b
                 params[i] -= eta * b
-            else:
-                params[i] -= eta * d
+        else:
+            for i in range(n):
+                g = c * grad[i] + wd * params[i]
+                vi = alpha * v[i] + (one - alpha) * g * g
+                v[i] = vi
+                params[i] -= eta * g / (np.sqrt(vi) + eps)

@@ -128,7 +128,7 @@ def get_schedule(spec, argname="schedule"):
     raise TypeError(f"{argname}: expected a Schedule such as fastbp.CosineLR(warmup=5) or None, got {spec!r}")
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy")
 def _scheduled_lr(code, sp, base, t):
     """The learning rate for the update after ``t`` epochs or steps."""
     if code == SCHED_STEP:
