@@ -1,0 +1,1 @@
+"""asv benchmarks for fastbp (run from asv_benchmarks/, see docs/benchmarks.md)."""
