@@ -119,7 +119,7 @@ def _parser():
 
     sub.add_parser("info", help="versions, threads, BLAS and cache directory")
 
-    b = sub.add_parser("bench", help="samples/s against PyTorch, JAX and scikit-learn")
+    b = sub.add_parser("bench", help="samples/s against PyTorch, JAX and scikit-learn", add_help=False)
     b.add_argument("args", nargs=argparse.REMAINDER, help="options of scripts/bench.py (see fastbp bench --help)")
     return p
 
@@ -471,6 +471,9 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
+        rest = [a for a in argv if a != "--debug"]
+        if rest[:1] == ["bench"]:  # every option after it belongs to the benchmark's own parser
+            return _bench(argparse.Namespace(args=rest[1:]))
         args = _parser().parse_args(argv)
         handler = {"train": _train, "evaluate": _evaluate, "predict": _predict, "gradcheck": _gradcheck,
                    "info": _info, "bench": _bench, "sweep": _sweep}[args.command]
