@@ -125,6 +125,12 @@ def add_arguments(p):
     p.add_argument("--lr", type=float, default=LR, help=f"learning rate (default {LR})")
     p.add_argument("--seed", type=int, default=SEED, help=f"seed of the data and the weights (default {SEED})")
     p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per worker (default 1800)")
+    p.add_argument("--wait-idle", type=float, metavar="SECONDS",
+                   help="before each worker, wait up to this long for other processes to leave the CPU "
+                        "(default 300; 0 with --quick)")
+    p.add_argument("--retries", type=int,
+                   help="measure again when another process took CPU time during a worker (default 2; "
+                        "0 with --quick)")
     return p
 
 
@@ -319,17 +325,51 @@ def _foreign_load(before, after, wall):
     return max(0.0, other / (wall * (os.cpu_count() or 1)))
 
 
+def _wait_idle(max_wait):
+    """Wait (up to ``max_wait`` s) until other processes use < 10% of the CPU; returns the last busy fraction."""
+    deadline = time.perf_counter() + max_wait
+    said = False
+    while True:
+        busy = _cpu_busy(0.5)
+        if busy is None or busy < 0.10 or time.perf_counter() >= deadline:
+            return busy
+        if not said:
+            _log(f"  waiting for the machine to go idle ({100 * busy:.0f}% busy; at most {max_wait:.0f} s)")
+            said = True
+        time.sleep(2.0)
+
+
+def _measure(spec, args, timeout, env=None):
+    """Run one worker when the machine is idle; again (up to ``args.retries`` times) if another process
+    took CPU time while it ran. Returns (result lines, busy before, foreign load during, attempts)."""
+    best = None
+    for attempt in range(1, args.retries + 2):
+        busy = _wait_idle(args.wait_idle) if args.wait_idle > 0 else _cpu_busy()
+        c0, t0 = _cpu_times(), time.perf_counter()
+        out = _spawn(spec, timeout, env)
+        during = _foreign_load(c0, _cpu_times(), time.perf_counter() - t0)
+        worst = max(x for x in (busy, during, 0.0) if x is not None)
+        if best is None or worst < best[0]:
+            best = (worst, out, busy, during, attempt)
+        if worst <= BUSY_WARN or attempt > args.retries:
+            break
+        _log(f"  other processes used {100 * worst:.0f}% of the CPU: measuring again")
+    return best[1], best[2], best[3], best[4]
+
+
 def _median(xs):
     return statistics.median(xs) if xs else None
 
 
-def _startup(timeout):
+def _startup(timeout, wait_idle=0):
     """(first compile with an empty cache, warm start medians) in fresh processes."""
     res = {}
     with tempfile.TemporaryDirectory(prefix="fastbp-bench-cache-") as cache:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         runs = []
         for i in range(4):  # the first fills the cache: the first-ever compile
+            if wait_idle > 0:
+                _wait_idle(wait_idle)
             t0 = time.perf_counter()
             try:
                 proc = subprocess.run([sys.executable, "-c", STARTUP_SCRIPT], capture_output=True, text=True,
@@ -355,6 +395,12 @@ def run(args):
     if args.lr <= 0:
         raise ValueError(f"--lr: expected a positive number, got {args.lr}")
     repeats = 1 if args.quick else args.repeats
+    if args.wait_idle is None:
+        args.wait_idle = 0.0 if args.quick else 300.0
+    if args.retries is None:
+        args.retries = 0 if args.quick else 2
+    if args.retries < 0 or args.wait_idle < 0:
+        raise ValueError("--retries, --wait-idle: expected numbers >= 0")
     configs = _selected_configs(args)
     peers, missing, wanted = _selected_peers(args)
     if args.plot and not _installed("matplotlib"):
@@ -362,6 +408,7 @@ def run(args):
     t_start = time.perf_counter()
     machine = _machine()
     report = {"machine": machine, "settings": {"repeats": repeats, "lr": args.lr, "seed": args.seed,
+                                               "wait_idle": args.wait_idle, "retries": args.retries,
                                                "quick": args.quick, "peers": peers, "peers_missing": missing},
               "fastbp_source": _source_digest(), "configs": {}, "results": [], "versions": {}}
     base = {"lr": args.lr, "seed": args.seed, "quick": args.quick}
@@ -383,12 +430,10 @@ def run(args):
         spec = {"framework": fw, **base,
                 "jobs": [_job(sizes, batch, samples, dtype, repeats, memory=(fw == "fastbp"))]}
         label = f"[{i}/{len(plan)}] {name:<10} {fw} {dtype if fw == 'fastbp' else ''}".rstrip()
-        busy = _cpu_busy()
-        c0, t0 = _cpu_times(), time.perf_counter()
-        out = _spawn(spec, args.timeout)
-        during = _foreign_load(c0, _cpu_times(), time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        out, busy, during, attempts = _measure(spec, args, args.timeout)
         r = {"config": name, "framework": fw, "dtype": dtype, "busy_before": busy, "foreign_load": during,
-             **out[0]}
+             "attempts": attempts, **out[0]}
         results[(name, fw, dtype)] = r
         report["results"].append(r)
         if "version" in r:
@@ -402,7 +447,7 @@ def run(args):
 
     if not args.quick and not args.no_startup:
         _log("start-up: import fastbp + build + one epoch of tiny, in fresh processes")
-        report["startup"] = _startup(args.timeout)
+        report["startup"] = _startup(args.timeout, args.wait_idle)
 
     if args.plot:
         report["width_sweep"] = _width_sweep(args, peers, base, min(repeats, 3))
@@ -436,9 +481,8 @@ def _width_sweep(args, peers, base, repeats):
     for fw in frameworks:
         jobs = [_job([784, h, h, 10], WIDTH_BATCH, n, "float32", repeats)
                 for h, n in zip(WIDTHS, sweep["samples"])]
-        c0, t0 = _cpu_times(), time.perf_counter()
-        out = _spawn({"framework": fw, **base, "jobs": jobs}, args.timeout * 2)
-        during = _foreign_load(c0, _cpu_times(), time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        out, _, during, _ = _measure({"framework": fw, **base, "jobs": jobs}, args, args.timeout * 2)
         sps = [r.get("samples_per_second") for r in out] + [None] * (len(WIDTHS) - len(out))
         sweep["series"][fw] = {"samples_per_second": sps[:len(WIDTHS)], "foreign_load": during, "raw": out}
         warn = f"  [other processes used {100 * during:.0f}% of the CPU]" if during and during > BUSY_WARN else ""
@@ -530,12 +574,23 @@ def _print_report(report, configs, results, peers, missing, wanted, args):
             "matmul alone", "f32/torch", "f32/jax", "f32/matmul", "f32/f64"]
     print("| " + " | ".join(cols) + " |")
     print("|" + "|".join(["---"] * 4 + ["---:"] * (len(cols) - 4)) + "|")
+    starred = False
     for name, (sizes, batch, samples) in configs.items():
         f32, f64 = sps(name, "fastbp"), sps(name, "fastbp", "float64")
-        tch, jx, skl, mm = (sps(name, p) for p in ("torch", "jax", "sklearn", "matmul"))
-        row = [name, "-".join(map(str, sizes)), str(batch), f"{samples:,}", _fmt(f32), _fmt(f64), _fmt(tch),
-               _fmt(jx), _fmt(skl), _fmt(mm), _ratio(f32, tch), _ratio(f32, jx), _ratio(f32, mm), _ratio(f32, f64)]
+        tch, jx, mm = (sps(name, p) for p in ("torch", "jax", "matmul"))
+
+        def cell(fw, dtype="float32", name=name):
+            r = results.get((name, fw, dtype)) or {}
+            load = max([x for x in (r.get("busy_before"), r.get("foreign_load")) if x is not None] or [0.0])
+            return _fmt(r.get("samples_per_second")) + ("*" if load > BUSY_WARN else "")
+
+        row = [name, "-".join(map(str, sizes)), str(batch), f"{samples:,}", cell("fastbp"), cell("fastbp", "float64"),
+               cell("torch"), cell("jax"), cell("sklearn"), cell("matmul"), _ratio(f32, tch), _ratio(f32, jx),
+               _ratio(f32, mm), _ratio(f32, f64)]
         print("| " + " | ".join(row) + " |")
+        starred = starred or any(c.endswith("*") for c in row)
+    if starred:
+        print(f"* measured while other processes used more than {100 * BUSY_WARN:.0f}% of the CPU (after retries)")
 
     errors = [r for r in report["results"] if "error" in r]
     for r in errors:
@@ -548,7 +603,7 @@ def _print_report(report, configs, results, peers, missing, wanted, args):
           "sklearn 1st | spread f32 |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name in configs:
-        def g(fw, key, dtype="float32"):
+        def g(fw, key, dtype="float32", name=name):
             r = results.get((name, fw, dtype)) or {}
             v = r.get(key)
             return DASH if v is None else f"{v:.2f}"
