@@ -52,6 +52,11 @@ CONFIGS = {
     "wide": ([784, 2048, 2048, 10], 256, 16384),
 }
 MEMORY_CONFIG = "mnist"
+TRAINING_SAMPLES = 60000  # mnist-sized: 784-256-128-10, batch 128
+TRAINING_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
+SWEEP_EPOCHS = 20
+SWEEP_SPACE = {"lr": [0.01, 0.03, 0.1, 0.3], "momentum": [0.0, 0.5, 0.9], "seed": [0, 1, 2, 3]}
+SWEEP_TRIALS = 48
 WIDTHS = (64, 128, 256, 512, 1024, 2048, 4096)
 WIDTH_BATCH = 128
 STARTUP_TARGET_WARM = 1.5
@@ -118,6 +123,12 @@ def add_arguments(p):
     p.add_argument("--no-startup", action="store_true",
                    help="skip the start-up timings (the first-compile one takes ~20 s)")
     p.add_argument("--no-matmul", action="store_true", help="skip the 'matmul alone' ceiling")
+    p.add_argument("--training", action=argparse.BooleanOptionalAction, default=None,
+                   help="measure what fit's extras cost on mnist: Adam, AdamW and RMSprop against plain SGD, "
+                        "validation and the progress bar (default: on, off with --quick)")
+    p.add_argument("--sweep", action=argparse.BooleanOptionalAction, default=None,
+                   help="time a 48-trial sweep on digits against Network.fit one trial after another and "
+                        "scikit-learn's GridSearchCV (default: on, off with --quick)")
     p.add_argument("--plot", nargs="?", const="bench.png", metavar="PATH",
                    help="also sweep the hidden width of 784-H-H-10 and plot samples/s (default PATH bench.png; "
                         "needs matplotlib)")
@@ -183,7 +194,7 @@ def _selected_configs(args):
     configs = {n: CONFIGS[n] for n in names}
     for name, cfg in args.config:
         configs[name] = cfg
-    if not configs:
+    if not configs and not (args.training or args.sweep):
         raise ValueError("no configuration selected (see --only and --config)")
     if args.quick:
         configs = {n: (s, b, min(n_, max(2 * b, 1024))) for n, (s, b, n_) in configs.items()}
@@ -401,6 +412,9 @@ def run(args):
         args.retries = 0 if args.quick else 2
     if args.retries < 0 or args.wait_idle < 0:
         raise ValueError("--retries, --wait-idle: expected numbers >= 0")
+    for section in ("training", "sweep"):
+        if getattr(args, section) is None:
+            setattr(args, section, not args.quick)
     configs = _selected_configs(args)
     peers, missing, wanted = _selected_peers(args)
     if args.plot and not _installed("matplotlib"):
@@ -449,6 +463,15 @@ def run(args):
         _log("start-up: import fastbp + build + one epoch of tiny, in fresh processes")
         report["startup"] = _startup(args.timeout, args.wait_idle)
 
+    if args.training:
+        _log("training extras: optimizers, validation and the progress bar on mnist (fastbp float32)")
+        report["training"] = _section(args, base, "fastbp-training",
+                                      {"samples": 4096 if args.quick else TRAINING_SAMPLES, "repeats": repeats})
+    if args.sweep:
+        _log(f"sweep: a {SWEEP_TRIALS}-trial grid on digits, three ways")
+        report["sweep"] = _section(args, base, "fastbp-sweep",
+                                   {"epochs": 2 if args.quick else SWEEP_EPOCHS, "sklearn": "sklearn" in peers})
+
     if args.plot:
         report["width_sweep"] = _width_sweep(args, peers, base, min(repeats, 3))
         _plot(args.plot, report["width_sweep"], machine)
@@ -462,6 +485,14 @@ def run(args):
             json.dump(report, f, indent=1)
         print(f"\nraw numbers: {args.json}")
     return 0
+
+
+def _section(args, base, framework, job):
+    """Run one of the extra sections (a worker of its own); its result dict with the load seen."""
+    out, busy, during, attempts = _measure({"framework": framework, **base, "jobs": [job]}, args, args.timeout)
+    r = {"busy_before": busy, "foreign_load": during, "attempts": attempts, **out[0]}
+    _log("  " + (r["error"] if "error" in r else "done"))
+    return r
 
 
 # ----------------------------------------------------------------------------- width sweep and plot
@@ -656,7 +687,56 @@ def _print_report(report, configs, results, peers, missing, wanted, args):
         for i, h in enumerate(ws["widths"]):
             print(f"| {h} | {ws['samples'][i]:,} | "
                   + " | ".join(_fmt(ws["series"][f]["samples_per_second"][i]) for f in fws) + " |")
+    _print_training(report.get("training"))
+    _print_sweep(report.get("sweep"))
     print(f"\n(benchmark took {report['seconds']:.0f} s)")
+
+
+def _load_note(r):
+    load = max([x for x in (r.get("busy_before"), r.get("foreign_load")) if x is not None] or [0.0])
+    return f"  [other processes used {100 * load:.0f}% of the CPU]" if load > BUSY_WARN else ""
+
+
+def _print_training(t):
+    if not t:
+        return
+    print()
+    if "error" in t:
+        print(f"training extras: error: {t['error']}")
+        return
+    print(f"training extras, fastbp float32, {'-'.join(map(str, t['layers']))}, batch {t['batch']}, "
+          f"{t['samples']:,} samples; wall time per epoch as the user sees it (shuffle, compiled epoch, "
+          f"validation on {t['validation_samples']:,} rows, progress, callbacks), median of "
+          f"{len(t['variants']['sgd']['epoch_seconds'])} interleaved rounds{_load_note(t)}:")
+    print("| fit | seconds/epoch | samples/s | vs plain SGD |")
+    print("|---|---:|---:|---:|")
+    for k, v in t["variants"].items():
+        print(f"| {k} | {v['median_seconds']:.3f} | {_fmt(v['samples_per_second'])} | "
+              f"{100 * v['vs_sgd']:+.1f}% |")
+
+
+def _print_sweep(w):
+    if not w:
+        return
+    print()
+    if "error" in w:
+        print(f"sweep: error: {w['error']}")
+        return
+    sw, ft = _median(w["sweep_seconds"]), _median(w["fit_seconds"])
+    print(f"sweep: {w['trials']} trials (lr x momentum x seed) on digits, 64-32-10, batch 32, {w['epochs']} "
+          f"epochs, validation on the last 20%; wall seconds, median of {len(w['sweep_seconds'])}"
+          f"{_load_note(w)}:")
+    print("| how | seconds | fastbp.sweep is faster by |")
+    print("|---|---:|---:|")
+    print(f"| fastbp.sweep (population training, local backend) | {sw:.2f} | – |")
+    print(f"| Network.fit, one trial after another | {ft:.2f} | {ft / sw:.2f}× |")
+    if "sklearn_seconds" in w:
+        sk = w["sklearn_seconds"]
+        print(f"| scikit-learn {w['sklearn_version']} GridSearchCV(MLPClassifier(solver='sgd'), n_jobs=2), once "
+              f"| {sk:.2f} | {sk / sw:.2f}× |")
+    b = w.get("best") or {}
+    if b:
+        print(f"best trial: {b.get('config')}  val_accuracy {b.get('val_accuracy')}")
 
 
 # ----------------------------------------------------------------------------- the workers
@@ -701,14 +781,14 @@ def _summary(times, samples, counted=None):
 def _worker(spec):
     fw = spec["framework"]
     fn = {"fastbp": _work_fastbp, "torch": _work_torch, "jax": _work_jax, "sklearn": _work_sklearn,
-          "matmul": _work_matmul}[fw]
+          "matmul": _work_matmul, "fastbp-training": _work_training, "fastbp-sweep": _work_sweep}[fw]
     state = {}
     for job in spec["jobs"]:
         try:
             res = fn(job, spec, state)
         except Exception as e:  # noqa: BLE001 - reported to the parent, which shows it
             res = {"error": f"{type(e).__name__}: {e}"}
-        _emit({**{k: job[k] for k in ("layers", "batch", "samples", "dtype")}, **res})
+        _emit({**{k: job[k] for k in ("layers", "batch", "samples", "dtype") if k in job}, **res})
     return 0
 
 
@@ -952,6 +1032,104 @@ def _work_matmul(job, spec, state):
     res.update({"version": f"numba {numba.__version__}, scipy {scipy.__version__}", "warmup_seconds": warm,
                 "batches_timed": count, "gflops": 2 * macs * count / res["median_seconds"] / 1e9})
     return res
+
+
+def _work_training(job, spec, state):
+    """Per-epoch wall time of fit on mnist (784-256-128-10, batch 128) with each optimizer, with validation
+    and with the progress bar: what a user pays per epoch, Python included."""
+    import fastbp
+
+    layers, batch, _ = CONFIGS["mnist"]
+    n, rounds, lr = job["samples"], job["repeats"], spec["lr"]
+    X, y = _make_data(layers, n, spec["seed"])
+    Xv, yv = _make_data(layers, n // 10, spec["seed"] + 2)
+    optimizers = {"sgd": lambda: fastbp.SGD(lr=lr), "adam": lambda: fastbp.Adam(lr=1e-3),
+                  "adamw": lambda: fastbp.AdamW(lr=1e-3), "rmsprop": lambda: fastbp.RMSprop(lr=1e-3)}
+    variants = {name: {"optimizer": name} for name in TRAINING_OPTIMIZERS}
+    variants["sgd + progress bar"] = {"optimizer": "sgd", "verbose": 1}
+    variants["sgd + validation (10%)"] = {"optimizer": "sgd", "validation": Xv}
+    variants["sgd + validation (10%) + progress bar"] = {"optimizer": "sgd", "validation": Xv, "verbose": 1}
+
+    class Clock:
+        def __init__(self):
+            self.t = []
+
+        def on_epoch_end(self, net, epoch, logs):
+            self.t.append(time.perf_counter())
+
+    def fit(v, X_, y_, epochs):
+        net = fastbp.Network(layers, activation="relu", output="softmax", loss="cross_entropy", seed=spec["seed"])
+        clock = Clock()
+        val = (Xv, yv) if "validation" in v else None
+        net.fit(X_, y_, epochs=epochs, batch_size=batch, optimizer=optimizers[v["optimizer"]](),
+                validation_data=val, verbose=v.get("verbose", 0), callbacks=[clock])
+        return clock.t[-1] - clock.t[-2] if epochs > 1 else None
+
+    for v in variants.values():  # compile and warm every path on two batches
+        fit(v, X[: 2 * batch], y[: 2 * batch], 2)
+    # Interleaved rounds, so that a slow spell of the machine hits every variant alike.
+    times = {k: [] for k in variants}
+    for _ in range(rounds):
+        for k, v in variants.items():
+            times[k].append(fit(v, X, y, 2))
+    base = statistics.median(times["sgd"])
+    out = {"layers": layers, "batch": batch, "samples": n, "validation_samples": len(Xv), "variants": {}}
+    for k, ts in times.items():
+        med = statistics.median(ts)
+        out["variants"][k] = {"epoch_seconds": ts, "median_seconds": med, "samples_per_second": n / med,
+                              "vs_sgd": med / base - 1.0}
+    return out
+
+
+def _work_sweep(job, spec, state):
+    """The issue-7 comparison: a 48-trial grid (lr x momentum x seed) on digits, 64-32-10, batch 32, with a
+    fixed 20% validation split, by fastbp.sweep, by Network.fit one trial after another, and by
+    scikit-learn's GridSearchCV(MLPClassifier(solver="sgd"), n_jobs=2)."""
+    import itertools
+    import warnings
+
+    import numpy as np
+
+    import fastbp
+    from fastbp.datasets import digits
+
+    X, y = digits()
+    epochs = job["epochs"]
+    kw = {"layers": [32], "epochs": epochs, "batch_size": 32, "validation_split": 0.2}
+    fastbp.sweep({"lr": [0.1]}, X, y, **{**kw, "epochs": 1})  # compile (or load) outside the timing
+    fastbp.Network([64, 32, 10]).fit(X, y, epochs=1, batch_size=32, validation_split=0.2, verbose=0)
+    grid = list(itertools.product(SWEEP_SPACE["lr"], SWEEP_SPACE["momentum"], SWEEP_SPACE["seed"]))
+    t_sweep, t_fit = [], []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        res = fastbp.sweep(SWEEP_SPACE, X, y, **kw)
+        t_sweep.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        for lr, m, s in grid:
+            fastbp.Network([64, 32, 10], seed=s).fit(X, y, epochs=epochs, batch_size=32, validation_split=0.2,
+                                                     optimizer=fastbp.SGD(lr=lr, momentum=m), verbose=0)
+        t_fit.append(time.perf_counter() - t0)
+    out = {"trials": len(res.trials), "epochs": epochs, "sweep_seconds": t_sweep, "fit_seconds": t_fit,
+           "best": {"config": res.best["config"], "val_accuracy": res.best["final"].get("val_accuracy")}}
+    if job.get("sklearn"):
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.model_selection import GridSearchCV
+        from sklearn.neural_network import MLPClassifier
+
+        cut = len(X) - int(round(0.2 * len(X)))  # fastbp's validation_split: the last 20% of the rows
+        clf = MLPClassifier(hidden_layer_sizes=(32,), solver="sgd", batch_size=32, max_iter=epochs, alpha=0.0,
+                            nesterovs_momentum=False, learning_rate="constant", early_stopping=False, tol=0.0,
+                            n_iter_no_change=epochs + 1, shuffle=True)
+        gs = GridSearchCV(clf, {"learning_rate_init": SWEEP_SPACE["lr"], "momentum": SWEEP_SPACE["momentum"],
+                                "random_state": SWEEP_SPACE["seed"]},
+                          cv=[(np.arange(cut), np.arange(cut, len(X)))], n_jobs=2, refit=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            t0 = time.perf_counter()
+            gs.fit(X, y)
+            out["sklearn_seconds"] = time.perf_counter() - t0
+        out["sklearn_version"] = __import__("sklearn").__version__
+    return out
 
 
 if __name__ == "__main__":
