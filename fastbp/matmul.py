@@ -171,25 +171,24 @@ def _row_bounds(n, t, T):
     return min(n, 2 * (t * pairs // T)), min(n, 2 * ((t + 1) * pairs // T))
 
 
+_NT, _NN, _TN = 0, 1, 2
+
+
+# One parallel kernel serves the three products: each parfor costs ~1.5 s of
+# first compile, and the slices it hands out have the same types for all three.
 @njit(cache=True, error_model="numpy", parallel=True)
-def _par_nt(A, W, Z, T):
+def _par(kind, X, W, Out, T):
     for t in prange(T):
-        r0, r1 = _row_bounds(A.shape[0], t, T)
-        _small_nt(A[r0:r1], W, Z[r0:r1])
-
-
-@njit(cache=True, error_model="numpy", parallel=True)
-def _par_nn(D, W, E, T):
-    for t in prange(T):
-        r0, r1 = _row_bounds(D.shape[0], t, T)
-        _small_nn(D[r0:r1], W, E[r0:r1])
-
-
-@njit(cache=True, error_model="numpy", parallel=True)
-def _par_tn(D, A, G, T):
-    m = D.shape[1]
-    for t in prange(T):
-        _small_tn(D[:, t * m // T : (t + 1) * m // T], A, G[t * m // T : (t + 1) * m // T])
+        if kind == _TN:  # G = Dᵀ A split over the rows of G (the columns of D)
+            m = X.shape[1]
+            c0, c1 = t * m // T, (t + 1) * m // T
+            _small_tn(X[:, c0:c1], W, Out[c0:c1])
+        else:
+            r0, r1 = _row_bounds(X.shape[0], t, T)
+            if kind == _NT:
+                _small_nt(X[r0:r1], W, Out[r0:r1])
+            else:
+                _small_nn(X[r0:r1], W, Out[r0:r1])
 
 
 @njit(cache=True, error_model="numpy")
@@ -201,7 +200,7 @@ def matmul_nt(A, W, Z, engine, threads):
     elif engine == ENGINE_BLAS:
         np.dot(A, W.T, Z)
     else:
-        _par_nt(A, W, Z, min(threads, A.shape[0]))
+        _par(np.int64(_NT), A, W, Z, min(threads, A.shape[0]))
 
 
 @njit(cache=True, error_model="numpy")
@@ -213,7 +212,7 @@ def matmul_nn(D, W, E, engine, threads):
     elif engine == ENGINE_BLAS:
         np.dot(D, W, E)
     else:
-        _par_nn(D, W, E, min(threads, D.shape[0]))
+        _par(np.int64(_NN), D, W, E, min(threads, D.shape[0]))
 
 
 @njit(cache=True, error_model="numpy")
@@ -221,8 +220,8 @@ def matmul_tn(D, A, G, engine, threads):
     """G = Dᵀ A (the weight gradient)."""
     macs = D.shape[0] * D.shape[1] * A.shape[1]
     if macs < SERIAL_MACS or (engine == ENGINE_LOOPS and (threads < 2 or D.shape[1] < 2)):
-        _small_tn(D, A, G)
+        _small_tn(D[:, :], A, G)  # typed as _par's column slices are: one compiled version, not two
     elif engine == ENGINE_BLAS:
         np.dot(D.T, A, G)
     else:
-        _par_tn(D, A, G, min(threads, D.shape[1]))
+        _par(np.int64(_TN), D, A, G, min(threads, D.shape[1]))
