@@ -23,7 +23,7 @@ from numba import njit, prange
 
 from .activations import _act_backward, _activate
 from .losses import _count_correct, _output_delta
-from .matmul import matmul_nn, matmul_nt, matmul_tn
+from .matmul import ENGINE_LOOPS, matmul_nn, matmul_nt, matmul_tn
 from .optimizers import _update
 from .schedules import _scheduled_lr
 
@@ -123,6 +123,7 @@ def _train_epoch(params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_of
     correct = 0
     lr = _scheduled_lr(sched_code, sched_p, base_lr, epoch_idx)
     dummy = Xb[:0]
+    upd_threads = mm[1] if mm[0] == ENGINE_LOOPS else 1  # never beside BLAS's threads
     for bi in range((n + batch_size - 1) // batch_size):
         start = bi * batch_size
         rows = min(batch_size, n - start)
@@ -141,7 +142,7 @@ def _train_epoch(params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_of
         _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap, dummy, True, False, mm)
         if per_step:
             lr = _scheduled_lr(sched_code, sched_p, base_lr, step0 + bi)
-        _update(params, grad, state, opt_code, hyper, lr, step0 + bi + 1, clip)
+        _update(params, grad, state, opt_code, hyper, lr, step0 + bi + 1, clip, upd_threads)
     return loss_sum, correct, -1, lr
 
 

@@ -36,3 +36,23 @@ def test_sweep_lr_smoke(tmp_path):
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "o" / "trials.csv").read_text().count("\n") == 3
     assert (tmp_path / "o" / "accuracy_vs_lr.png").stat().st_size > 1000
+
+
+def test_bench_smoke(tmp_path):
+    out = tmp_path / "b.json"
+    r = run("bench.py", "--quick", "--only", "tiny", "--peers", "none", "--training", "--sweep", "--json", out)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    rep = json.loads(out.read_text())
+    (res,) = [x for x in rep["results"] if x["framework"] == "fastbp" and x["dtype"] == "float32"]
+    assert res["samples_per_second"] > 0 and res["memory"]["peak_rss"] > 0
+    assert set(rep["training"]["variants"]) >= {"sgd", "adam", "sgd + validation (10%) + progress bar"}
+    assert rep["sweep"]["trials"] == 48 and len(rep["sweep"]["fit_seconds"]) == 3
+    assert "| tiny | 64-32-10 |" in r.stdout and "fastbp.sweep is faster by" in r.stdout
+
+
+def test_profile_epoch_smoke():
+    r = run("profile_epoch.py", "--only", "tiny", "--samples", "256", "--repeats", "1")
+    assert r.returncode == 0, r.stderr
+    assert "forward products" in r.stdout and "the fused epoch" in r.stdout

@@ -1,0 +1,170 @@
+#!/usr/bin/env python
+"""Where the time of one training epoch goes: each phase of the batch loop timed alone.
+
+Every phase runs in its own compiled loop over the same batches, with the same
+buffers, engine and thread count as ``Network.fit``; the last row is the real
+fused epoch (``_train_epoch``). The phases' sum exceeds the epoch a little when
+the epoch overlaps them (caches stay warm from one phase to the next).
+
+    python scripts/profile_epoch.py                        # the four benchmark configs
+    python scripts/profile_epoch.py --config 784,512,10:64:20000 --optimizer adam
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+from numba import njit
+
+try:
+    import fastbp
+except ImportError:  # run from a checkout without `pip install -e .`
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
+    import fastbp
+
+from fastbp.activations import _act_backward, _activate
+from fastbp.bench import CONFIGS, parse_config
+from fastbp.kernels import _block, _loss_delta, _train_epoch, _weights
+from fastbp.losses import _count_correct
+from fastbp.matmul import ENGINE_BLAS, matmul_nn, matmul_nt, matmul_tn
+from fastbp.optimizers import _update
+
+PHASES = ("gather rows", "forward products (A Wᵀ)", "bias + activation", "cost + output δ + accuracy",
+          "weight-gradient products (δᵀ A)", "input-gradient products (δ W)", "bias gradient + f'(z)",
+          "optimizer update")
+
+
+@njit(cache=False)
+def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_off, acts, act_p, loss_code,
+           acc_mode, opt_code, hyper, lr, Xb, Zb, Ab, Db, mm):
+    n = perm.shape[0]
+    cap = Xb.shape[0]
+    L = sizes.shape[0] - 1
+    out = 0.0
+    for bi in range(n // batch_size):
+        start = bi * batch_size
+        rows = batch_size
+        idx = perm[start : start + rows]
+        A0 = Xb[:rows]
+        if which == 0:
+            for i in range(rows):
+                r = idx[i]
+                for j in range(sizes[0]):
+                    A0[i, j] = X[r, j]
+        elif which == 1:
+            a = A0
+            for l in range(L):
+                matmul_nt(a, _weights(params, sizes, w_off, l), _block(Zb, sizes, l, cap, rows), mm[0], mm[1])
+                a = _block(Ab, sizes, l, cap, rows)
+        elif which == 2:
+            for l in range(L):
+                _activate(_block(Zb, sizes, l, cap, rows), _block(Ab, sizes, l, cap, rows),
+                          params[b_off[l] : b_off[l] + sizes[l + 1]], acts[l], act_p[l, 0], act_p[l, 1])
+        elif which == 3:
+            out += _loss_delta(Y, idx, sizes, acts, act_p, loss_code, Zb, Ab, Db, cap, rows, 1.0 / rows)
+            out += _count_correct(_block(Ab, sizes, L - 1, cap, rows), Y, idx, acc_mode)
+        elif which == 4:
+            for l in range(L):
+                a_prev = A0 if l == 0 else _block(Ab, sizes, l - 1, cap, rows)
+                matmul_tn(_block(Db, sizes, l, cap, rows), a_prev, _weights(grad, sizes, w_off, l), mm[0], mm[1])
+        elif which == 5:
+            for l in range(1, L):
+                matmul_nn(_block(Db, sizes, l, cap, rows), _weights(params, sizes, w_off, l),
+                          _block(Db, sizes, l - 1, cap, rows), mm[0], mm[1])
+        elif which == 6:
+            for l in range(L):
+                D = _block(Db, sizes, l, cap, rows)
+                m = sizes[l + 1]
+                gb = grad[b_off[l] : b_off[l] + m]
+                gb[:] = 0
+                for i in range(rows):
+                    for j in range(m):
+                        gb[j] += D[i, j]
+            for l in range(L - 1):  # in place, as in _backward (ReLU's 0/1 mask: repeating it changes nothing)
+                _act_backward(_block(Db, sizes, l, cap, rows), _block(Zb, sizes, l, cap, rows),
+                              _block(Ab, sizes, l, cap, rows), acts[l], act_p[l, 0], act_p[l, 1])
+        else:
+            _update(params, grad, state, opt_code, hyper, lr * 0.0, bi + 1, 0.0)
+    return out
+
+
+def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, seed=0):
+    """Per-batch microseconds of each phase and of the real epoch, for one configuration."""
+    rng = np.random.default_rng(seed)
+    samples -= samples % batch
+    X = rng.standard_normal((samples, sizes[0])).astype(dtype)
+    y = rng.integers(0, sizes[-1], samples)
+    net = fastbp.Network(sizes, activation="relu", output="softmax", loss="cross_entropy", dtype=dtype, seed=seed)
+    opt = {"sgd": fastbp.SGD(lr=0.01), "adam": fastbp.Adam(lr=1e-3)}[optimizer]
+    net.fit(X[: 2 * batch], y[: 2 * batch], epochs=1, batch_size=batch, optimizer=opt, verbose=0)  # compile
+    X, Y = net._check_Xy(X, y)
+    Xb = np.empty((batch, sizes[0]), dtype=dtype)
+    Zb, Ab, Db = net._work(batch)
+    grad = np.zeros(net.n_params, dtype=dtype)
+    state = net._opt_state
+    lay, w_off, b_off, acts, act_p = net._kernel_layout()
+    mm = net._matmul_config(batch)
+    perm = rng.permutation(samples).astype(np.int64)
+    hyper = opt.hyper_vector()
+    sched_p = np.zeros(3)
+    args = (net.params, grad, state, X, Y, perm, batch, lay, w_off, b_off, acts, act_p, net._loss_code,
+            net._acc_mode, opt.code, hyper, 0.0)
+
+    def epoch():
+        _train_epoch(net.params, grad, state, X, Y, perm, batch, lay, w_off, b_off, acts, act_p, net._loss_code,
+                     net._acc_mode, opt.code, hyper, 1e-9, 0.0, 0, sched_p, False, 0, 0, Xb, Zb, Ab, Db, mm)
+
+    epoch()  # fills the buffers with the values a real epoch leaves there
+    times = {k: [] for k in (*PHASES, "the fused epoch")}
+    for _ in range(repeats):  # interleaved, so a slow spell hits every phase alike
+        for k, name in enumerate(PHASES):
+            t0 = time.perf_counter()
+            _phase(k, *args, Xb, Zb, Ab, Db, mm)
+            times[name].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        epoch()
+        times["the fused epoch"].append(time.perf_counter() - t0)
+    n_batches = samples // batch
+    us = {k: 1e6 * statistics.median(v) / n_batches for k, v in times.items()}
+    return us, {"engine": "BLAS" if mm[0] == ENGINE_BLAS else "compiled loops", "threads": int(mm[1]),
+                "batches": n_batches}
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", help=f"comma-separated, from {', '.join(CONFIGS)} (default: all)")
+    p.add_argument("--config", action="append", type=parse_config, default=[], metavar="SIZES:BATCH:SAMPLES",
+                   help="an extra configuration such as 784,512,10:64:20000 (repeatable)")
+    p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs per phase, median quoted (default 5)")
+    p.add_argument("--samples", type=int, help="cap the samples per configuration (a quicker run)")
+    args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error(f"--repeats: expected an integer >= 1, got {args.repeats}")
+    names = list(CONFIGS) if args.only is None else [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        p.error(f"--only: unknown configuration {unknown[0]!r}; expected some of {list(CONFIGS)}")
+    configs = {n: CONFIGS[n] for n in names} | dict(args.config)
+    for name, (sizes, batch, samples) in configs.items():
+        if args.samples:
+            samples = max(batch, min(samples, args.samples))
+        us, info = profile(sizes, batch, samples, args.optimizer, args.dtype, args.repeats)
+        total = us["the fused epoch"]
+        print(f"\n{name}: {'-'.join(map(str, sizes))}, batch {batch}, {args.dtype}, {args.optimizer}, "
+              f"{info['engine']} on {info['threads']} thread(s), {info['batches']} batches")
+        print("| phase | µs per batch | share of the epoch |")
+        print("|---|---:|---:|")
+        for k, v in us.items():
+            print(f"| {k} | {v:,.1f} | {100 * v / total:.0f}% |")
+        print(f"| (sum of the phases) | {sum(v for k, v in us.items() if k in PHASES):,.1f} | |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
