@@ -43,6 +43,7 @@ def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_o
     n = perm.shape[0]
     cap = Xb.shape[0]
     L = sizes.shape[0] - 1
+    upd_threads = mm[1] if mm[0] != ENGINE_BLAS else 1  # as _train_epoch does
     out = 0.0
     for bi in range(n // batch_size):
         start = bi * batch_size
@@ -87,7 +88,7 @@ def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_o
                 _act_backward(_block(Db, sizes, l, cap, rows), _block(Zb, sizes, l, cap, rows),
                               _block(Ab, sizes, l, cap, rows), acts[l], act_p[l, 0], act_p[l, 1])
         else:
-            _update(params, grad, state, opt_code, hyper, lr * 0.0, bi + 1, 0.0)
+            _update(params, grad, state, opt_code, hyper, lr * 0.0, bi + 1, 0.0, upd_threads)
     return out
 
 
