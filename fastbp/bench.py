@@ -25,6 +25,7 @@ This module imports only the standard library at the top, so that ``fastbp
 """
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -220,7 +221,7 @@ def _spawn(spec, timeout, env=None):
     if spec["framework"] == "jax":
         full_env.setdefault("JAX_PLATFORMS", "cpu")
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=full_env)
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, env=full_env)
     except subprocess.TimeoutExpired:
         return [{"error": f"timed out after {timeout:.0f} s"}]
     out = [json.loads(line[len(MARK):]) for line in proc.stdout.splitlines() if line.startswith(MARK)]
@@ -383,7 +384,7 @@ def _startup(timeout, wait_idle=0):
                 _wait_idle(wait_idle)
             t0 = time.perf_counter()
             try:
-                proc = subprocess.run([sys.executable, "-c", STARTUP_SCRIPT], capture_output=True, text=True,
+                proc = subprocess.run([sys.executable, "-c", STARTUP_SCRIPT], check=False, capture_output=True, text=True,
                                       env=env, timeout=timeout)
             except subprocess.TimeoutExpired:
                 return {"error": f"timed out after {timeout:.0f} s"}
@@ -491,7 +492,7 @@ def _section(args, base, framework, job):
     """Run one of the extra sections (a worker of its own); its result dict with the load seen."""
     out, busy, during, attempts = _measure({"framework": framework, **base, "jobs": [job]}, args, args.timeout)
     r = {"busy_before": busy, "foreign_load": during, "attempts": attempts, **out[0]}
-    _log("  " + (r["error"] if "error" in r else "done"))
+    _log("  " + r.get("error", "done"))
     return r
 
 
@@ -524,9 +525,9 @@ def _width_sweep(args, peers, base, repeats):
 
 LABELS = {"fastbp": "fastbp float32", "torch": "PyTorch eager", "jax": "JAX jit (lax.scan)",
           "sklearn": "scikit-learn MLPClassifier", "matmul": "matrix products alone (BLAS)"}
-STYLES = {"fastbp": dict(color="C3", marker="o", lw=2.2), "torch": dict(color="C0", marker="s"),
-          "jax": dict(color="C2", marker="^"), "sklearn": dict(color="C1", marker="v"),
-          "matmul": dict(color="0.45", marker=".", ls="--")}
+STYLES = {"fastbp": {"color": "C3", "marker": "o", "lw": 2.2}, "torch": {"color": "C0", "marker": "s"},
+          "jax": {"color": "C2", "marker": "^"}, "sklearn": {"color": "C1", "marker": "v"},
+          "matmul": {"color": "0.45", "marker": ".", "ls": "--"}}
 
 
 def _plot(path, sweep, machine):
@@ -673,7 +674,7 @@ def _print_report(report, configs, results, peers, missing, wanted, args):
         print("|---|---:|---:|---:|---:|---:|---:|")
         for n, r in mem:
             mm = r["memory"]
-            star = " **" if n == MEMORY_CONFIG else ""
+            star = " (the target)" if n == MEMORY_CONFIG else ""
             print(f"| {n}{star} | {_mib(mm['peak_rss'])} | {_mib(mm['bound'])} | {_mib(mm['baseline_rss'])} | "
                   f"{_mib(mm['data_bytes'])} | {_mib(mm['params_bytes_x4'])} | {_mib(mm['work_bytes'])} |")
 
@@ -899,7 +900,7 @@ def _work_jax(job, spec, state):
     X, y = _make_data(layers, n, spec["seed"])
     rng = np.random.default_rng(spec["seed"])
     params = []
-    for a, b in zip(layers[:-1], layers[1:]):
+    for a, b in itertools.pairwise(layers):
         lim = (6.0 / (a + b)) ** 0.5
         params.append((jnp.asarray(rng.uniform(-lim, lim, (b, a)).astype(np.float32)),
                        jnp.zeros(b, jnp.float32)))
@@ -1004,7 +1005,7 @@ def _work_matmul(job, spec, state):
     layers, batch, n, dtype, repeats = job["layers"], job["batch"], job["samples"], job["dtype"], job["repeats"]
     rng = np.random.default_rng(spec["seed"])
     B = min(batch, n)
-    pairs = list(zip(layers[:-1], layers[1:]))
+    pairs = list(itertools.pairwise(layers))
     # Tuples of same-typed arrays (one per layer): Numba indexes them in its loop.
     A = tuple(rng.standard_normal((B, a)).astype(dtype) for a, b in pairs)
     W = tuple(rng.standard_normal((b, a)).astype(dtype) for a, b in pairs)
@@ -1027,7 +1028,7 @@ def _work_matmul(job, spec, state):
         t0 = time.perf_counter()
         products(A, W, D, Z, G, E, count)
         times.append(time.perf_counter() - t0)
-    macs = sum(B * a * b * (3 if l > 0 else 2) for l, (a, b) in enumerate(zip(layers[:-1], layers[1:])))
+    macs = sum(B * a * b * (3 if l > 0 else 2) for l, (a, b) in enumerate(itertools.pairwise(layers)))
     res = _summary(times, n, counted=count * B)
     res.update({"version": f"numba {numba.__version__}, scipy {scipy.__version__}", "warmup_seconds": warm,
                 "batches_timed": count, "gflops": 2 * macs * count / res["median_seconds"] / 1e9})
@@ -1116,7 +1117,7 @@ def _work_sweep(job, spec, state):
         from sklearn.model_selection import GridSearchCV
         from sklearn.neural_network import MLPClassifier
 
-        cut = len(X) - int(round(0.2 * len(X)))  # fastbp's validation_split: the last 20% of the rows
+        cut = len(X) - round(0.2 * len(X))  # fastbp's validation_split: the last 20% of the rows
         clf = MLPClassifier(hidden_layer_sizes=(32,), solver="sgd", batch_size=32, max_iter=epochs, alpha=0.0,
                             nesterovs_momentum=False, learning_rate="constant", early_stopping=False, tol=0.0,
                             n_iter_no_change=epochs + 1, shuffle=True)

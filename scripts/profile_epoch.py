@@ -29,7 +29,7 @@ from fastbp.activations import _act_backward, _activate
 from fastbp.bench import CONFIGS, parse_config
 from fastbp.kernels import _block, _loss_delta, _train_epoch, _weights
 from fastbp.losses import _count_correct
-from fastbp.matmul import ENGINE_BLAS, matmul_nn, matmul_nt, matmul_tn
+from fastbp.matmul import ENGINE_BLAS, ENGINE_LOOPS, matmul_nn, matmul_nt, matmul_tn
 from fastbp.optimizers import _update
 
 PHASES = ("gather rows", "forward products (A Wᵀ)", "bias + activation", "cost + output δ + accuracy",
@@ -92,8 +92,11 @@ def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_o
     return out
 
 
-def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, seed=0):
-    """Per-batch microseconds of each phase and of the real epoch, for one configuration."""
+def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, seed=0, engine="auto"):
+    """Per-batch microseconds of each phase and of the real epoch, for one configuration.
+
+    ``engine`` "blas" or "loops" overrides the network's choice, to see what the other engine would cost.
+    """
     rng = np.random.default_rng(seed)
     samples -= samples % batch
     X = rng.standard_normal((samples, sizes[0])).astype(dtype)
@@ -108,6 +111,8 @@ def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, 
     state = net._opt_state
     lay, w_off, b_off, acts, act_p = net._kernel_layout()
     mm = net._matmul_config(batch)
+    if engine != "auto":
+        mm[0] = ENGINE_BLAS if engine == "blas" else ENGINE_LOOPS
     perm = rng.permutation(samples).astype(np.int64)
     hyper = opt.hyper_vector()
     sched_p = np.zeros(3)
@@ -142,6 +147,8 @@ def main(argv=None):
                    help="an extra configuration such as 784,512,10:64:20000 (repeatable)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    p.add_argument("--engine", choices=("auto", "blas", "loops"), default="auto",
+                   help="the products' engine: the network's own choice (default), or forced")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per phase, median quoted (default 5)")
     p.add_argument("--samples", type=int, help="cap the samples per configuration (a quicker run)")
     args = p.parse_args(argv)
@@ -155,7 +162,7 @@ def main(argv=None):
     for name, (sizes, batch, samples) in configs.items():
         if args.samples:
             samples = max(batch, min(samples, args.samples))
-        us, info = profile(sizes, batch, samples, args.optimizer, args.dtype, args.repeats)
+        us, info = profile(sizes, batch, samples, args.optimizer, args.dtype, args.repeats, engine=args.engine)
         total = us["the fused epoch"]
         print(f"\n{name}: {'-'.join(map(str, sizes))}, batch {batch}, {args.dtype}, {args.optimizer}, "
               f"{info['engine']} on {info['threads']} thread(s), {info['batches']} batches")
