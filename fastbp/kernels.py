@@ -23,7 +23,7 @@ from numba import njit, prange
 
 from .activations import _act_backward, _activate
 from .losses import _count_correct, _output_delta
-from .matmul import ENGINE_LOOPS, matmul_nn, matmul_nt, matmul_tn
+from .matmul import matmul_nn, matmul_nt, matmul_tn
 from .optimizers import _update
 from .schedules import _scheduled_lr
 
@@ -56,7 +56,7 @@ def _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap, mm):
         b = params[b_off[l] : b_off[l] + sizes[l + 1]]
         Z = _block(Zb, sizes, l, cap, rows)
         A = _block(Ab, sizes, l, cap, rows)
-        matmul_nt(a, W, Z, mm[0], mm[1])
+        matmul_nt(a, W, Z, mm)
         _activate(Z, A, b, acts[l], act_p[l, 0], act_p[l, 1])
         a = A
     return a
@@ -78,7 +78,7 @@ def _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, ca
         if want_param_grad:
             a_prev = A0 if l == 0 else _block(Ab, sizes, l - 1, cap, rows)
             gW = _weights(grad, sizes, w_off, l)
-            matmul_tn(D, a_prev, gW, mm[0], mm[1])
+            matmul_tn(D, a_prev, gW, mm)
             m = sizes[l + 1]
             gb = grad[b_off[l] : b_off[l] + m]
             gb[:] = 0
@@ -87,11 +87,11 @@ def _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, ca
                     gb[j] += D[i, j]
         if l > 0:
             Dp = _block(Db, sizes, l - 1, cap, rows)
-            matmul_nn(D, W, Dp, mm[0], mm[1])
+            matmul_nn(D, W, Dp, mm)
             _act_backward(Dp, _block(Zb, sizes, l - 1, cap, rows), _block(Ab, sizes, l - 1, cap, rows),
                           acts[l - 1], act_p[l - 1, 0], act_p[l - 1, 1])
         elif want_input_grad:
-            matmul_nn(D, W, dA0, mm[0], mm[1])
+            matmul_nn(D, W, dA0, mm)
 
 
 @njit(cache=True, error_model="numpy")
@@ -123,7 +123,6 @@ def _train_epoch(params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_of
     correct = 0
     lr = _scheduled_lr(sched_code, sched_p, base_lr, epoch_idx)
     dummy = Xb[:0]
-    upd_threads = mm[1] if mm[0] == ENGINE_LOOPS else 1  # never beside BLAS's threads
     for bi in range((n + batch_size - 1) // batch_size):
         start = bi * batch_size
         rows = min(batch_size, n - start)
@@ -142,7 +141,7 @@ def _train_epoch(params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_of
         _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap, dummy, True, False, mm)
         if per_step:
             lr = _scheduled_lr(sched_code, sched_p, base_lr, step0 + bi)
-        _update(params, grad, state, opt_code, hyper, lr, step0 + bi + 1, clip, upd_threads)
+        _update(params, grad, state, opt_code, hyper, lr, step0 + bi + 1, clip, mm)
     return loss_sum, correct, -1, lr
 
 
@@ -157,7 +156,7 @@ def _train_population(P, G, S, X, Y, perms, batch_size, sizes, w_off, b_off, act
     trained here is bitwise the one ``Network.fit`` gives where fit takes the
     same loops (see matmul.py).
     """
-    mm = np.array([0, 1], dtype=np.int64)  # ENGINE_LOOPS on one thread
+    mm = None  # one core, the compiled loops
     for t in prange(P.shape[0]):
         loss, correct, bad, lr = _train_epoch(
             P[t], G[t], S[t], X, Y, perms[t], batch_size, sizes, w_off, b_off, acts, act_p, loss_code, acc_mode,
@@ -229,7 +228,7 @@ def _predict(params, X, out, sizes, w_off, b_off, acts, act_p, Zb, Ab, mm):
 def _evaluate_population(P, X, Y, sizes, w_off, b_off, acts, act_p, loss_code, acc_mode, Zb, Ab, Db,
                          out_loss, out_correct):
     """Summed cost and correct count of every network of a population on X, Y (row t of P is network t)."""
-    mm = np.array([0, 1], dtype=np.int64)  # ENGINE_LOOPS on one thread
+    mm = None  # one core, the compiled loops
     no_grad = np.zeros(0, dtype=P.dtype)
     no_dX = np.zeros((0, X.shape[1]), dtype=P.dtype)
     for t in prange(P.shape[0]):

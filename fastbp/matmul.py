@@ -191,37 +191,47 @@ def _par(kind, X, W, Out, T):
                 _small_nn(X[r0:r1], W, Out[r0:r1])
 
 
+# ``mm`` is ``None`` for one core with the compiled loops, or [engine, threads].
+# ``mm is None`` is resolved by Numba before typing (dead-branch pruning), so a
+# network that never needs BLAS or a second core compiles neither: ~7 s less
+# first compile for small networks.
+
+
 @njit(cache=True, error_model="numpy")
-def matmul_nt(A, W, Z, engine, threads):
+def _serial(mm, macs):
+    """Whether a product of ``macs`` multiply-adds runs on one core in the compiled loops."""
+    return macs < SERIAL_MACS or (mm[0] == ENGINE_LOOPS and mm[1] < 2)
+
+
+@njit(cache=True, error_model="numpy")
+def matmul_nt(A, W, Z, mm=None):
     """Z = A Wᵀ (the forward product)."""
-    macs = A.shape[0] * A.shape[1] * W.shape[0]
-    if macs < SERIAL_MACS or (engine == ENGINE_LOOPS and threads < 2):
+    if mm is None or _serial(mm, A.shape[0] * A.shape[1] * W.shape[0]):
         _small_nt(A, W, Z)
-    elif engine == ENGINE_BLAS:
+    elif mm[0] == ENGINE_BLAS:
         np.dot(A, W.T, Z)
     else:
-        _par(np.int64(_NT), A, W, Z, min(threads, A.shape[0]))
+        _par(np.int64(_NT), A, W, Z, min(mm[1], A.shape[0]))
 
 
 @njit(cache=True, error_model="numpy")
-def matmul_nn(D, W, E, engine, threads):
+def matmul_nn(D, W, E, mm=None):
     """E = D W (the input gradient)."""
-    macs = D.shape[0] * D.shape[1] * W.shape[1]
-    if macs < SERIAL_MACS or (engine == ENGINE_LOOPS and threads < 2):
+    if mm is None or _serial(mm, D.shape[0] * D.shape[1] * W.shape[1]):
         _small_nn(D, W, E)
-    elif engine == ENGINE_BLAS:
+    elif mm[0] == ENGINE_BLAS:
         np.dot(D, W, E)
     else:
-        _par(np.int64(_NN), D, W, E, min(threads, D.shape[0]))
+        _par(np.int64(_NN), D, W, E, min(mm[1], D.shape[0]))
 
 
 @njit(cache=True, error_model="numpy")
-def matmul_tn(D, A, G, engine, threads):
+def matmul_tn(D, A, G, mm=None):
     """G = Dᵀ A (the weight gradient)."""
     macs = D.shape[0] * D.shape[1] * A.shape[1]
-    if macs < SERIAL_MACS or (engine == ENGINE_LOOPS and (threads < 2 or D.shape[1] < 2)):
+    if mm is None or _serial(mm, macs) or (mm[0] == ENGINE_LOOPS and D.shape[1] < 2):
         _small_tn(D[:, :], A, G)  # typed as _par's column slices are: one compiled version, not two
-    elif engine == ENGINE_BLAS:
+    elif mm[0] == ENGINE_BLAS:
         np.dot(D.T, A, G)
     else:
-        _par(np.int64(_TN), D, A, G, min(threads, D.shape[1]))
+        _par(np.int64(_TN), D, A, G, min(mm[1], D.shape[1]))

@@ -5,6 +5,7 @@ every input at the boundary, builds the work buffers once per call, and calls
 the fused epoch kernel once per epoch. Nothing here runs per batch.
 """
 
+import itertools
 import math
 import sys
 import time
@@ -18,8 +19,8 @@ from .callbacks import Progress, call_callback, check_callbacks, get_early_stopp
 from .kernels import _full_pass, _predict, _train_epoch
 from .layout import Layout
 from .losses import ACC_ARGMAX, ACC_NONE, ACC_THRESHOLD, DEFAULT_OUTPUT, LOSSES, get_loss
-from .matmul import choose_engine
-from .optimizers import SGD, Optimizer, get_optimizer
+from .matmul import ENGINE_LOOPS, SERIAL_MACS, choose_engine
+from .optimizers import PAR_UPDATE_MIN, SGD, Optimizer, get_optimizer
 from .schedules import get_schedule
 
 __all__ = ["Network", "History", "load"]
@@ -198,8 +199,16 @@ class Network:
         return lay.sizes_arr, lay.w_off, lay.b_off, self._acts, self._act_p
 
     def _matmul_config(self, rows):
-        """[engine, threads] for batches of ``rows`` samples (see matmul.py)."""
-        return np.array([choose_engine(self.layout.sizes, rows), numba.get_num_threads()], dtype=np.int64)
+        """How batches of ``rows`` samples run: ``None`` when every product and the update stay on one
+        core in the compiled loops (the kernels are then compiled without BLAS or threads), else
+        [engine, threads] (see matmul.py)."""
+        sizes = self.layout.sizes
+        engine = choose_engine(sizes, rows)
+        threads = numba.get_num_threads()
+        largest = max(rows * a * b for a, b in itertools.pairwise(sizes))
+        if engine == ENGINE_LOOPS and (threads < 2 or (largest < SERIAL_MACS and self.n_params < PAR_UPDATE_MIN)):
+            return None
+        return np.array([engine, threads], dtype=np.int64)
 
     def _work(self, rows, with_delta=True):
         width = sum(self.layout.sizes[1:])
@@ -216,7 +225,7 @@ class Network:
         Y = checks.check_y(y, X.shape[0], self.layout.sizes[-1], self.loss, self.dtype)
         return X, Y
 
-    def _pass(self, X, Y, param_grad=False, input_grad=False, work=None, mm=None):
+    def _pass(self, X, Y, param_grad=False, input_grad=False, work=None, mm="auto"):
         n = X.shape[0]
         Zb, Ab, Db = self._work(self._chunk_rows(n)) if work is None else work
         grad = np.zeros(self.n_params if param_grad else 0, dtype=self.dtype)
@@ -226,7 +235,7 @@ class Network:
         loss_sum, correct = _full_pass(self._params, X, Y, sizes, w_off, b_off, acts, act_p, self._loss_code,
                                        self._acc_mode, Zb, Ab, Db, param_grad, grad, gtmp, input_grad, dX,
                                        self._matmul_config(Zb.shape[0] // sum(self.layout.sizes[1:]))
-                                       if mm is None else mm)
+                                       if isinstance(mm, str) else mm)
         return loss_sum, correct, grad, dX
 
     # ------------------------------------------------------------------ public

@@ -21,6 +21,7 @@ import numpy as np
 from numba import njit, prange
 
 from .checks import check_positive_float
+from .matmul import ENGINE_LOOPS
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "OPTIMIZERS", "get_optimizer"]
 
@@ -209,11 +210,16 @@ PAR_UPDATE_MIN = 1 << 16
 
 
 @njit(cache=True, error_model="numpy")
-def _update(params, grad, state, code, hyper, lr, step, clip, threads=1):
-    """One step of the rule ``code`` with learning rate ``lr`` (already scheduled), on ``threads`` threads."""
+def _update(params, grad, state, code, hyper, lr, step, clip, mm=None):
+    """One step of the rule ``code`` with learning rate ``lr`` (already scheduled).
+
+    ``mm`` as for the products (matmul.py): ``None`` is one core; with the
+    compiled loops on several threads, a large update is split over them
+    (never beside BLAS's threads).
+    """
     c = _clip_scale(grad, clip)
-    if threads > 1 and params.shape[0] >= PAR_UPDATE_MIN:
-        _par_rule(params, grad, state, code, hyper, lr, step, c, threads)
+    if mm is not None and mm[0] == ENGINE_LOOPS and mm[1] > 1 and params.shape[0] >= PAR_UPDATE_MIN:
+        _par_rule(params, grad, state, code, hyper, lr, step, c, mm[1])
     else:
         _rule(params, grad, _slot(state, 0, params), _slot(state, 1, params), code, hyper, lr, step, c)
 

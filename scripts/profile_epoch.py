@@ -17,6 +17,7 @@ import sys
 import time
 
 import numpy as np
+import numba
 from numba import njit
 
 try:
@@ -43,7 +44,6 @@ def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_o
     n = perm.shape[0]
     cap = Xb.shape[0]
     L = sizes.shape[0] - 1
-    upd_threads = mm[1] if mm[0] != ENGINE_BLAS else 1  # as _train_epoch does
     out = 0.0
     for bi in range(n // batch_size):
         start = bi * batch_size
@@ -58,7 +58,7 @@ def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_o
         elif which == 1:
             a = A0
             for l in range(L):
-                matmul_nt(a, _weights(params, sizes, w_off, l), _block(Zb, sizes, l, cap, rows), mm[0], mm[1])
+                matmul_nt(a, _weights(params, sizes, w_off, l), _block(Zb, sizes, l, cap, rows), mm)
                 a = _block(Ab, sizes, l, cap, rows)
         elif which == 2:
             for l in range(L):
@@ -70,11 +70,11 @@ def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_o
         elif which == 4:
             for l in range(L):
                 a_prev = A0 if l == 0 else _block(Ab, sizes, l - 1, cap, rows)
-                matmul_tn(_block(Db, sizes, l, cap, rows), a_prev, _weights(grad, sizes, w_off, l), mm[0], mm[1])
+                matmul_tn(_block(Db, sizes, l, cap, rows), a_prev, _weights(grad, sizes, w_off, l), mm)
         elif which == 5:
             for l in range(1, L):
                 matmul_nn(_block(Db, sizes, l, cap, rows), _weights(params, sizes, w_off, l),
-                          _block(Db, sizes, l - 1, cap, rows), mm[0], mm[1])
+                          _block(Db, sizes, l - 1, cap, rows), mm)
         elif which == 6:
             for l in range(L):
                 D = _block(Db, sizes, l, cap, rows)
@@ -88,7 +88,7 @@ def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_o
                 _act_backward(_block(Db, sizes, l, cap, rows), _block(Zb, sizes, l, cap, rows),
                               _block(Ab, sizes, l, cap, rows), acts[l], act_p[l, 0], act_p[l, 1])
         else:
-            _update(params, grad, state, opt_code, hyper, lr * 0.0, bi + 1, 0.0, upd_threads)
+            _update(params, grad, state, opt_code, hyper, lr * 0.0, bi + 1, 0.0, mm)
     return out
 
 
@@ -112,7 +112,7 @@ def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, 
     lay, w_off, b_off, acts, act_p = net._kernel_layout()
     mm = net._matmul_config(batch)
     if engine != "auto":
-        mm[0] = ENGINE_BLAS if engine == "blas" else ENGINE_LOOPS
+        mm = np.array([ENGINE_BLAS if engine == "blas" else ENGINE_LOOPS, numba.get_num_threads()], dtype=np.int64)
     perm = rng.permutation(samples).astype(np.int64)
     hyper = opt.hyper_vector()
     sched_p = np.zeros(3)
@@ -135,7 +135,8 @@ def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, 
         times["the fused epoch"].append(time.perf_counter() - t0)
     n_batches = samples // batch
     us = {k: 1e6 * statistics.median(v) / n_batches for k, v in times.items()}
-    return us, {"engine": "BLAS" if mm[0] == ENGINE_BLAS else "compiled loops", "threads": int(mm[1]),
+    return us, {"engine": "BLAS" if mm is not None and mm[0] == ENGINE_BLAS else "compiled loops",
+                "threads": 1 if mm is None else int(mm[1]),
                 "batches": n_batches}
 
 

@@ -13,15 +13,16 @@ SHAPES = [(3, 5, 2), (32, 64, 32), (127, 300, 33), (65, 511, 129), (128, 784, 25
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n, k, m", SHAPES)
-@pytest.mark.parametrize("engine", [ENGINE_LOOPS, ENGINE_BLAS])
+@pytest.mark.parametrize("engine", [None, ENGINE_LOOPS, ENGINE_BLAS], ids=["one-core", "loops", "blas"])
 def test_products_match_numpy(dtype, n, k, m, engine):
+    mm = None if engine is None else np.array([engine, 2])
     A = RNG.standard_normal((n, k)).astype(dtype)
     W = RNG.standard_normal((m, k)).astype(dtype)
     D = RNG.standard_normal((n, m)).astype(dtype)
     Z, E, G = np.empty((n, m), dtype), np.empty((n, k), dtype), np.empty((m, k), dtype)
-    matmul_nt(A, W, Z, engine, 2)
-    matmul_nn(D, W, E, engine, 2)
-    matmul_tn(D, A, G, engine, 2)
+    matmul_nt(A, W, Z, mm)
+    matmul_nn(D, W, E, mm)
+    matmul_tn(D, A, G, mm)
     tol = dict(rtol=1e-4, atol=1e-4 * np.sqrt(k)) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(Z, A.astype(np.float64) @ W.T.astype(np.float64), **tol)
     np.testing.assert_allclose(E, D.astype(np.float64) @ W.astype(np.float64), **tol)
@@ -34,11 +35,11 @@ def test_split_over_threads_is_bitwise_the_same(n, k, m):
     W = RNG.standard_normal((m, k)).astype(np.float32)
     D = RNG.standard_normal((n, m)).astype(np.float32)
     results = []
-    for threads in (1, 2, 3):
+    for mm in (None, *(np.array([ENGINE_LOOPS, threads]) for threads in (1, 2, 3))):
         Z, E, G = np.empty((n, m), np.float32), np.empty((n, k), np.float32), np.empty((m, k), np.float32)
-        matmul_nt(A, W, Z, ENGINE_LOOPS, threads)
-        matmul_nn(D, W, E, ENGINE_LOOPS, threads)
-        matmul_tn(D, A, G, ENGINE_LOOPS, threads)
+        matmul_nt(A, W, Z, mm)
+        matmul_nn(D, W, E, mm)
+        matmul_tn(D, A, G, mm)
         results.append((Z, E, G))
     for other in results[1:]:
         for a, b in zip(results[0], other):
@@ -65,3 +66,20 @@ def test_engine_choice():
     assert choose_engine([64, 32, 10], 32) == ENGINE_LOOPS
     assert choose_engine([784, 256, 128, 10], 128) == ENGINE_LOOPS
     assert choose_engine([784, 2048, 2048, 10], 256) == ENGINE_BLAS
+
+
+def test_small_networks_compile_for_one_core():
+    # None: every product and the update on one core, so the kernels are compiled without BLAS or threads.
+    assert fastbp.Network([64, 32, 10])._matmul_config(32) is None
+    assert fastbp.Network([784, 2048, 2048, 10])._matmul_config(256)[0] == ENGINE_BLAS
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(2)
+        assert fastbp.Network([784, 256, 128, 10])._matmul_config(128).tolist() == [ENGINE_LOOPS, 2]
+        # Small products but enough parameters for a split update: not one core.
+        assert fastbp.Network([1000, 100, 10])._matmul_config(8) is not None
+        numba.set_num_threads(1)
+        assert fastbp.Network([784, 256, 128, 10])._matmul_config(128) is None
+    finally:
+        numba.set_num_threads(before)
+

@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 import fastbp
+from fastbp.matmul import ENGINE_BLAS, ENGINE_LOOPS
+from fastbp.optimizers import PAR_UPDATE_MIN, _update
 from fastbp.schedules import _scheduled_lr
 
 RNG = np.random.default_rng(42)
@@ -75,6 +77,26 @@ def test_optimizer_matches_reference(opt):
     net.fit(X, Y, epochs=25, batch_size=len(X), optimizer=opt, shuffle=False, verbose=0)
     ref = _reference(opt, 25)
     np.testing.assert_allclose(net.params, ref, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("opt", OPTIMIZERS, ids=repr)
+def test_update_split_over_threads_is_bitwise_the_same(opt):
+    # Above PAR_UPDATE_MIN the update runs in parts on the threads; beside BLAS, or with mm None, on one core.
+    n = 2 * PAR_UPDATE_MIN + 37
+    rng = np.random.default_rng(3)
+    start = rng.standard_normal(n).astype(np.float32)
+    grads = (0.1 * rng.standard_normal((4, n))).astype(np.float32)
+    results = []
+    for mm in (None, np.array([ENGINE_LOOPS, 2]), np.array([ENGINE_LOOPS, 3]), np.array([ENGINE_BLAS, 2])):
+        p = start.copy()
+        state = np.zeros((opt.n_slots, n), np.float32)
+        for step, g in enumerate(grads, 1):
+            _update(p, g, state, opt.code, opt.hyper_vector(), 0.01, step, 0.5, mm)
+        results.append((p, state))
+    assert not np.array_equal(results[0][0], start)
+    for p, state in results[1:]:
+        np.testing.assert_array_equal(p, results[0][0])
+        np.testing.assert_array_equal(state, results[0][1])
 
 
 def test_clip_norm_matches_reference():
