@@ -163,7 +163,11 @@ def main(argv=None):
             print("usage: python -m fastbp.bench --worker SPEC_JSON", file=sys.stderr)
             return 2
         return _worker(json.loads(argv[1]))
-    return run(_parser().parse_args(argv))
+    try:
+        return run(_parser().parse_args(argv))
+    except ValueError as e:  # a bad option value: one line, like argparse's own errors
+        print(f"fastbp bench: error: {e}", file=sys.stderr)
+        return 2
 
 
 # ----------------------------------------------------------------------------- the parent
@@ -195,8 +199,10 @@ def _selected_configs(args):
     configs = {n: CONFIGS[n] for n in names}
     for name, cfg in args.config:
         configs[name] = cfg
-    if not configs and not (args.training or args.sweep):
-        raise ValueError("no configuration selected (see --only and --config)")
+    startup = not (args.quick or args.no_startup)
+    if not configs and not (args.training or args.sweep or args.plot or startup):
+        raise ValueError("--only: no configuration and no other section selected (see --config, --training, "
+                         "--sweep, --plot and the start-up timings, which --quick and --no-startup turn off)")
     if args.quick:
         configs = {n: (s, b, min(n_, max(2 * b, 1024))) for n, (s, b, n_) in configs.items()}
     return configs

@@ -58,3 +58,14 @@ def test_profile_epoch_smoke():
     assert "BLAS on" in r.stdout and "forward products" in r.stdout and "the fused epoch" in r.stdout
     rows = [ln.split("|") for ln in r.stdout.splitlines() if ln.startswith("| ") and "µs" not in ln]
     assert len(rows) == 10 and all(float(c[2].replace(",", "")) > 0 for c in rows)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--only", "nope"], "unknown configuration 'nope'"),
+    (["--only", "none", "--quick"], "no configuration and no other section"),
+    (["--repeats", "0"], "--repeats: expected an integer >= 1, got 0"),
+])
+def test_bench_bad_options_are_one_line_errors(args, message):
+    r = run("bench.py", *args)
+    assert r.returncode == 2
+    assert message in r.stderr and "Traceback" not in r.stderr
