@@ -16,8 +16,8 @@ import statistics
 import sys
 import time
 
-import numpy as np
 import numba
+import numpy as np
 from numba import njit
 
 try:
@@ -143,7 +143,8 @@ def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", help=f"comma-separated, from {', '.join(CONFIGS)} (default: all)")
+    p.add_argument("--only", help=f"comma-separated, from {', '.join(CONFIGS)} "
+                                  "(default: all of them, or none when --config is given)")
     p.add_argument("--config", action="append", type=parse_config, default=[], metavar="SIZES:BATCH:SAMPLES",
                    help="an extra configuration such as 784,512,10:64:20000 (repeatable)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
@@ -155,7 +156,10 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error(f"--repeats: expected an integer >= 1, got {args.repeats}")
-    names = list(CONFIGS) if args.only is None else [s.strip() for s in args.only.split(",") if s.strip()]
+    if args.only is None:  # all built-in configurations, unless --config names others
+        names = [] if args.config else list(CONFIGS)
+    else:
+        names = [s.strip() for s in args.only.split(",") if s.strip() and s.strip() != "none"]
     unknown = [n for n in names if n not in CONFIGS]
     if unknown:
         p.error(f"--only: unknown configuration {unknown[0]!r}; expected some of {list(CONFIGS)}")

@@ -23,7 +23,7 @@ def test_products_match_numpy(dtype, n, k, m, engine):
     matmul_nt(A, W, Z, mm)
     matmul_nn(D, W, E, mm)
     matmul_tn(D, A, G, mm)
-    tol = dict(rtol=1e-4, atol=1e-4 * np.sqrt(k)) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-10)
+    tol = {"rtol": 1e-4, "atol": 1e-4 * np.sqrt(k)} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-10}
     np.testing.assert_allclose(Z, A.astype(np.float64) @ W.T.astype(np.float64), **tol)
     np.testing.assert_allclose(E, D.astype(np.float64) @ W.astype(np.float64), **tol)
     np.testing.assert_allclose(G, D.T.astype(np.float64) @ A.astype(np.float64), **tol)
