@@ -63,6 +63,15 @@ def _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap, mm):
 
 
 @njit(cache=True, error_model="numpy")
+def _bias_grad(D, gb):
+    """∂C/∂b = Σ over the batch's rows of δ, into gb."""
+    gb[:] = 0
+    for i in range(D.shape[0]):
+        for j in range(D.shape[1]):
+            gb[j] += D[i, j]
+
+
+@njit(cache=True, error_model="numpy")
 def _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap, dA0,
               want_param_grad, want_input_grad, mm):
     """Reverse mode from δ^L (already in Db) down to the input.
@@ -79,12 +88,7 @@ def _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, ca
             a_prev = A0 if l == 0 else _block(Ab, sizes, l - 1, cap, rows)
             gW = _weights(grad, sizes, w_off, l)
             matmul_tn(D, a_prev, gW, mm)
-            m = sizes[l + 1]
-            gb = grad[b_off[l] : b_off[l] + m]
-            gb[:] = 0
-            for i in range(rows):
-                for j in range(m):
-                    gb[j] += D[i, j]
+            _bias_grad(D, grad[b_off[l] : b_off[l] + sizes[l + 1]])
         if l > 0:
             Dp = _block(Db, sizes, l - 1, cap, rows)
             matmul_nn(D, W, Dp, mm)

@@ -28,7 +28,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 from fastbp.activations import _act_backward, _activate
 from fastbp.bench import CONFIGS, parse_config
-from fastbp.kernels import _block, _loss_delta, _train_epoch, _weights
+from fastbp.kernels import _bias_grad, _block, _loss_delta, _train_epoch, _weights
 from fastbp.losses import _count_correct
 from fastbp.matmul import ENGINE_BLAS, ENGINE_LOOPS, matmul_nn, matmul_nt, matmul_tn
 from fastbp.optimizers import _update
@@ -77,13 +77,7 @@ def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_o
                           _block(Db, sizes, l - 1, cap, rows), mm)
         elif which == 6:
             for l in range(L):
-                D = _block(Db, sizes, l, cap, rows)
-                m = sizes[l + 1]
-                gb = grad[b_off[l] : b_off[l] + m]
-                gb[:] = 0
-                for i in range(rows):
-                    for j in range(m):
-                        gb[j] += D[i, j]
+                _bias_grad(_block(Db, sizes, l, cap, rows), grad[b_off[l] : b_off[l] + sizes[l + 1]])
             for l in range(L - 1):  # in place, as in _backward (ReLU's 0/1 mask: repeating it changes nothing)
                 _act_backward(_block(Db, sizes, l, cap, rows), _block(Zb, sizes, l, cap, rows),
                               _block(Ab, sizes, l, cap, rows), acts[l], act_p[l, 0], act_p[l, 1])
