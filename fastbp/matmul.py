@@ -12,6 +12,8 @@ the summation order differs from BLAS's but is fixed: results are
 deterministic for a given shape.
 """
 
+import itertools
+
 import numpy as np
 from numba import njit, prange
 from numba.np.ufunc.parallel import _launch_threads
@@ -39,10 +41,14 @@ BLAS_FROM_MACS = 1 << 26
 ENGINE_LOOPS, ENGINE_BLAS = 0, 1
 
 
+def largest_product(sizes, rows):
+    """Multiply-adds of the largest of a layer's products for ``rows`` samples."""
+    return max(rows * a * b for a, b in itertools.pairwise(sizes))
+
+
 def choose_engine(sizes, rows):
     """ENGINE_BLAS if the largest product for ``rows`` samples is large enough for BLAS to win."""
-    largest = max(rows * a * b for a, b in zip(sizes[:-1], sizes[1:]))
-    return ENGINE_BLAS if largest >= BLAS_FROM_MACS else ENGINE_LOOPS
+    return ENGINE_BLAS if largest_product(sizes, rows) >= BLAS_FROM_MACS else ENGINE_LOOPS
 
 @njit(cache=True, error_model="numpy", fastmath=_FM)
 def _small_nt(A, W, Z):

@@ -5,7 +5,6 @@ every input at the boundary, builds the work buffers once per call, and calls
 the fused epoch kernel once per epoch. Nothing here runs per batch.
 """
 
-import itertools
 import math
 import sys
 import time
@@ -19,7 +18,7 @@ from .callbacks import Progress, call_callback, check_callbacks, get_early_stopp
 from .kernels import _full_pass, _predict, _train_epoch
 from .layout import Layout
 from .losses import ACC_ARGMAX, ACC_NONE, ACC_THRESHOLD, DEFAULT_OUTPUT, LOSSES, get_loss
-from .matmul import ENGINE_LOOPS, SERIAL_MACS, choose_engine
+from .matmul import ENGINE_LOOPS, SERIAL_MACS, choose_engine, largest_product
 from .optimizers import PAR_UPDATE_MIN, SGD, Optimizer, get_optimizer
 from .schedules import get_schedule
 
@@ -205,8 +204,8 @@ class Network:
         sizes = self.layout.sizes
         engine = choose_engine(sizes, rows)
         threads = numba.get_num_threads()
-        largest = max(rows * a * b for a, b in itertools.pairwise(sizes))
-        if engine == ENGINE_LOOPS and (threads < 2 or (largest < SERIAL_MACS and self.n_params < PAR_UPDATE_MIN)):
+        small = largest_product(sizes, rows) < SERIAL_MACS and self.n_params < PAR_UPDATE_MIN
+        if engine == ENGINE_LOOPS and (threads < 2 or small):
             return None
         return np.array([engine, threads], dtype=np.int64)
 
