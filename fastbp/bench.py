@@ -27,6 +27,7 @@ This module imports only the standard library at the top, so that ``fastbp
 import argparse
 import itertools
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -57,7 +58,7 @@ TRAINING_SAMPLES = 60000  # mnist-sized: 784-256-128-10, batch 128
 TRAINING_OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SWEEP_EPOCHS = 20
 SWEEP_SPACE = {"lr": [0.01, 0.03, 0.1, 0.3], "momentum": [0.0, 0.5, 0.9], "seed": [0, 1, 2, 3]}
-SWEEP_TRIALS = 48
+SWEEP_TRIALS = math.prod(len(v) for v in SWEEP_SPACE.values())  # 48
 WIDTHS = (64, 128, 256, 512, 1024, 2048, 4096)
 WIDTH_BATCH = 128
 STARTUP_TARGET_WARM = 1.5
@@ -390,8 +391,8 @@ def _startup(timeout, wait_idle=0):
                 _wait_idle(wait_idle)
             t0 = time.perf_counter()
             try:
-                proc = subprocess.run([sys.executable, "-c", STARTUP_SCRIPT], check=False, capture_output=True, text=True,
-                                      env=env, timeout=timeout)
+                proc = subprocess.run([sys.executable, "-c", STARTUP_SCRIPT], check=False, capture_output=True,
+                                      text=True, env=env, timeout=timeout)
             except subprocess.TimeoutExpired:
                 return {"error": f"timed out after {timeout:.0f} s"}
             wall = time.perf_counter() - t0
@@ -619,8 +620,7 @@ def _print_report(report, configs, results, peers, missing, wanted, args):
 
         def cell(fw, dtype="float32", name=name):
             r = results.get((name, fw, dtype)) or {}
-            load = max([x for x in (r.get("busy_before"), r.get("foreign_load")) if x is not None] or [0.0])
-            return _fmt(r.get("samples_per_second")) + ("*" if load > BUSY_WARN else "")
+            return _fmt(r.get("samples_per_second")) + ("*" if _load(r) > BUSY_WARN else "")
 
         row = [name, "-".join(map(str, sizes)), str(batch), f"{samples:,}", cell("fastbp"), cell("fastbp", "float64"),
                cell("torch"), cell("jax"), cell("sklearn"), cell("matmul"), _ratio(f32, tch), _ratio(f32, jx),
@@ -699,17 +699,29 @@ def _print_report(report, configs, results, peers, missing, wanted, args):
     print(f"\n(benchmark took {report['seconds']:.0f} s)")
 
 
+def _load(r):
+    """The larger of the other processes' CPU share before and during a worker (0 if unknown)."""
+    return max([x for x in (r.get("busy_before"), r.get("foreign_load")) if x is not None] or [0.0])
+
+
 def _load_note(r):
-    load = max([x for x in (r.get("busy_before"), r.get("foreign_load")) if x is not None] or [0.0])
+    load = _load(r)
     return f"  [other processes used {100 * load:.0f}% of the CPU]" if load > BUSY_WARN else ""
 
 
-def _print_training(t):
-    if not t:
-        return
+def _section_ran(r, title):
+    """Whether an extra section has results to print; prints the blank line, or its error."""
+    if not r:
+        return False
     print()
-    if "error" in t:
-        print(f"training extras: error: {t['error']}")
+    if "error" in r:
+        print(f"{title}: error: {r['error']}")
+        return False
+    return True
+
+
+def _print_training(t):
+    if not _section_ran(t, "training extras"):
         return
     print(f"training extras, fastbp float32, {'-'.join(map(str, t['layers']))}, batch {t['batch']}, "
           f"{t['samples']:,} samples; wall time per epoch as the user sees it (shuffle, compiled epoch, "
@@ -723,11 +735,7 @@ def _print_training(t):
 
 
 def _print_sweep(w):
-    if not w:
-        return
-    print()
-    if "error" in w:
-        print(f"sweep: error: {w['error']}")
+    if not _section_ran(w, "sweep"):
         return
     sw, ft = _median(w["sweep_seconds"]), _median(w["fit_seconds"])
     print(f"sweep: {w['trials']} trials (lr x momentum x seed) on digits, 64-32-10, batch 32, {w['epochs']} "
@@ -1092,7 +1100,6 @@ def _work_sweep(job, spec, state):
     """The issue-7 comparison: a 48-trial grid (lr x momentum x seed) on digits, 64-32-10, batch 32, with a
     fixed 20% validation split, by fastbp.sweep, by Network.fit one trial after another, and by
     scikit-learn's GridSearchCV(MLPClassifier(solver="sgd"), n_jobs=2)."""
-    import itertools
     import warnings
 
     import numpy as np

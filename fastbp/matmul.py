@@ -50,6 +50,7 @@ def choose_engine(sizes, rows):
     """ENGINE_BLAS if the largest product for ``rows`` samples is large enough for BLAS to win."""
     return ENGINE_BLAS if largest_product(sizes, rows) >= BLAS_FROM_MACS else ENGINE_LOOPS
 
+
 @njit(cache=True, error_model="numpy", fastmath=_FM)
 def _small_nt(A, W, Z):
     """Z = A Wᵀ: A (n, k), W (m, k). Dot products over the contiguous k, a 2×4 block of Z at once."""
