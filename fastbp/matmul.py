@@ -12,9 +12,11 @@ the summation order differs from BLAS's but is fixed: results are
 deterministic for a given shape.
 """
 
+import functools
 import itertools
 
 import numpy as np
+from llvmlite import binding as ll
 from numba import njit, prange
 from numba.np.ufunc.parallel import _launch_threads
 
@@ -25,20 +27,29 @@ _launch_threads()
 
 _FM = {"reassoc", "contract", "nsz"}
 
-# Which code runs a product, from measurements on a 2-core AVX2 machine
-# (docs/performance.md). The compiled loops reach 25-40 GFLOP/s on one core and
-# 50-70 split over two; a BLAS call pays for its set-up on small products (12-15
-# GFLOP/s below ~0.5 M multiply-adds) and wins on large ones through cache
-# blocking (60-70 GFLOP/s from ~100 M). A parallel region costs a few µs when
-# the other core is free and far more when it is busy, so products below
-# SERIAL_MACS stay on one core. Mixing the two thread pools in one batch loop is
-# ruinous (each spins while the other works), so a network uses one engine
-# throughout: the compiled loops (ENGINE_LOOPS: one core below SERIAL_MACS,
-# ``threads`` cores above), or BLAS for every product above SERIAL_MACS
-# (ENGINE_BLAS), chosen by ``choose_engine`` from its largest product.
+# Which code runs a product, from measurements on 2-core machines
+# (docs/performance.md). On AVX2 the compiled loops reach 25-40 GFLOP/s on one
+# core and 50-70 split over two; a BLAS call pays for its set-up on small
+# products (12-15 GFLOP/s below ~0.5 M multiply-adds) and wins on large ones
+# through cache blocking (60-70 GFLOP/s from ~100 M). On AVX-512 OpenBLAS runs
+# its SkylakeX kernels, which win from a few M multiply-adds (784-256-128-10 at
+# batch 128: 917 against 1,238 µs per batch), while the loops gain little.
+# A parallel region costs a few µs when the other core is free and far more
+# when it is busy, so products below SERIAL_MACS stay on one core. Mixing the
+# two thread pools in one batch loop is ruinous (each spins while the other
+# works), so a network uses one engine throughout: the compiled loops
+# (ENGINE_LOOPS: one core below SERIAL_MACS, ``threads`` cores above), or BLAS
+# for every product above SERIAL_MACS (ENGINE_BLAS), chosen by
+# ``choose_engine`` from its largest product.
 SERIAL_MACS = 1 << 21
-BLAS_FROM_MACS = 1 << 26
+BLAS_FROM_MACS = {"avx2": 1 << 26, "avx512": 1 << 22}
 ENGINE_LOOPS, ENGINE_BLAS = 0, 1
+
+
+@functools.cache
+def blas_from_macs():
+    """The largest product (multiply-adds) from which BLAS beats the compiled loops on this machine."""
+    return BLAS_FROM_MACS["avx512" if ll.get_host_cpu_features().get("avx512f") else "avx2"]
 
 
 def largest_product(sizes, rows):
@@ -48,7 +59,7 @@ def largest_product(sizes, rows):
 
 def choose_engine(sizes, rows):
     """ENGINE_BLAS if the largest product for ``rows`` samples is large enough for BLAS to win."""
-    return ENGINE_BLAS if largest_product(sizes, rows) >= BLAS_FROM_MACS else ENGINE_LOOPS
+    return ENGINE_BLAS if largest_product(sizes, rows) >= blas_from_macs() else ENGINE_LOOPS
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM)
