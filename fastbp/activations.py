@@ -300,8 +300,14 @@ def _activate(Z, A, b, code, p0, p1):
                 Z[i, j] = z
                 if z > zmax:
                     zmax = z
-            for j in range(m):  # no reduction in this loop, so it vectorises
-                A[i, j] = _exp_nonpos(Z[i, j] - zmax)
+            for j in range(m):
+                A[i, j] = Z[i, j] - zmax
+        # The exponentials in one loop over the whole (contiguous) block: a row of 10 outputs is
+        # shorter than a vector of the loop LLVM makes, which then ran all of it scalar (4x slower).
+        flat = A.reshape(n * m)
+        for e in range(n * m):
+            flat[e] = _exp_nonpos(flat[e])
+        for i in range(n):
             s = zero
             for j in range(m):
                 s += A[i, j]

@@ -6,7 +6,8 @@ Everything here sees arrays and scalars only:
   (n_l, n_{l-1}) row-major, so the batch forward is Z = A W^T (+ b);
 - ``sizes``, ``w_off``, ``b_off``: the layout as int64 arrays;
 - ``acts`` (int64, L) and ``act_p`` (float64, (L, 2)): each layer's activation code and parameters;
-- ``mm`` (int64, 2): the matmul engine and thread count (see matmul.py);
+- ``mm``: None (one core, the compiled loops) or (int64, 3) the matmul engine, thread count and
+  smallest BLAS product (see matmul.py);
 - ``Zb``, ``Ab``, ``Db``: work buffers of ``cap * sum(sizes[1:])`` elements,
   holding z, a and δ = ∂C/∂z of every layer for up to ``cap`` rows, layer
   after layer, made once per ``fit`` and reused by every batch.
@@ -152,15 +153,15 @@ def _train_epoch(params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_of
 @njit(cache=True, error_model="numpy", parallel=True)
 def _train_population(P, G, S, X, Y, perms, batch_size, sizes, w_off, b_off, acts, act_p, loss_code, acc_mode,
                       opt_codes, hypers, base_lrs, clips, sched_codes, sched_ps, per_steps, epoch_idx, steps,
-                      Xb, Zb, Ab, Db, out_loss, out_correct, out_bad, out_lr):
+                      Xb, Zb, Ab, Db, out_loss, out_correct, out_bad, out_lr, mm):
     """One epoch of every network of a population, side by side: network t is row t of every array.
 
-    Each network runs the single-network ``_train_epoch`` on one core with the
-    compiled loops (no nested parallelism, no BLAS threads), so a network
-    trained here is bitwise the one ``Network.fit`` gives where fit takes the
-    same loops (see matmul.py).
+    Each network runs the single-network ``_train_epoch`` on one core: ``mm`` is
+    ``None`` (the compiled loops) or a BLAS engine whose products are too small
+    for BLAS's own threads, never a parallel one (see ``Network._population_config``),
+    so a network trained here is bitwise the one ``Network.fit`` gives where
+    fit takes the same code.
     """
-    mm = None  # one core, the compiled loops
     for t in prange(P.shape[0]):
         loss, correct, bad, lr = _train_epoch(
             P[t], G[t], S[t], X, Y, perms[t], batch_size, sizes, w_off, b_off, acts, act_p, loss_code, acc_mode,
@@ -230,9 +231,9 @@ def _predict(params, X, out, sizes, w_off, b_off, acts, act_p, Zb, Ab, mm):
 
 @njit(cache=True, error_model="numpy", parallel=True)
 def _evaluate_population(P, X, Y, sizes, w_off, b_off, acts, act_p, loss_code, acc_mode, Zb, Ab, Db,
-                         out_loss, out_correct):
-    """Summed cost and correct count of every network of a population on X, Y (row t of P is network t)."""
-    mm = None  # one core, the compiled loops
+                         out_loss, out_correct, mm):
+    """Summed cost and correct count of every network of a population on X, Y (row t of P is network t);
+    ``mm`` as for ``_train_population``."""
     no_grad = np.zeros(0, dtype=P.dtype)
     no_dX = np.zeros((0, X.shape[1]), dtype=P.dtype)
     for t in prange(P.shape[0]):

@@ -32,24 +32,30 @@ _FM = {"reassoc", "contract", "nsz"}
 # core and 50-70 split over two; a BLAS call pays for its set-up on small
 # products (12-15 GFLOP/s below ~0.5 M multiply-adds) and wins on large ones
 # through cache blocking (60-70 GFLOP/s from ~100 M). On AVX-512 OpenBLAS runs
-# its SkylakeX kernels, which win from a few M multiply-adds (784-256-128-10 at
-# batch 128: 917 against 1,238 µs per batch), while the loops gain little.
+# its SkylakeX kernels, which have a small-matrix path and beat the loops from
+# ~4 k multiply-adds on (64-32-10 at batch 32: 8.9 against 12.0 µs per batch;
+# 784-256-128-10 at batch 128: 917 against 1,238).
 # A parallel region costs a few µs when the other core is free and far more
 # when it is busy, so products below SERIAL_MACS stay on one core. Mixing the
 # two thread pools in one batch loop is ruinous (each spins while the other
-# works), so a network uses one engine throughout: the compiled loops
-# (ENGINE_LOOPS: one core below SERIAL_MACS, ``threads`` cores above), or BLAS
-# for every product above SERIAL_MACS (ENGINE_BLAS), chosen by
-# ``choose_engine`` from its largest product.
+# works), so a network uses one engine throughout, chosen by ``choose_engine``
+# from its largest product: the compiled loops (ENGINE_LOOPS: one core below
+# SERIAL_MACS, ``threads`` cores above), or BLAS (ENGINE_BLAS) for every
+# product from the host's threshold on, the smaller ones on one core in the
+# loops.
 SERIAL_MACS = 1 << 21
-BLAS_FROM_MACS = {"avx2": 1 << 26, "avx512": 1 << 22}
 ENGINE_LOOPS, ENGINE_BLAS = 0, 1
+# Per host: (largest product from which a network uses BLAS, smallest product BLAS then takes).
+BLAS_FROM = {"avx2": (1 << 26, SERIAL_MACS), "avx512": (1 << 12, 1 << 12)}
+# OpenBLAS computes a product of up to 65536 x 4 multiply-adds on the calling thread (its threading
+# threshold), so it can run inside a parallel loop without waking its own threads.
+BLAS_ONE_THREAD_MACS = 1 << 18
 
 
 @functools.cache
-def blas_from_macs():
-    """The largest product (multiply-adds) from which BLAS beats the compiled loops on this machine."""
-    return BLAS_FROM_MACS["avx512" if ll.get_host_cpu_features().get("avx512f") else "avx2"]
+def blas_from():
+    """This host's entry of BLAS_FROM."""
+    return BLAS_FROM["avx512" if ll.get_host_cpu_features().get("avx512f") else "avx2"]
 
 
 def largest_product(sizes, rows):
@@ -59,7 +65,12 @@ def largest_product(sizes, rows):
 
 def choose_engine(sizes, rows):
     """ENGINE_BLAS if the largest product for ``rows`` samples is large enough for BLAS to win."""
-    return ENGINE_BLAS if largest_product(sizes, rows) >= blas_from_macs() else ENGINE_LOOPS
+    return ENGINE_BLAS if largest_product(sizes, rows) >= blas_from()[0] else ENGINE_LOOPS
+
+
+def config(engine, threads):
+    """The kernels' ``mm`` for an engine: [engine, threads, smallest product BLAS takes]."""
+    return np.array([engine, threads, blas_from()[1]], dtype=np.int64)
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM)
@@ -209,7 +220,7 @@ def _par(kind, X, W, Out, T):
                 _small_nn(X[r0:r1], W, Out[r0:r1])
 
 
-# ``mm`` is ``None`` for one core with the compiled loops, or [engine, threads].
+# ``mm`` is ``None`` for one core with the compiled loops, or ``config(engine, threads)``.
 # ``mm is None`` is resolved by Numba before typing (dead-branch pruning), so a
 # network that never needs BLAS or a second core compiles neither: ~7 s less
 # first compile for small networks.
@@ -218,7 +229,9 @@ def _par(kind, X, W, Out, T):
 @njit(cache=True, error_model="numpy")
 def _serial(mm, macs):
     """Whether a product of ``macs`` multiply-adds runs on one core in the compiled loops."""
-    return macs < SERIAL_MACS or (mm[0] == ENGINE_LOOPS and mm[1] < 2)
+    if mm[0] == ENGINE_BLAS:
+        return macs < mm[2]
+    return macs < SERIAL_MACS or mm[1] < 2
 
 
 @njit(cache=True, error_model="numpy")

@@ -18,7 +18,7 @@ from .callbacks import Progress, call_callback, check_callbacks, get_early_stopp
 from .kernels import _full_pass, _predict, _train_epoch
 from .layout import Layout
 from .losses import ACC_ARGMAX, ACC_NONE, ACC_THRESHOLD, DEFAULT_OUTPUT, LOSSES, get_loss
-from .matmul import ENGINE_LOOPS, SERIAL_MACS, choose_engine, largest_product
+from .matmul import BLAS_ONE_THREAD_MACS, ENGINE_BLAS, ENGINE_LOOPS, SERIAL_MACS, choose_engine, config, largest_product
 from .optimizers import PAR_UPDATE_MIN, SGD, Optimizer, get_optimizer
 from .schedules import get_schedule
 
@@ -207,7 +207,16 @@ class Network:
         small = largest_product(sizes, rows) < SERIAL_MACS and self.n_params < PAR_UPDATE_MIN
         if engine == ENGINE_LOOPS and (threads < 2 or small):
             return None
-        return np.array([engine, threads], dtype=np.int64)
+        return config(engine, threads)
+
+    def _population_config(self, rows):
+        """``mm`` for this network trained on one core beside others (fastbp.sweep): BLAS where ``fit``
+        takes it and OpenBLAS computes every product on the calling thread, else the compiled loops,
+        whose results do not depend on the thread count."""
+        mm = self._matmul_config(rows)
+        if mm is not None and mm[0] == ENGINE_BLAS and largest_product(self.layout.sizes, rows) <= BLAS_ONE_THREAD_MACS:
+            return mm
+        return None
 
     def _work(self, rows, with_delta=True):
         width = sum(self.layout.sizes[1:])

@@ -220,21 +220,23 @@ def _train_group(configs, X, y, Xv, yv, n_out):
     out_loss, out_lr = np.zeros(k), np.zeros(k)
     out_correct, out_bad = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
     sizes, w_off, b_off, acts, act_p = first._kernel_layout()
+    train_mm = first._population_config(cap)
     alive = np.ones(k, dtype=bool)
     histories = [{} for _ in range(k)]
     if Xvc is not None:
         vrows = first._chunk_rows(Xvc.shape[0])
         Zv, Av, Dv = (np.empty((k, vrows * width), dtype=dtype) for _ in range(3))
+        val_mm = first._population_config(vrows)
         v_loss, v_correct = np.zeros(k), np.zeros(k, dtype=np.int64)
     for e in range(epochs):
         perms = np.stack([net._rng.permutation(n).astype(np.int64, copy=False) for net in nets])
         _train_population(P, G, S, Xc, Y, perms, batch_size, sizes, w_off, b_off, acts, act_p, first._loss_code,
                           first._acc_mode, codes, hypers, base_lrs, clips, sched_codes, sched_ps, per_steps, e,
-                          steps, Xb, Zb, Ab, Db, out_loss, out_correct, out_bad, out_lr)
+                          steps, Xb, Zb, Ab, Db, out_loss, out_correct, out_bad, out_lr, train_mm)
         steps += n_batches
         if Xvc is not None:
             _evaluate_population(P, Xvc, Yv, sizes, w_off, b_off, acts, act_p, first._loss_code, first._acc_mode,
-                                 Zv, Av, Dv, v_loss, v_correct)
+                                 Zv, Av, Dv, v_loss, v_correct, val_mm)
         for i, net in enumerate(nets):
             if not alive[i]:
                 continue

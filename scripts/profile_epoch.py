@@ -30,7 +30,7 @@ from fastbp.activations import _act_backward, _activate
 from fastbp.bench import CONFIGS, parse_config
 from fastbp.kernels import _bias_grad, _block, _loss_delta, _train_epoch, _weights
 from fastbp.losses import _count_correct
-from fastbp.matmul import ENGINE_BLAS, ENGINE_LOOPS, matmul_nn, matmul_nt, matmul_tn
+from fastbp.matmul import ENGINE_BLAS, ENGINE_LOOPS, config, matmul_nn, matmul_nt, matmul_tn
 from fastbp.optimizers import _update
 
 PHASES = ("gather rows", "forward products (A Wᵀ)", "bias + activation", "cost + output δ + accuracy",
@@ -106,7 +106,7 @@ def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, 
     lay, w_off, b_off, acts, act_p = net._kernel_layout()
     mm = net._matmul_config(batch)
     if engine != "auto":
-        mm = np.array([ENGINE_BLAS if engine == "blas" else ENGINE_LOOPS, numba.get_num_threads()], dtype=np.int64)
+        mm = config(ENGINE_BLAS if engine == "blas" else ENGINE_LOOPS, numba.get_num_threads())
     perm = rng.permutation(samples).astype(np.int64)
     hyper = opt.hyper_vector()
     sched_p = np.zeros(3)
