@@ -141,6 +141,10 @@ def add_arguments(p):
     p.add_argument("--wait-idle", type=float, metavar="SECONDS",
                    help="before each worker, wait up to this long for other processes to leave the CPU "
                         "(default 300; 0 with --quick)")
+    p.add_argument("--rounds", type=int,
+                   help="run every worker this many times, one round of all of them after another, and quote "
+                        "each one's best round: a slow spell of a shared machine then has to hit the same "
+                        "worker in every round to count (default 2; 1 with --quick)")
     p.add_argument("--retries", type=int,
                    help="measure again when another process took CPU time during a worker (default 2; "
                         "0 with --quick)")
@@ -418,8 +422,12 @@ def run(args):
         args.wait_idle = 0.0 if args.quick else 300.0
     if args.retries is None:
         args.retries = 0 if args.quick else 2
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 2
     if args.retries < 0 or args.wait_idle < 0:
         raise ValueError("--retries, --wait-idle: expected numbers >= 0")
+    if args.rounds < 1:
+        raise ValueError(f"--rounds: expected an integer >= 1, got {args.rounds}")
     for section in ("training", "sweep"):
         if getattr(args, section) is None:
             setattr(args, section, not args.quick)
@@ -431,6 +439,7 @@ def run(args):
     machine = _machine()
     report = {"machine": machine, "settings": {"repeats": repeats, "lr": args.lr, "seed": args.seed,
                                                "wait_idle": args.wait_idle, "retries": args.retries,
+                                               "rounds": args.rounds,
                                                "quick": args.quick, "peers": peers, "peers_missing": missing},
               "fastbp_source": _source_digest(), "configs": {}, "results": [], "versions": {}}
     base = {"lr": args.lr, "seed": args.seed, "quick": args.quick}
@@ -447,17 +456,21 @@ def run(args):
             plan.append((name, "matmul", "float32"))
 
     results = {}
-    for i, (name, fw, dtype) in enumerate(plan, 1):
+    for i, (name, fw, dtype) in enumerate(plan * args.rounds, 1):
         sizes, batch, samples = configs[name]
         spec = {"framework": fw, **base,
                 "jobs": [_job(sizes, batch, samples, dtype, repeats, memory=(fw == "fastbp"))]}
-        label = f"[{i}/{len(plan)}] {name:<10} {fw} {dtype if fw == 'fastbp' else ''}".rstrip()
+        label = f"[{i}/{len(plan) * args.rounds}] {name:<10} {fw} {dtype if fw == 'fastbp' else ''}".rstrip()
         t0 = time.perf_counter()
         out, busy, during, attempts = _measure(spec, args, args.timeout)
         r = {"config": name, "framework": fw, "dtype": dtype, "busy_before": busy, "foreign_load": during,
              "attempts": attempts, **out[0]}
-        results[(name, fw, dtype)] = r
-        report["results"].append(r)
+        best = results.get((name, fw, dtype))
+        rounds = (best["rounds"] if best else []) + [r.get("samples_per_second")]
+        if best is None or "error" in best or r.get("samples_per_second", 0) > best.get("samples_per_second", 0):
+            best = r
+        best["rounds"] = rounds
+        results[(name, fw, dtype)] = best
         if "version" in r:
             report["versions"]["numba/scipy" if fw == "matmul" else fw] = r["version"].replace("numba ", "").replace(
                 "scipy ", "")
@@ -466,6 +479,7 @@ def run(args):
         if worst > BUSY_WARN:
             shown += f"  [other processes used up to {100 * worst:.0f}% of the CPU: not trustworthy]"
         _log(f"{label}: {shown}  ({time.perf_counter() - t0:.1f} s)")
+    report["results"] = list(results.values())
 
     if not args.quick and not args.no_startup:
         _log("start-up: import fastbp + build + one epoch of tiny, in fresh processes")
@@ -594,7 +608,8 @@ def _print_report(report, configs, results, peers, missing, wanted, args):
     print(f"python {m['python']}  {vers}  (fastbp sources {report['fastbp_source']})")
     s = report["settings"]
     print(f"workload: one epoch of plain SGD (lr {s['lr']}), ReLU hidden, softmax + cross-entropy, random "
-          f"N(0,1) data; median of {s['repeats']} epoch(s) after a warm-up; samples/s (higher is better)")
+          f"N(0,1) data; median of {s['repeats']} epoch(s) after a warm-up, in a process of its own, the best of "
+          f"{s.get('rounds', 1)} such round(s) of every worker; samples/s (higher is better)")
     for p in missing:
         print(f"{p}: not installed, skipped ({PEER_INSTALL[p]})")
     busy = [r[k] for r in report["results"] for k in ("busy_before", "foreign_load") if r.get(k) is not None]

@@ -40,13 +40,15 @@ def test_sweep_lr_smoke(tmp_path):
 
 def test_bench_smoke(tmp_path):
     out = tmp_path / "b.json"
-    r = run("bench.py", "--quick", "--only", "tiny", "--peers", "none", "--training", "--sweep", "--json", out)
+    r = run("bench.py", "--quick", "--only", "tiny", "--peers", "none", "--training", "--sweep", "--rounds", "2",
+            "--json", out)
     assert r.returncode == 0, r.stderr
     import json
 
     rep = json.loads(out.read_text())
     (res,) = [x for x in rep["results"] if x["framework"] == "fastbp" and x["dtype"] == "float32"]
     assert res["samples_per_second"] > 0 and res["memory"]["peak_rss"] > 0
+    assert len(res["rounds"]) == 2 and res["samples_per_second"] == max(res["rounds"])  # the best round
     assert set(rep["training"]["variants"]) >= {"sgd", "adam", "sgd + validation (10%) + progress bar"}
     assert rep["sweep"]["trials"] == 48 and len(rep["sweep"]["fit_seconds"]) == 3
     assert "| tiny | 64-32-10 |" in r.stdout and "fastbp.sweep is faster by" in r.stdout
@@ -64,6 +66,7 @@ def test_profile_epoch_smoke():
     (["--only", "nope"], "unknown configuration 'nope'"),
     (["--only", "none", "--quick"], "no configuration and no other section"),
     (["--repeats", "0"], "--repeats: expected an integer >= 1, got 0"),
+    (["--rounds", "0"], "--rounds: expected an integer >= 1, got 0"),
 ])
 def test_bench_bad_options_are_one_line_errors(args, message):
     r = run("bench.py", *args)
