@@ -14,10 +14,12 @@ deterministic for a given shape.
 
 import functools
 import itertools
+from typing import NamedTuple
 
 import numpy as np
 from llvmlite import binding as ll
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 from numba.np.ufunc.parallel import _launch_threads
 
 # Cached code that calls a parallel kernel refers to the thread pool's symbols
@@ -68,9 +70,21 @@ def choose_engine(sizes, rows):
     return ENGINE_BLAS if largest_product(sizes, rows) >= blas_from()[0] else ENGINE_LOOPS
 
 
+class Loops(NamedTuple):
+    """``mm`` of the compiled loops, split over ``threads`` cores from SERIAL_MACS on."""
+
+    threads: int
+
+
+class Blas(NamedTuple):
+    """``mm`` of BLAS, for every product of at least ``smallest`` multiply-adds (one core in the loops below)."""
+
+    smallest: int
+
+
 def config(engine, threads):
-    """The kernels' ``mm`` for an engine: [engine, threads, smallest product BLAS takes]."""
-    return np.array([engine, threads, blas_from()[1]], dtype=np.int64)
+    """The kernels' ``mm`` for an engine and a thread count of the compiled loops."""
+    return Blas(blas_from()[1]) if engine == ENGINE_BLAS else Loops(threads)
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM)
@@ -220,49 +234,73 @@ def _par(kind, X, W, Out, T):
                 _small_nn(X[r0:r1], W, Out[r0:r1])
 
 
-# ``mm`` is ``None`` for one core with the compiled loops, or ``config(engine, threads)``.
-# ``mm is None`` is resolved by Numba before typing (dead-branch pruning), so a
-# network that never needs BLAS or a second core compiles neither: ~7 s less
-# first compile for small networks.
+# ``mm`` is ``None`` (one core, the compiled loops), ``Loops`` or ``Blas``, and
+# its type picks the code: Numba resolves ``mm is None`` before typing
+# (dead-branch pruning) and the overloads below by type, so a network compiles
+# only its own engine: no BLAS calls for the loops, no parallel region for BLAS
+# or one core (each parallel loop costs ~1.5 s of first compile).
 
 
-@njit(cache=True, error_model="numpy")
-def _serial(mm, macs):
-    """Whether a product of ``macs`` multiply-adds runs on one core in the compiled loops."""
-    if mm[0] == ENGINE_BLAS:
-        return macs < mm[2]
-    return macs < SERIAL_MACS or mm[1] < 2
+def _is(mm, cls):
+    return isinstance(mm, types.BaseNamedTuple) and mm.instance_class is cls
+
+
+def _serial(mm, macs, parts):
+    """Whether a product of ``macs`` multiply-adds, splittable into ``parts``, runs on one core in the loops."""
+
+
+@overload(_serial)
+def _serial_impl(mm, macs, parts):
+    if _is(mm, Blas):
+        return lambda mm, macs, parts: macs < mm.smallest
+    return lambda mm, macs, parts: macs < SERIAL_MACS or mm.threads < 2 or parts < 2
+
+
+def _engine(kind):
+    """The product ``kind`` on mm's engine, when it does not run on one core: BLAS on views, or ``_par``."""
+
+    def run(X, W, Out, mm):
+        pass
+
+    @overload(run)
+    def run_impl(X, W, Out, mm):
+        if _is(mm, Blas):
+            if kind == _NT:
+                return lambda X, W, Out, mm: np.dot(X, W.T, Out)
+            if kind == _NN:
+                return lambda X, W, Out, mm: np.dot(X, W, Out)
+            return lambda X, W, Out, mm: np.dot(X.T, W, Out)
+        part_axis = 1 if kind == _TN else 0
+        return lambda X, W, Out, mm: _par(np.int64(kind), X, W, Out, min(mm.threads, X.shape[part_axis]))
+
+    return run
+
+
+_nt_engine, _nn_engine, _tn_engine = _engine(_NT), _engine(_NN), _engine(_TN)
 
 
 @njit(cache=True, error_model="numpy")
 def matmul_nt(A, W, Z, mm=None):
     """Z = A Wᵀ (the forward product)."""
-    if mm is None or _serial(mm, A.shape[0] * A.shape[1] * W.shape[0]):
+    if mm is None or _serial(mm, A.shape[0] * A.shape[1] * W.shape[0], A.shape[0]):
         _small_nt(A, W, Z)
-    elif mm[0] == ENGINE_BLAS:
-        np.dot(A, W.T, Z)
     else:
-        _par(np.int64(_NT), A, W, Z, min(mm[1], A.shape[0]))
+        _nt_engine(A, W, Z, mm)
 
 
 @njit(cache=True, error_model="numpy")
 def matmul_nn(D, W, E, mm=None):
     """E = D W (the input gradient)."""
-    if mm is None or _serial(mm, D.shape[0] * D.shape[1] * W.shape[1]):
+    if mm is None or _serial(mm, D.shape[0] * D.shape[1] * W.shape[1], D.shape[0]):
         _small_nn(D, W, E)
-    elif mm[0] == ENGINE_BLAS:
-        np.dot(D, W, E)
     else:
-        _par(np.int64(_NN), D, W, E, min(mm[1], D.shape[0]))
+        _nn_engine(D, W, E, mm)
 
 
 @njit(cache=True, error_model="numpy")
 def matmul_tn(D, A, G, mm=None):
     """G = Dᵀ A (the weight gradient)."""
-    macs = D.shape[0] * D.shape[1] * A.shape[1]
-    if mm is None or _serial(mm, macs) or (mm[0] == ENGINE_LOOPS and D.shape[1] < 2):
+    if mm is None or _serial(mm, D.shape[0] * D.shape[1] * A.shape[1], D.shape[1]):
         _small_tn(D[:, :], A, G)  # typed as _par's column slices are: one compiled version, not two
-    elif mm[0] == ENGINE_BLAS:
-        np.dot(D.T, A, G)
     else:
-        _par(np.int64(_TN), D, A, G, min(mm[1], D.shape[1]))
+        _tn_engine(D, A, G, mm)

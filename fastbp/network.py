@@ -18,7 +18,7 @@ from .callbacks import Progress, call_callback, check_callbacks, get_early_stopp
 from .kernels import _full_pass, _predict, _train_epoch
 from .layout import Layout
 from .losses import ACC_ARGMAX, ACC_NONE, ACC_THRESHOLD, DEFAULT_OUTPUT, LOSSES, get_loss
-from .matmul import BLAS_ONE_THREAD_MACS, ENGINE_BLAS, ENGINE_LOOPS, SERIAL_MACS, choose_engine, config, largest_product
+from .matmul import BLAS_ONE_THREAD_MACS, ENGINE_LOOPS, SERIAL_MACS, Blas, choose_engine, config, largest_product
 from .optimizers import PAR_UPDATE_MIN, SGD, Optimizer, get_optimizer
 from .schedules import get_schedule
 
@@ -199,8 +199,8 @@ class Network:
 
     def _matmul_config(self, rows):
         """How batches of ``rows`` samples run: ``None`` when every product and the update stay on one
-        core in the compiled loops (the kernels are then compiled without BLAS or threads), else
-        [engine, threads] (see matmul.py)."""
+        core in the compiled loops, else ``Loops(threads)`` or ``Blas(smallest)``: the kernels are compiled
+        for that engine only (see matmul.py)."""
         sizes = self.layout.sizes
         engine = choose_engine(sizes, rows)
         threads = numba.get_num_threads()
@@ -214,7 +214,7 @@ class Network:
         takes it and OpenBLAS computes every product on the calling thread, else the compiled loops,
         whose results do not depend on the thread count."""
         mm = self._matmul_config(rows)
-        if mm is not None and mm[0] == ENGINE_BLAS and largest_product(self.layout.sizes, rows) <= BLAS_ONE_THREAD_MACS:
+        if isinstance(mm, Blas) and largest_product(self.layout.sizes, rows) <= BLAS_ONE_THREAD_MACS:
             return mm
         return None
 

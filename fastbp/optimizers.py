@@ -18,10 +18,11 @@ update is one fused loop over the flat vectors.
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from .checks import check_positive_float
-from .matmul import ENGINE_LOOPS
+from .matmul import Loops
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "OPTIMIZERS", "get_optimizer"]
 
@@ -214,14 +215,29 @@ def _update(params, grad, state, code, hyper, lr, step, clip, mm=None):
     """One step of the rule ``code`` with learning rate ``lr`` (already scheduled).
 
     ``mm`` as for the products (matmul.py): ``None`` is one core; with the
-    compiled loops on several threads, a large update is split over them
-    (never beside BLAS's threads).
+    compiled loops on several threads (``Loops``), a large update is split over
+    them; beside BLAS's threads (``Blas``) it stays on one core.
     """
     c = _clip_scale(grad, clip)
-    if mm is not None and mm[0] == ENGINE_LOOPS and mm[1] > 1 and params.shape[0] >= PAR_UPDATE_MIN:
-        _par_rule(params, grad, state, code, hyper, lr, step, c, mm[1])
-    else:
+    if mm is None or not _split_rule(params, grad, state, code, hyper, lr, step, c, mm):
         _rule(params, grad, _slot(state, 0, params), _slot(state, 1, params), code, hyper, lr, step, c)
+
+
+def _split_rule(params, grad, state, code, hyper, lr, step, c, mm):
+    """Run the rule split over mm's threads if it pays; whether it did."""
+
+
+@overload(_split_rule)
+def _split_rule_impl(params, grad, state, code, hyper, lr, step, c, mm):
+    if isinstance(mm, types.BaseNamedTuple) and mm.instance_class is Loops:  # compiled for the loops only
+        def split(params, grad, state, code, hyper, lr, step, c, mm):
+            if mm.threads < 2 or params.shape[0] < PAR_UPDATE_MIN:
+                return False
+            _par_rule(params, grad, state, code, hyper, lr, step, c, mm.threads)
+            return True
+
+        return split
+    return lambda params, grad, state, code, hyper, lr, step, c, mm: False
 
 
 @njit(cache=True, error_model="numpy")

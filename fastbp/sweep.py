@@ -366,6 +366,7 @@ def _run_local(groups, X, y, Xv, yv, n_out, on_done):
 def _run_dask(groups, X, y, Xv, yv, n_out, on_done, scheduler):
     try:
         from dask.distributed import Client, LocalCluster, as_completed
+        from distributed.client import FutureCancelledError as CancelledError
     except ImportError:
         raise ValueError('backend: "dask" needs dask.distributed: pip install "fastbp[dask]"') from None
     cluster = None
@@ -375,10 +376,26 @@ def _run_dask(groups, X, y, Xv, yv, n_out, on_done, scheduler):
     else:
         client = Client(scheduler)
     try:
-        data = client.scatter([X, y, Xv, yv], broadcast=True)
-        futures = [client.submit(_train_group, configs, *data, n_out, pure=False, retries=3) for configs in groups]
-        for fut in as_completed(futures):
-            on_done(fut.result())
+        pending = list(groups)
+        for _ in range(4):
+            # A task whose worker died runs again elsewhere (retries); one whose scattered data died with a
+            # worker is cancelled instead, so its group is submitted again with the data scattered anew.
+            data = client.scatter([X, y, Xv, yv], broadcast=True)
+            futures = {client.submit(_train_group, configs, *data, n_out, pure=False, retries=3): configs
+                       for configs in pending}
+            pending = []
+            for fut in as_completed(futures):
+                try:
+                    result = fut.result()
+                except CancelledError:
+                    pending.append(futures[fut])
+                    continue
+                on_done(result)
+            if not pending:
+                break
+        else:
+            raise RuntimeError(f"backend dask: {len(pending)} group(s) of trials cancelled 4 times over "
+                               "(workers lost with their data); the finished trials are in `results`")
     finally:
         client.close()
         if cluster is not None:

@@ -30,7 +30,7 @@ from fastbp.activations import _act_backward, _activate
 from fastbp.bench import CONFIGS, parse_config
 from fastbp.kernels import _bias_grad, _block, _loss_delta, _train_epoch, _weights
 from fastbp.losses import _count_correct
-from fastbp.matmul import ENGINE_BLAS, ENGINE_LOOPS, config, matmul_nn, matmul_nt, matmul_tn
+from fastbp.matmul import ENGINE_BLAS, ENGINE_LOOPS, Blas, Loops, config, matmul_nn, matmul_nt, matmul_tn
 from fastbp.optimizers import _update
 
 PHASES = ("gather rows", "forward products (A Wᵀ)", "bias + activation", "cost + output δ + accuracy",
@@ -129,8 +129,9 @@ def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, 
         times["the fused epoch"].append(time.perf_counter() - t0)
     n_batches = samples // batch
     us = {k: 1e6 * statistics.median(v) / n_batches for k, v in times.items()}
-    return us, {"engine": "BLAS" if mm is not None and mm[0] == ENGINE_BLAS else "compiled loops",
-                "threads": 1 if mm is None else int(mm[1]),
+    threads = mm.threads if isinstance(mm, Loops) else 1
+    return us, {"engine": "BLAS (its own threads)" if isinstance(mm, Blas) else
+                f"compiled loops on {threads} thread(s)",
                 "batches": n_batches}
 
 
@@ -164,7 +165,7 @@ def main(argv=None):
         us, info = profile(sizes, batch, samples, args.optimizer, args.dtype, args.repeats, engine=args.engine)
         total = us["the fused epoch"]
         print(f"\n{name}: {'-'.join(map(str, sizes))}, batch {batch}, {args.dtype}, {args.optimizer}, "
-              f"{info['engine']} on {info['threads']} thread(s), {info['batches']} batches")
+              f"{info['engine']}, {info['batches']} batches")
         print("| phase | µs per batch | share of the epoch |")
         print("|---|---:|---:|")
         for k, v in us.items():

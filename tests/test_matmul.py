@@ -8,7 +8,7 @@ import pytest
 
 import fastbp
 from fastbp import matmul
-from fastbp.matmul import ENGINE_BLAS, ENGINE_LOOPS, choose_engine, config, matmul_nn, matmul_nt, matmul_tn
+from fastbp.matmul import ENGINE_BLAS, ENGINE_LOOPS, Blas, Loops, choose_engine, config, matmul_nn, matmul_nt, matmul_tn
 
 RNG = np.random.default_rng(0)
 SHAPES = [(3, 5, 2), (32, 64, 32), (127, 300, 33), (65, 511, 129), (128, 784, 256)]
@@ -16,9 +16,8 @@ SHAPES = [(3, 5, 2), (32, 64, 32), (127, 300, 33), (65, 511, 129), (128, 784, 25
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n, k, m", SHAPES)
-@pytest.mark.parametrize("engine", [None, ENGINE_LOOPS, ENGINE_BLAS], ids=["one-core", "loops", "blas"])
-def test_products_match_numpy(dtype, n, k, m, engine):
-    mm = None if engine is None else config(engine, 2)
+@pytest.mark.parametrize("mm", [None, Loops(2), Blas(0)], ids=["one-core", "loops", "blas"])
+def test_products_match_numpy(dtype, n, k, m, mm):
     A = RNG.standard_normal((n, k)).astype(dtype)
     W = RNG.standard_normal((m, k)).astype(dtype)
     D = RNG.standard_normal((n, m)).astype(dtype)
@@ -38,7 +37,7 @@ def test_split_over_threads_is_bitwise_the_same(n, k, m):
     W = RNG.standard_normal((m, k)).astype(np.float32)
     D = RNG.standard_normal((n, m)).astype(np.float32)
     results = []
-    for mm in (None, *(config(ENGINE_LOOPS, threads) for threads in (1, 2, 3))):
+    for mm in (None, *(Loops(threads) for threads in (1, 2, 3))):
         Z, E, G = np.empty((n, m), np.float32), np.empty((n, k), np.float32), np.empty((m, k), np.float32)
         matmul_nt(A, W, Z, mm)
         matmul_nn(D, W, E, mm)
@@ -83,20 +82,20 @@ def test_engine_choice(host):
     assert choose_engine([784, 256, 128, 10], 128) == (ENGINE_BLAS if avx512 else ENGINE_LOOPS)
     assert choose_engine([784, 2048, 2048, 10], 256) == ENGINE_BLAS
     # The smallest product BLAS takes: under it, one core in the loops.
-    assert config(ENGINE_BLAS, 2).tolist() == [ENGINE_BLAS, 2, 1 << 12 if avx512 else 1 << 21]
+    assert config(ENGINE_BLAS, 2) == Blas(1 << 12 if avx512 else 1 << 21)
+    assert config(ENGINE_LOOPS, 2) == Loops(2)
 
 
 def test_small_networks_compile_for_one_core(host):
     # None: every product and the update on one core, so the kernels are compiled without BLAS or threads.
     assert fastbp.Network([2, 4, 2])._matmul_config(4) is None
     assert (fastbp.Network([64, 32, 10])._matmul_config(32) is None) == (host == "avx2")
-    assert fastbp.Network([784, 2048, 2048, 10])._matmul_config(256)[0] == ENGINE_BLAS
+    assert isinstance(fastbp.Network([784, 2048, 2048, 10])._matmul_config(256), Blas)
     mnist = fastbp.Network([784, 256, 128, 10])
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(2)
-        engine = ENGINE_BLAS if host == "avx512" else ENGINE_LOOPS
-        assert mnist._matmul_config(128).tolist()[:2] == [engine, 2]
+        assert mnist._matmul_config(128) == (Blas(1 << 12) if host == "avx512" else Loops(2))
         # Small products but enough parameters for a split update: not one core.
         assert fastbp.Network([1000, 100, 10])._matmul_config(8) is not None
         numba.set_num_threads(1)
@@ -110,6 +109,6 @@ def test_a_population_never_runs_a_parallel_engine(host):
     # Trained beside others on one core: BLAS only where fit takes it and its products stay on the calling thread.
     tiny = fastbp.Network([64, 32, 10])
     mm = tiny._population_config(32)
-    assert (mm is None) if host == "avx2" else (mm[0] == ENGINE_BLAS)
+    assert (mm is None) if host == "avx2" else isinstance(mm, Blas)
     assert fastbp.Network([784, 256, 128, 10])._population_config(128) is None
     assert fastbp.Network([784, 2048, 2048, 10])._population_config(256) is None

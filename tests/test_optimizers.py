@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp.matmul import ENGINE_BLAS, ENGINE_LOOPS, config
+from fastbp.matmul import Blas, Loops
 from fastbp.optimizers import PAR_UPDATE_MIN, _update
 from fastbp.schedules import _scheduled_lr
 
@@ -87,7 +87,7 @@ def test_update_split_over_threads_is_bitwise_the_same(opt):
     start = rng.standard_normal(n).astype(np.float32)
     grads = (0.1 * rng.standard_normal((4, n))).astype(np.float32)
     results = []
-    for mm in (None, config(ENGINE_LOOPS, 2), config(ENGINE_LOOPS, 3), config(ENGINE_BLAS, 2)):
+    for mm in (None, Loops(2), Loops(3), Blas(0)):
         p = start.copy()
         state = np.zeros((opt.n_slots, n), np.float32)
         for step, g in enumerate(grads, 1):

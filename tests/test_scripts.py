@@ -57,7 +57,7 @@ def test_bench_smoke(tmp_path):
 def test_profile_epoch_smoke():
     r = run("profile_epoch.py", "--only", "tiny", "--samples", "256", "--repeats", "1", "--engine", "blas")
     assert r.returncode == 0, r.stderr
-    assert "BLAS on" in r.stdout and "forward products" in r.stdout and "the fused epoch" in r.stdout
+    assert "BLAS (its own threads)" in r.stdout and "forward products" in r.stdout and "the fused epoch" in r.stdout
     rows = [ln.split("|") for ln in r.stdout.splitlines() if ln.startswith("| ") and "µs" not in ln]
     assert len(rows) == 10 and all(float(c[2].replace(",", "")) > 0 for c in rows)
 
