@@ -6,8 +6,8 @@ Everything here sees arrays and scalars only:
   (n_l, n_{l-1}) row-major, so the batch forward is Z = A W^T (+ b);
 - ``sizes``, ``w_off``, ``b_off``: the layout as int64 arrays;
 - ``acts`` (int64, L) and ``act_p`` (float64, (L, 2)): each layer's activation code and parameters;
-- ``mm``: None (one core, the compiled loops) or (int64, 3) the matmul engine, thread count and
-  smallest BLAS product (see matmul.py);
+- ``mm``: how the products run: None (one core, the compiled loops), ``Loops(threads)`` or
+  ``Blas(smallest)`` (see matmul.py);
 - ``Zb``, ``Ab``, ``Db``: work buffers of ``cap * sum(sizes[1:])`` elements,
   holding z, a and δ = ∂C/∂z of every layer for up to ``cap`` rows, layer
   after layer, made once per ``fit`` and reused by every batch.

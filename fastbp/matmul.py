@@ -1,11 +1,12 @@
 """The three matrix products of backpropagation, for every size.
 
 Per layer and batch: the forward Z = A Wᵀ, the weight gradient G = Dᵀ A and
-the input gradient E = D W. Large products go to BLAS through ``np.dot`` on
-views (no copies of transposes). Small ones, where a BLAS call costs more in
-set-up than in arithmetic, run in register-blocked loops compiled here: each
-inner loop is over a contiguous axis, so LLVM vectorises it, and the blocking
-gives every loaded value several multiply-adds.
+the input gradient E = D W. They go to BLAS through ``np.dot`` on views (no
+copies of transposes), or, where a BLAS call costs more in set-up than in
+arithmetic (which depends on the size and on the CPU's BLAS kernels), run in
+register-blocked loops compiled here: each inner loop is over a contiguous
+axis, so LLVM vectorises it, and the blocking gives every loaded value several
+multiply-adds.
 
 ``fastmath`` allows re-association only (no assumptions about NaN or Inf), so
 the summation order differs from BLAS's but is fixed: results are
@@ -242,6 +243,7 @@ def _par(kind, X, W, Out, T):
 
 
 def _is(mm, cls):
+    """Whether the Numba type ``mm`` is that of the namedtuple class ``cls`` (Loops or Blas)."""
     return isinstance(mm, types.BaseNamedTuple) and mm.instance_class is cls
 
 

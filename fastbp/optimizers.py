@@ -18,11 +18,11 @@ update is one fused loop over the flat vectors.
 import math
 
 import numpy as np
-from numba import njit, prange, types
+from numba import njit, prange
 from numba.extending import overload
 
 from .checks import check_positive_float
-from .matmul import Loops
+from .matmul import Loops, _is
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "OPTIMIZERS", "get_optimizer"]
 
@@ -229,7 +229,7 @@ def _split_rule(params, grad, state, code, hyper, lr, step, c, mm):
 
 @overload(_split_rule)
 def _split_rule_impl(params, grad, state, code, hyper, lr, step, c, mm):
-    if isinstance(mm, types.BaseNamedTuple) and mm.instance_class is Loops:  # compiled for the loops only
+    if _is(mm, Loops):  # compiled for the loops only
         def split(params, grad, state, code, hyper, lr, step, c, mm):
             if mm.threads < 2 or params.shape[0] < PAR_UPDATE_MIN:
                 return False
