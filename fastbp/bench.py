@@ -492,7 +492,8 @@ def run(args):
     if args.sweep:
         _log(f"sweep: a {SWEEP_TRIALS}-trial grid on digits, three ways")
         report["sweep"] = _section(args, base, "fastbp-sweep",
-                                   {"epochs": 2 if args.quick else SWEEP_EPOCHS, "sklearn": "sklearn" in peers})
+                                   {"epochs": 2 if args.quick else SWEEP_EPOCHS, "repeats": 3 if args.quick else 5,
+                                    "sklearn": "sklearn" in peers})
 
     if args.plot:
         report["width_sweep"] = _width_sweep(args, peers, base, min(repeats, 3))
@@ -1129,7 +1130,7 @@ def _work_sweep(job, spec, state):
     fastbp.Network([64, 32, 10]).fit(X, y, epochs=1, batch_size=32, validation_split=0.2, verbose=0)
     grid = list(itertools.product(SWEEP_SPACE["lr"], SWEEP_SPACE["momentum"], SWEEP_SPACE["seed"]))
     t_sweep, t_fit = [], []
-    for _ in range(3):
+    for _ in range(job["repeats"]):  # interleaved, so that a slow spell hits both alike
         t0 = time.perf_counter()
         res = fastbp.sweep(SWEEP_SPACE, X, y, **kw)
         t_sweep.append(time.perf_counter() - t0)

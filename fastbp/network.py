@@ -228,6 +228,15 @@ class Network:
     def _chunk_rows(self, n):
         return max(1, min(n, _CHUNK_ELEMENTS // sum(self.layout.sizes[1:])))
 
+    def _validation_rows(self, n, batch_rows):
+        """Rows per chunk of a validation pass, which runs with the training's ``mm``: as for any pass, but
+        where training keeps BLAS on the calling thread, few enough rows that validating does too (so that
+        fastbp.sweep's populations validate with BLAS in parallel, as fit does)."""
+        rows = self._chunk_rows(n)
+        if self._population_config(batch_rows) is not None:
+            rows = min(rows, max(1, BLAS_ONE_THREAD_MACS // largest_product(self.layout.sizes, 1)))
+        return rows
+
     def _check_Xy(self, X, y):
         X = checks.check_X(X, self.layout.sizes[0], self.dtype)
         Y = checks.check_y(y, X.shape[0], self.layout.sizes[-1], self.loss, self.dtype)
@@ -379,7 +388,7 @@ class Network:
         sizes, w_off, b_off, acts, act_p = self._kernel_layout()
         order = np.arange(n, dtype=np.int64)
         mm = self._matmul_config(cap)
-        val_work = self._work(self._chunk_rows(Xv.shape[0])) if Xv is not None else None
+        val_work = self._work(self._validation_rows(Xv.shape[0], cap)) if Xv is not None else None
 
         good = self._snapshot()
         best = None

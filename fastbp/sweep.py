@@ -224,9 +224,8 @@ def _train_group(configs, X, y, Xv, yv, n_out):
     alive = np.ones(k, dtype=bool)
     histories = [{} for _ in range(k)]
     if Xvc is not None:
-        vrows = first._chunk_rows(Xvc.shape[0])
+        vrows = first._validation_rows(Xvc.shape[0], cap)
         Zv, Av, Dv = (np.empty((k, vrows * width), dtype=dtype) for _ in range(3))
-        val_mm = first._population_config(vrows)
         v_loss, v_correct = np.zeros(k), np.zeros(k, dtype=np.int64)
     for e in range(epochs):
         perms = np.stack([net._rng.permutation(n).astype(np.int64, copy=False) for net in nets])
@@ -236,7 +235,7 @@ def _train_group(configs, X, y, Xv, yv, n_out):
         steps += n_batches
         if Xvc is not None:
             _evaluate_population(P, Xvc, Yv, sizes, w_off, b_off, acts, act_p, first._loss_code, first._acc_mode,
-                                 Zv, Av, Dv, v_loss, v_correct, val_mm)
+                                 Zv, Av, Dv, v_loss, v_correct, train_mm)
         for i, net in enumerate(nets):
             if not alive[i]:
                 continue

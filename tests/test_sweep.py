@@ -50,6 +50,18 @@ def test_every_trial_is_bitwise_what_fit_gives(grid):
         net = _retrain(t["config"])
         assert _digest(net.params) == t["params_digest"], t["config"]
         assert net.history["val_accuracy"][-1] == pytest.approx(t["final"]["val_accuracy"], abs=0)
+        assert net.history["val_loss"][-1] == t["final"]["val_loss"]
+
+
+def test_a_large_validation_set_is_validated_as_fit_does():
+    # 300 validation rows: more than one chunk where training runs BLAS on the calling thread (AVX-512 hosts)
+    res = fastbp.sweep({"seed": [0, 1]}, X, Y, lr=0.1, **{**FIXED, "validation_split": 0.5})
+    for t in res.trials:
+        net = fastbp.Network([64, 16, 10], seed=t["config"]["seed"])
+        net.fit(X, Y, epochs=3, batch_size=32, optimizer=fastbp.SGD(lr=0.1), validation_split=0.5,
+                verbose=0)
+        assert _digest(net.params) == t["params_digest"]
+        assert net.history["val_loss"] == t["history"]["val_loss"]
 
 
 def test_to_csv(grid, tmp_path):
