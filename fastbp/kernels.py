@@ -24,8 +24,8 @@ from numba import njit, prange
 
 from .activations import _act_backward, _activate
 from .losses import _count_correct, _output_delta
-from .matmul import matmul_nn, matmul_nt, matmul_tn
-from .optimizers import _update
+from .matmul import _blas_folds, descend_tn, matmul_nn, matmul_nt, matmul_tn
+from .optimizers import _plain_descent, _sgd_step, _update
 from .schedules import _scheduled_lr
 
 
@@ -74,22 +74,20 @@ def _bias_grad(D, gb):
 
 @njit(cache=True, error_model="numpy")
 def _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap, dA0,
-              want_param_grad, want_input_grad, mm):
+              want_param_grad, want_input_grad, descend, lr, mm):
     """Reverse mode from δ^L (already in Db) down to the input.
 
-    Per layer: ∂C/∂W = δᵀ a^{l-1}, ∂C/∂b = Σ_rows δ, and ∂C/∂a^{l-1} = δ W,
-    which times f'_{l-1}(z) is the δ of the layer below (the paper's chain rule).
+    Per layer: ∂C/∂a^{l-1} = δ W, which times f'_{l-1}(z) is the δ of the
+    layer below (the paper's chain rule), ∂C/∂W = δᵀ a^{l-1} and ∂C/∂b = Σ_rows δ.
+    With ``descend``, each layer then takes its gradient-descent step
+    θ ← θ - lr ∇C right away (after δ W has used the old W), folded into the
+    weight-gradient product where BLAS runs it; ``grad`` is then work space.
     """
     rows = A0.shape[0]
     L = sizes.shape[0] - 1
     for l in range(L - 1, -1, -1):
         D = _block(Db, sizes, l, cap, rows)
         W = _weights(params, sizes, w_off, l)
-        if want_param_grad:
-            a_prev = A0 if l == 0 else _block(Ab, sizes, l - 1, cap, rows)
-            gW = _weights(grad, sizes, w_off, l)
-            matmul_tn(D, a_prev, gW, mm)
-            _bias_grad(D, grad[b_off[l] : b_off[l] + sizes[l + 1]])
         if l > 0:
             Dp = _block(Db, sizes, l - 1, cap, rows)
             matmul_nn(D, W, Dp, mm)
@@ -97,6 +95,16 @@ def _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, ca
                           acts[l - 1], act_p[l - 1, 0], act_p[l - 1, 1])
         elif want_input_grad:
             matmul_nn(D, W, dA0, mm)
+        if want_param_grad:
+            a_prev = A0 if l == 0 else _block(Ab, sizes, l - 1, cap, rows)
+            gW = _weights(grad, sizes, w_off, l)
+            gb = grad[b_off[l] : b_off[l] + sizes[l + 1]]
+            _bias_grad(D, gb)
+            if descend:
+                descend_tn(D, a_prev, W, gW, lr, mm)
+                _sgd_step(params[b_off[l] : b_off[l] + sizes[l + 1]], gb, lr)
+            else:
+                matmul_tn(D, a_prev, gW, mm)
 
 
 @njit(cache=True, error_model="numpy")
@@ -127,6 +135,8 @@ def _train_epoch(params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_of
     loss_sum = 0.0
     correct = 0
     lr = _scheduled_lr(sched_code, sched_p, base_lr, epoch_idx)
+    # Plain gradient descent steps each layer inside the backward pass where BLAS runs the products.
+    descend = _blas_folds(mm) and _plain_descent(opt_code, hyper, clip)
     dummy = Xb[:0]
     for bi in range((n + batch_size - 1) // batch_size):
         start = bi * batch_size
@@ -143,10 +153,12 @@ def _train_epoch(params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_of
             return loss_sum, correct, bi, lr
         loss_sum += c
         correct += _count_correct(AL, Y, idx, acc_mode)
-        _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap, dummy, True, False, mm)
         if per_step:
             lr = _scheduled_lr(sched_code, sched_p, base_lr, step0 + bi)
-        _update(params, grad, state, opt_code, hyper, lr, step0 + bi + 1, clip, mm)
+        _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap, dummy, True, False,
+                  descend, lr, mm)
+        if not descend:
+            _update(params, grad, state, opt_code, hyper, lr, step0 + bi + 1, clip, mm)
     return loss_sum, correct, -1, lr
 
 
@@ -208,7 +220,7 @@ def _full_pass(params, X, Y, sizes, w_off, b_off, acts, act_p, loss_code, acc_mo
         correct += _count_correct(_block(Ab, sizes, sizes.shape[0] - 2, cap, rows), Y, idx, acc_mode)
         if want_param_grad or want_input_grad:
             _backward(params, gtmp, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap,
-                      dX[start : start + rows], want_param_grad, want_input_grad, mm)
+                      dX[start : start + rows], want_param_grad, want_input_grad, False, 0.0, mm)
             if want_param_grad:
                 for i in range(grad.shape[0]):
                     grad[i] += gtmp[i]

@@ -203,6 +203,12 @@ def _sgd_step(params, grad, lr):
         params[i] -= eta * grad[i]
 
 
+@njit(cache=True, error_model="numpy")
+def _plain_descent(code, hyper, clip):
+    """Whether the rule is θ ← θ - η ∇C exactly (SGD without momentum, weight decay or clipping)."""
+    return code == OPT_SGD and hyper[H_MOMENTUM] == 0.0 and hyper[H_WD] == 0.0 and clip <= 0.0
+
+
 # From this many parameters the update is split over the threads: Adam's sqrt
 # and division make it compute-bound (~250 µs for mnist's 235k parameters on
 # one core, a tenth of a batch), and each element's arithmetic is the same

@@ -30,12 +30,21 @@ from fastbp.activations import _act_backward, _activate
 from fastbp.bench import CONFIGS, parse_config
 from fastbp.kernels import _bias_grad, _block, _loss_delta, _train_epoch, _weights
 from fastbp.losses import _count_correct
-from fastbp.matmul import ENGINE_BLAS, ENGINE_LOOPS, Blas, Loops, config, matmul_nn, matmul_nt, matmul_tn
-from fastbp.optimizers import _update
+from fastbp.matmul import (ENGINE_BLAS, ENGINE_LOOPS, Blas, Loops, _blas_folds, config, descend_tn, matmul_nn,
+                           matmul_nt, matmul_tn)
+from fastbp.optimizers import _plain_descent, _sgd_step, _update
 
 PHASES = ("gather rows", "forward products (A Wᵀ)", "bias + activation", "cost + output δ + accuracy",
           "weight-gradient products (δᵀ A)", "input-gradient products (δ W)", "bias gradient + f'(z)",
           "optimizer update")
+# Where plain SGD runs inside the backward pass (BLAS), two phases are what the epoch does instead.
+FOLDED = {PHASES[4]: "weight-gradient products with the descent folded in (W -= η δᵀ A)",
+          PHASES[7]: "optimizer update (the biases' descent)"}
+
+
+@njit(cache=False)
+def _folds(opt_code, hyper, mm):
+    return _blas_folds(mm) and _plain_descent(opt_code, hyper, 0.0)
 
 
 @njit(cache=False)
@@ -45,6 +54,7 @@ def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_o
     cap = Xb.shape[0]
     L = sizes.shape[0] - 1
     out = 0.0
+    descend = _folds(opt_code, hyper, mm)
     for bi in range(n // batch_size):
         start = bi * batch_size
         rows = batch_size
@@ -70,7 +80,12 @@ def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_o
         elif which == 4:
             for l in range(L):
                 a_prev = A0 if l == 0 else _block(Ab, sizes, l - 1, cap, rows)
-                matmul_tn(_block(Db, sizes, l, cap, rows), a_prev, _weights(grad, sizes, w_off, l), mm)
+                D = _block(Db, sizes, l, cap, rows)
+                if descend:  # a step too small to change W (BLAS skips the product when the step is 0)
+                    descend_tn(D, a_prev, _weights(params, sizes, w_off, l), _weights(grad, sizes, w_off, l),
+                               1e-30, mm)
+                else:
+                    matmul_tn(D, a_prev, _weights(grad, sizes, w_off, l), mm)
         elif which == 5:
             for l in range(1, L):
                 matmul_nn(_block(Db, sizes, l, cap, rows), _weights(params, sizes, w_off, l),
@@ -81,6 +96,10 @@ def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_o
             for l in range(L - 1):  # in place, as in _backward (ReLU's 0/1 mask: repeating it changes nothing)
                 _act_backward(_block(Db, sizes, l, cap, rows), _block(Zb, sizes, l, cap, rows),
                               _block(Ab, sizes, l, cap, rows), acts[l], act_p[l, 0], act_p[l, 1])
+        elif descend:
+            for l in range(L):
+                _sgd_step(params[b_off[l] : b_off[l] + sizes[l + 1]], grad[b_off[l] : b_off[l] + sizes[l + 1]],
+                          lr * 0.0)
         else:
             _update(params, grad, state, opt_code, hyper, lr * 0.0, bi + 1, 0.0, mm)
     return out
@@ -130,6 +149,8 @@ def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, 
     n_batches = samples // batch
     us = {k: 1e6 * statistics.median(v) / n_batches for k, v in times.items()}
     threads = mm.threads if isinstance(mm, Loops) else 1
+    if _folds(opt.code, hyper, mm):
+        us = {FOLDED.get(k, k): v for k, v in us.items()}
     return us, {"engine": "BLAS (its own threads)" if isinstance(mm, Blas) else
                 f"compiled loops on {threads} thread(s)",
                 "batches": n_batches}
@@ -170,7 +191,7 @@ def main(argv=None):
         print("|---|---:|---:|")
         for k, v in us.items():
             print(f"| {k} | {v:,.1f} | {100 * v / total:.0f}% |")
-        print(f"| (sum of the phases) | {sum(v for k, v in us.items() if k in PHASES):,.1f} | |")
+        print(f"| (sum of the phases) | {sum(v for k, v in us.items() if k != 'the fused epoch'):,.1f} | |")
     return 0
 
 

@@ -8,7 +8,8 @@ import pytest
 
 import fastbp
 from fastbp import matmul
-from fastbp.matmul import ENGINE_BLAS, ENGINE_LOOPS, Blas, Loops, choose_engine, config, matmul_nn, matmul_nt, matmul_tn
+from fastbp.matmul import (ENGINE_BLAS, ENGINE_LOOPS, Blas, Loops, choose_engine, config, descend_tn, matmul_nn,
+                           matmul_nt, matmul_tn)
 
 RNG = np.random.default_rng(0)
 SHAPES = [(3, 5, 2), (32, 64, 32), (127, 300, 33), (65, 511, 129), (128, 784, 256)]
@@ -47,6 +48,20 @@ def test_split_over_threads_is_bitwise_the_same(n, k, m):
         for a, b in zip(results[0], other):
             np.testing.assert_array_equal(a, b)
 
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, k, m", SHAPES)
+@pytest.mark.parametrize("mm", [None, Loops(2), Blas(0), Blas(1 << 30)], ids=["one-core", "loops", "blas", "blas-small"])
+def test_descent_step_of_a_layer(dtype, n, k, m, mm):
+    """W ← W - η Dᵀ A: in one BLAS call (α = -η, β = 1) where mm gives the product to BLAS, else in two steps."""
+    A = RNG.standard_normal((n, k)).astype(dtype)
+    D = RNG.standard_normal((n, m)).astype(dtype)
+    W = RNG.standard_normal((m, k)).astype(dtype)
+    want = W.astype(np.float64) - 0.05 * (D.T.astype(np.float64) @ A.astype(np.float64))
+    descend_tn(D, A, W, np.empty_like(W), 0.05, mm)
+    tol = {"rtol": 1e-4, "atol": 1e-5 * np.sqrt(n)} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    np.testing.assert_allclose(W, want, **tol)
 
 def test_fit_is_bitwise_the_same_on_one_and_two_threads():
     X = RNG.standard_normal((300, 200)).astype(np.float32)
@@ -112,3 +127,21 @@ def test_a_population_never_runs_a_parallel_engine(host):
     assert (mm is None) if host == "avx2" else isinstance(mm, Blas)
     assert fastbp.Network([784, 256, 128, 10])._population_config(128) is None
     assert fastbp.Network([784, 2048, 2048, 10])._population_config(256) is None
+
+
+@pytest.mark.parametrize("host", ["avx512"], indirect=True)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_plain_descent_inside_the_backward_pass_is_the_update_rule(host, dtype):
+    """On BLAS, plain SGD steps each layer inside the backward pass (64→32 folded into the product, 32→3
+    in two steps); a clip_norm that never clips takes the separate update: the same networks come out."""
+    X = RNG.standard_normal((256, 64))
+    y = RNG.integers(0, 3, 256)
+    nets = []
+    for clip in (None, 1e30):
+        net = fastbp.Network([64, 32, 3], dtype=dtype, seed=0)
+        assert net._matmul_config(32) == Blas(1 << 12)
+        net.fit(X, y, epochs=3, batch_size=32, lr=0.1, clip_norm=clip, verbose=0)
+        nets.append(net)
+    tol = {"rtol": 1e-4, "atol": 1e-6} if dtype == "float32" else {"rtol": 1e-12, "atol": 1e-14}
+    np.testing.assert_allclose(nets[0].params, nets[1].params, **tol)
+    assert not np.array_equal(nets[0].params, fastbp.Network([64, 32, 3], dtype=dtype, seed=0).params)
