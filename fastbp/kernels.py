@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from .activations import _act_backward, _activate
-from .losses import _count_correct, _output_delta
+from .losses import _output_delta
 from .matmul import _blas_folds, descend_tn, matmul_nn, matmul_nt, matmul_tn
 from .optimizers import _plain_descent, _sgd_step, _update
 from .schedules import _scheduled_lr
@@ -108,12 +108,12 @@ def _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, ca
 
 
 @njit(cache=True, error_model="numpy")
-def _loss_delta(Y, idx, sizes, acts, act_p, loss_code, Zb, Ab, Db, cap, rows, scale):
-    """Output delta of the last layer into Db; returns the summed cost of the rows."""
+def _loss_delta(Y, sizes, acts, act_p, loss_code, acc_mode, Zb, Ab, Db, cap, rows, scale):
+    """Output delta of the last layer into Db for the target rows Y; returns (summed cost, correct count)."""
     L = sizes.shape[0] - 1
-    return _output_delta(_block(Zb, sizes, L - 1, cap, rows), _block(Ab, sizes, L - 1, cap, rows), Y, idx,
+    return _output_delta(_block(Zb, sizes, L - 1, cap, rows), _block(Ab, sizes, L - 1, cap, rows), Y,
                          _block(Db, sizes, L - 1, cap, rows), loss_code, acts[L - 1],
-                         act_p[L - 1, 0], act_p[L - 1, 1], scale)
+                         act_p[L - 1, 0], act_p[L - 1, 1], scale, acc_mode)
 
 
 @njit(cache=True, error_model="numpy")
@@ -138,21 +138,26 @@ def _train_epoch(params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_of
     # Plain gradient descent steps each layer inside the backward pass where BLAS runs the products.
     descend = _blas_folds(mm) and _plain_descent(opt_code, hyper, clip)
     dummy = Xb[:0]
+    m = Y.shape[1]
+    Yb = np.empty((cap, m), Y.dtype)
     for bi in range((n + batch_size - 1) // batch_size):
         start = bi * batch_size
         rows = min(batch_size, n - start)
         idx = perm[start : start + rows]
         A0 = Xb[:rows]
-        for i in range(rows):
+        Y0 = Yb[:rows]
+        for i in range(rows):  # the targets with the inputs: their cache misses overlap
             r = idx[i]
+            for j in range(m):
+                Y0[i, j] = Y[r, j]
             for j in range(n0):
                 A0[i, j] = X[r, j]
-        AL = _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap, mm)
-        c = _loss_delta(Y, idx, sizes, acts, act_p, loss_code, Zb, Ab, Db, cap, rows, 1.0 / rows)
+        _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap, mm)
+        c, ok = _loss_delta(Y0, sizes, acts, act_p, loss_code, acc_mode, Zb, Ab, Db, cap, rows, 1.0 / rows)
         if not math.isfinite(c):
             return loss_sum, correct, bi, lr
         loss_sum += c
-        correct += _count_correct(AL, Y, idx, acc_mode)
+        correct += ok
         if per_step:
             lr = _scheduled_lr(sched_code, sched_p, base_lr, step0 + bi)
         _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap, dummy, True, False,
@@ -205,7 +210,6 @@ def _full_pass(params, X, Y, sizes, w_off, b_off, acts, act_p, loss_code, acc_mo
     """
     n = X.shape[0]
     cap = _capacity(Zb, sizes)
-    rows_all = np.arange(n)
     scale = 1.0 if want_input_grad else 1.0 / n
     if want_param_grad:
         grad[:] = 0
@@ -213,11 +217,12 @@ def _full_pass(params, X, Y, sizes, w_off, b_off, acts, act_p, loss_code, acc_mo
     correct = 0
     for start in range(0, n, cap):
         rows = min(cap, n - start)
-        idx = rows_all[start : start + rows]
         A0 = X[start : start + rows]
         _forward(params, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, cap, mm)
-        loss_sum += _loss_delta(Y, idx, sizes, acts, act_p, loss_code, Zb, Ab, Db, cap, rows, scale)
-        correct += _count_correct(_block(Ab, sizes, sizes.shape[0] - 2, cap, rows), Y, idx, acc_mode)
+        c, ok = _loss_delta(Y[start : start + rows], sizes, acts, act_p, loss_code, acc_mode, Zb, Ab, Db, cap, rows,
+                            scale)
+        loss_sum += c
+        correct += ok
         if want_param_grad or want_input_grad:
             _backward(params, gtmp, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap,
                       dX[start : start + rows], want_param_grad, want_input_grad, False, 0.0, mm)

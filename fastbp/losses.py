@@ -52,32 +52,36 @@ def get_loss(name, argname="loss"):
 
 
 @njit(cache=True, error_model="numpy")
-def _count_correct(A, Y, idx, acc_mode):
-    """How many rows of A match their target row Y[idx[i]] (argmax, or a ≥ ½ for one unit)."""
-    n, m = A.shape
+def _argmax_row(A, i):
+    """Index of the largest entry of row i (the first of ties), without a data-dependent branch:
+    on unpredictable rows a mispredicted jump per entry cost more than the comparisons."""
+    best = A[i, 0]
+    k = 0
+    for j in range(1, A.shape[1]):
+        a = A[i, j]
+        better = a > best
+        k = j if better else k
+        best = a if better else best
+    return k
+
+
+@njit(cache=True, error_model="numpy")
+def _count_correct(A, Y, acc_mode):
+    """How many rows of A match their target row of Y (argmax, or a ≥ ½ for one unit)."""
     correct = 0
     if acc_mode == ACC_ARGMAX:
-        for i in range(n):
-            r = idx[i]
-            ja = 0
-            jy = 0
-            for j in range(1, m):
-                if A[i, j] > A[i, ja]:
-                    ja = j
-                if Y[r, j] > Y[r, jy]:
-                    jy = j
-            if ja == jy:
-                correct += 1
+        for i in range(A.shape[0]):
+            correct += _argmax_row(A, i) == _argmax_row(Y, i)
     elif acc_mode == ACC_THRESHOLD:
-        for i in range(n):
-            if (A[i, 0] >= 0.5) == (Y[idx[i], 0] >= 0.5):
-                correct += 1
+        for i in range(A.shape[0]):
+            correct += (A[i, 0] >= 0.5) == (Y[i, 0] >= 0.5)
     return correct
 
 
 @njit(cache=True, error_model="numpy")
-def _output_delta(Z, A, Y, idx, D, loss_code, act_code, p0, p1, scale):
-    """D = scale · ∂(Σ_k C_k)/∂z^L for the rows Y[idx]; returns Σ_k C_k (float64).
+def _output_delta(Z, A, Y, D, loss_code, act_code, p0, p1, scale, acc_mode):
+    """D = scale · ∂(Σ_k C_k)/∂z^L for target rows Y (row i is sample i's); returns Σ_k C_k (float64)
+    and how many rows are classified right (see ``_count_correct``).
 
     ``scale`` is 1/n for the batch mean, or 1 for per-sample sensitivities.
     """
@@ -85,40 +89,41 @@ def _output_delta(Z, A, Y, idx, D, loss_code, act_code, p0, p1, scale):
     s = D.dtype.type(scale)
     total = 0.0
     if loss_code == CROSS_ENTROPY:  # softmax output: ∂C_k/∂z = a Σy - y
+        correct = 0
         for i in range(n):
-            r = idx[i]
             # log Σ_j e^(z_j) = z_k - log a_k for any k; the largest a_k (≥ 1/m) keeps the log exact,
-            # and reuses the forward pass's exponentials instead of taking m more.
-            k = 0
-            for j in range(1, m):
-                if A[i, j] > A[i, k]:
-                    k = j
+            # and reuses the forward pass's exponentials instead of taking m more. It is also the
+            # predicted class.
+            k = _argmax_row(A, i)
+            if acc_mode == ACC_ARGMAX:
+                correct += k == _argmax_row(Y, i)
             lse = float(Z[i, k]) - math.log(float(A[i, k]))
             sy = D.dtype.type(0.0)
             for j in range(m):
-                y = Y[r, j]
+                y = Y[i, j]
                 sy += y
                 total += float(y) * (lse - float(Z[i, j]))
             for j in range(m):
-                D[i, j] = (A[i, j] * sy - Y[r, j]) * s
-    elif loss_code == BINARY_CROSS_ENTROPY:  # sigmoid output: ∂C_k/∂z = β(a - y)
+                D[i, j] = (A[i, j] * sy - Y[i, j]) * s
+        if acc_mode != ACC_ARGMAX:
+            correct = _count_correct(A, Y, acc_mode)
+        return total, correct
+    if loss_code == BINARY_CROSS_ENTROPY:  # sigmoid output: ∂C_k/∂z = β(a - y)
         beta = D.dtype.type(p0)
         for i in range(n):
-            r = idx[i]
             for j in range(m):
                 t = p0 * float(Z[i, j])
-                y = float(Y[r, j])
+                y = float(Y[i, j])
                 # softplus(t) - y t, with softplus(t) = max(t, 0) + log1p(e^-|t|)
                 total += max(t, 0.0) + math.log1p(math.exp(-abs(t))) - y * t
-                D[i, j] = beta * (A[i, j] - Y[r, j]) * s
+                D[i, j] = beta * (A[i, j] - Y[i, j]) * s
     else:  # MSE or SQUARED: ∂C_k/∂a = c (a - y), then through the output activation
         c = 1.0 if loss_code == MSE else 2.0
         h = 0.5 * c
         cs = D.dtype.type(c) * s
         for i in range(n):
-            r = idx[i]
             for j in range(m):
-                d = A[i, j] - Y[r, j]
+                d = A[i, j] - Y[i, j]
                 total += h * float(d) * float(d)
                 D[i, j] = cs * d
         if act_code == SOFTMAX:  # full Jacobian: a ⊙ (g - Σ_j a_j g_j)
@@ -130,4 +135,4 @@ def _output_delta(Z, A, Y, idx, D, loss_code, act_code, p0, p1, scale):
                     D[i, j] = A[i, j] * (D[i, j] - dot)
         else:
             _act_backward(D, Z, A, act_code, p0, p1)
-    return total
+    return total, _count_correct(A, Y, acc_mode)

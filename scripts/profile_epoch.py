@@ -29,12 +29,11 @@ except ImportError:  # run from a checkout without `pip install -e .`
 from fastbp.activations import _act_backward, _activate
 from fastbp.bench import CONFIGS, parse_config
 from fastbp.kernels import _bias_grad, _block, _loss_delta, _train_epoch, _weights
-from fastbp.losses import _count_correct
 from fastbp.matmul import (ENGINE_BLAS, ENGINE_LOOPS, Blas, Loops, _blas_folds, config, descend_tn, matmul_nn,
                            matmul_nt, matmul_tn)
 from fastbp.optimizers import _plain_descent, _sgd_step, _update
 
-PHASES = ("gather rows", "forward products (A Wᵀ)", "bias + activation", "cost + output δ + accuracy",
+PHASES = ("gather rows (inputs and targets)", "forward products (A Wᵀ)", "bias + activation", "cost + output δ + accuracy",
           "weight-gradient products (δᵀ A)", "input-gradient products (δ W)", "bias gradient + f'(z)",
           "optimizer update")
 # Where plain SGD runs inside the backward pass (BLAS), two phases are what the epoch does instead.
@@ -49,7 +48,7 @@ def _folds(opt_code, hyper, mm):
 
 @njit(cache=False)
 def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_off, acts, act_p, loss_code,
-           acc_mode, opt_code, hyper, lr, Xb, Zb, Ab, Db, mm):
+           acc_mode, opt_code, hyper, lr, Xb, Yb, Zb, Ab, Db, mm):
     n = perm.shape[0]
     cap = Xb.shape[0]
     L = sizes.shape[0] - 1
@@ -60,9 +59,12 @@ def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_o
         rows = batch_size
         idx = perm[start : start + rows]
         A0 = Xb[:rows]
+        Y0 = Yb[:rows]
         if which == 0:
             for i in range(rows):
                 r = idx[i]
+                for j in range(Y.shape[1]):
+                    Y0[i, j] = Y[r, j]
                 for j in range(sizes[0]):
                     A0[i, j] = X[r, j]
         elif which == 1:
@@ -75,8 +77,8 @@ def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_o
                 _activate(_block(Zb, sizes, l, cap, rows), _block(Ab, sizes, l, cap, rows),
                           params[b_off[l] : b_off[l] + sizes[l + 1]], acts[l], act_p[l, 0], act_p[l, 1])
         elif which == 3:
-            out += _loss_delta(Y, idx, sizes, acts, act_p, loss_code, Zb, Ab, Db, cap, rows, 1.0 / rows)
-            out += _count_correct(_block(Ab, sizes, L - 1, cap, rows), Y, idx, acc_mode)
+            c, ok = _loss_delta(Y0, sizes, acts, act_p, loss_code, acc_mode, Zb, Ab, Db, cap, rows, 1.0 / rows)
+            out += c + ok
         elif which == 4:
             for l in range(L):
                 a_prev = A0 if l == 0 else _block(Ab, sizes, l - 1, cap, rows)
@@ -119,6 +121,7 @@ def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, 
     net.fit(X[: 2 * batch], y[: 2 * batch], epochs=1, batch_size=batch, optimizer=opt, verbose=0)  # compile
     X, Y = net._check_Xy(X, y)
     Xb = np.empty((batch, sizes[0]), dtype=dtype)
+    Yb = np.empty((batch, sizes[-1]), dtype=dtype)
     Zb, Ab, Db = net._work(batch)
     grad = np.zeros(net.n_params, dtype=dtype)
     state = net._opt_state
@@ -141,7 +144,7 @@ def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, 
     for _ in range(repeats):  # interleaved, so a slow spell hits every phase alike
         for k, name in enumerate(PHASES):
             t0 = time.perf_counter()
-            _phase(k, *args, Xb, Zb, Ab, Db, mm)
+            _phase(k, *args, Xb, Yb, Zb, Ab, Db, mm)
             times[name].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         epoch()
