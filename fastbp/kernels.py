@@ -122,10 +122,12 @@ def _train_epoch(params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_of
                  epoch_idx, step0, Xb, Zb, Ab, Db, mm):
     """One epoch of mini-batch training over the rows ``perm`` of X, Y.
 
-    Each batch: gather its rows into Xb, forward, cost and output delta
-    (averaged over the batch), backward, then the optimizer's update with the
-    scheduled learning rate (per step: from the update count ``step0 + b``; per
-    epoch: from ``epoch_idx``). Returns (summed cost, correct count, index of the
+    Each batch: gather its rows of X into Xb (and of Y into a batch-sized
+    buffer made here, once per call), forward, cost and output delta (averaged
+    over the batch), backward, then the optimizer's update with the scheduled
+    learning rate (per step: from the update count ``step0 + b``; per epoch:
+    from ``epoch_idx``); plain SGD on BLAS takes its step inside the backward
+    pass instead (see ``_backward``). Returns (summed cost, correct count, index of the
     first batch whose cost was not finite or -1, the last learning rate used);
     on a non-finite cost the epoch stops before that batch's update.
     """
