@@ -131,9 +131,12 @@ def test_ctrl_c_saves_the_last_epoch_and_exits_130(tmp_path):
     rng = np.random.default_rng(1)
     np.savez(tmp_path / "big.npz", X=rng.standard_normal((20000, 200)).astype(np.float32),
              y=rng.integers(0, 10, 20000))
+    # A shell that starts jobs in the background makes them ignore SIGINT, and Python then keeps it ignored:
+    # the child gets the default disposition back, so that it sees Ctrl-C as a terminal would send it.
     proc = subprocess.Popen([*FASTBP, "train", "--data", str(tmp_path / "big.npz"), "--layers", "256,256",
                              "--epochs", "1000", "--out", str(tmp_path / "run")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 180
     seen = ""
     while "epoch 2" not in seen and time.time() < deadline:
