@@ -24,7 +24,7 @@ from numba import njit, prange
 
 from .activations import _act_backward, _activate
 from .losses import _output_delta
-from .matmul import _blas_folds, descend_tn, matmul_nn, matmul_nt, matmul_tn
+from .matmul import _blas_folds, fold_descent, matmul_nn, matmul_nt, matmul_tn
 from .optimizers import _plain_descent, _sgd_step, _update
 from .schedules import _scheduled_lr
 
@@ -73,6 +73,15 @@ def _bias_grad(D, gb):
 
 
 @njit(cache=True, error_model="numpy")
+def _descend_layer(D, a_prev, W, gW, lr, mm):
+    """W ← W - lr · Dᵀ a_prev: folded into one BLAS call where ``mm`` gives the product to BLAS, else
+    gW = Dᵀ a_prev, then the update's own step; ``gW`` is work space of W's shape."""
+    if not fold_descent(D, a_prev, W, lr, mm):
+        matmul_tn(D, a_prev, gW, mm)
+        _sgd_step(W.reshape(W.size), gW.reshape(gW.size), lr)
+
+
+@njit(cache=True, error_model="numpy")
 def _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, cap, dA0,
               want_param_grad, want_input_grad, descend, lr, mm):
     """Reverse mode from δ^L (already in Db) down to the input.
@@ -101,7 +110,7 @@ def _backward(params, grad, A0, sizes, w_off, b_off, acts, act_p, Zb, Ab, Db, ca
             gb = grad[b_off[l] : b_off[l] + sizes[l + 1]]
             _bias_grad(D, gb)
             if descend:
-                descend_tn(D, a_prev, W, gW, lr, mm)
+                _descend_layer(D, a_prev, W, gW, lr, mm)
                 _sgd_step(params[b_off[l] : b_off[l] + sizes[l + 1]], gb, lr)
             else:
                 matmul_tn(D, a_prev, gW, mm)

@@ -357,11 +357,12 @@ def _blas_folds_impl(mm):
     return lambda mm: folds
 
 
-def _fold_descent(D, A, W, lr, mm):
-    """W ← W - lr · Dᵀ A in one BLAS call if ``mm`` gives this product to BLAS; whether it did."""
+def fold_descent(D, A, W, lr, mm):
+    """W ← W - lr · Dᵀ A in one BLAS call (α = -lr, β = 1) if ``mm`` gives this product to BLAS; whether
+    it did (if not, the caller takes the product and the step apart)."""
 
 
-@overload(_fold_descent)
+@overload(fold_descent)
 def _fold_descent_impl(D, A, W, lr, mm):
     if _is(mm, Blas):
         def fold(D, A, W, lr, mm):
@@ -372,18 +373,3 @@ def _fold_descent_impl(D, A, W, lr, mm):
 
         return fold
     return lambda D, A, W, lr, mm: False
-
-
-@njit(cache=True, error_model="numpy")
-def descend_tn(D, A, W, G, lr, mm):
-    """W ← W - lr · Dᵀ A (plain gradient descent on a layer's weights); ``G`` is work space of W's shape.
-
-    Products that ``mm`` gives to BLAS are one call with α = -lr, β = 1; the others are G = Dᵀ A in the
-    loops, then W ← W - lr G as the update would do it.
-    """
-    if not _fold_descent(D, A, W, lr, mm):
-        matmul_tn(D, A, G, mm)
-        eta = W.dtype.type(lr)
-        for j in range(W.shape[0]):
-            for p in range(W.shape[1]):
-                W[j, p] -= eta * G[j, p]

@@ -28,9 +28,9 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 from fastbp.activations import _act_backward, _activate
 from fastbp.bench import CONFIGS, parse_config
-from fastbp.kernels import _bias_grad, _block, _loss_delta, _train_epoch, _weights
-from fastbp.matmul import (ENGINE_BLAS, ENGINE_LOOPS, Blas, Loops, _blas_folds, config, descend_tn, matmul_nn,
-                           matmul_nt, matmul_tn)
+from fastbp.kernels import _bias_grad, _block, _descend_layer, _loss_delta, _train_epoch, _weights
+from fastbp.matmul import (ENGINE_BLAS, ENGINE_LOOPS, Blas, Loops, _blas_folds, config, matmul_nn, matmul_nt,
+                           matmul_tn)
 from fastbp.optimizers import _plain_descent, _sgd_step, _update
 
 PHASES = ("gather rows (inputs and targets)", "forward products (A Wᵀ)", "bias + activation", "cost + output δ + accuracy",
@@ -84,8 +84,8 @@ def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_o
                 a_prev = A0 if l == 0 else _block(Ab, sizes, l - 1, cap, rows)
                 D = _block(Db, sizes, l, cap, rows)
                 if descend:  # a step too small to change W (BLAS skips the product when the step is 0)
-                    descend_tn(D, a_prev, _weights(params, sizes, w_off, l), _weights(grad, sizes, w_off, l),
-                               1e-30, mm)
+                    _descend_layer(D, a_prev, _weights(params, sizes, w_off, l), _weights(grad, sizes, w_off, l),
+                                   1e-30, mm)
                 else:
                     matmul_tn(D, a_prev, _weights(grad, sizes, w_off, l), mm)
         elif which == 5:

@@ -8,8 +8,8 @@ import pytest
 
 import fastbp
 from fastbp import matmul
-from fastbp.matmul import (ENGINE_BLAS, ENGINE_LOOPS, Blas, Loops, choose_engine, config, descend_tn, matmul_nn,
-                           matmul_nt, matmul_tn)
+from fastbp.kernels import _descend_layer
+from fastbp.matmul import ENGINE_BLAS, ENGINE_LOOPS, Blas, Loops, choose_engine, config, matmul_nn, matmul_nt, matmul_tn
 
 RNG = np.random.default_rng(0)
 SHAPES = [(3, 5, 2), (32, 64, 32), (127, 300, 33), (65, 511, 129), (128, 784, 256)]
@@ -59,7 +59,7 @@ def test_descent_step_of_a_layer(dtype, n, k, m, mm):
     D = RNG.standard_normal((n, m)).astype(dtype)
     W = RNG.standard_normal((m, k)).astype(dtype)
     want = W.astype(np.float64) - 0.05 * (D.T.astype(np.float64) @ A.astype(np.float64))
-    descend_tn(D, A, W, np.empty_like(W), 0.05, mm)
+    _descend_layer(D, A, W, np.empty_like(W), 0.05, mm)
     tol = {"rtol": 1e-4, "atol": 1e-5 * np.sqrt(n)} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-12}
     np.testing.assert_allclose(W, want, **tol)
 
