@@ -17,6 +17,7 @@ import functools
 import itertools
 from typing import NamedTuple
 
+import numba
 import numpy as np
 from llvmlite import binding as ll
 from llvmlite import ir
@@ -89,6 +90,38 @@ class Blas(NamedTuple):
 def config(engine, threads):
     """The kernels' ``mm`` for an engine and a thread count of the compiled loops."""
     return Blas(blas_from()[1]) if engine == ENGINE_BLAS else Loops(threads)
+
+
+# A flat update of at least this many parameters is split over the threads (see optimizers._update).
+PAR_UPDATE_MIN = 1 << 16
+
+
+def engine_for(sizes, rows, n_params, threads=None):
+    """``mm`` for passes over batches of ``rows`` samples of a network of layer widths ``sizes``:
+    ``None`` when every product and the update stay on one core in the compiled loops, else
+    ``Loops(threads)`` or ``Blas(smallest)``; the kernels are compiled for that engine only."""
+    threads = numba.get_num_threads() if threads is None else threads
+    engine = choose_engine(sizes, rows)
+    small = largest_product(sizes, rows) < SERIAL_MACS and n_params < PAR_UPDATE_MIN
+    if engine == ENGINE_LOOPS and (threads < 2 or small):
+        return None
+    return config(engine, threads)
+
+
+def population_engine(sizes, rows, n_params):
+    """``mm`` for one network trained on one core beside others (a sweep's ``prange`` population):
+    BLAS where ``engine_for`` takes it and the BLAS computes every product on the calling thread,
+    else the compiled loops on one core, whose results do not depend on the thread count."""
+    mm = engine_for(sizes, rows, n_params)
+    if isinstance(mm, Blas) and largest_product(sizes, rows) <= BLAS_ONE_THREAD_MACS:
+        return mm
+    return None
+
+
+def one_thread_rows(sizes):
+    """The most rows for which every product of a network of widths ``sizes`` stays on the calling
+    thread of the BLAS (what a population's validation chunks are cut to)."""
+    return max(1, BLAS_ONE_THREAD_MACS // largest_product(sizes, 1))
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FM)

@@ -9,7 +9,6 @@ import math
 import sys
 import time
 
-import numba
 import numpy as np
 
 from . import checks, io
@@ -18,8 +17,8 @@ from .callbacks import Progress, call_callback, check_callbacks, get_early_stopp
 from .kernels import _full_pass, _predict, _train_epoch
 from .layout import Layout
 from .losses import ACC_ARGMAX, ACC_NONE, ACC_THRESHOLD, DEFAULT_OUTPUT, LOSSES, get_loss
-from .matmul import BLAS_ONE_THREAD_MACS, ENGINE_LOOPS, SERIAL_MACS, Blas, choose_engine, config, largest_product
-from .optimizers import PAR_UPDATE_MIN, SGD, Optimizer, get_optimizer
+from .matmul import engine_for, one_thread_rows, population_engine
+from .optimizers import SGD, Optimizer, get_optimizer
 from .schedules import get_schedule
 
 __all__ = ["Network", "History", "load"]
@@ -198,25 +197,10 @@ class Network:
         return lay.sizes_arr, lay.w_off, lay.b_off, self._acts, self._act_p
 
     def _matmul_config(self, rows):
-        """How batches of ``rows`` samples run: ``None`` when every product and the update stay on one
-        core in the compiled loops, else ``Loops(threads)`` or ``Blas(smallest)``: the kernels are compiled
-        for that engine only (see matmul.py)."""
-        sizes = self.layout.sizes
-        engine = choose_engine(sizes, rows)
-        threads = numba.get_num_threads()
-        small = largest_product(sizes, rows) < SERIAL_MACS and self.n_params < PAR_UPDATE_MIN
-        if engine == ENGINE_LOOPS and (threads < 2 or small):
-            return None
-        return config(engine, threads)
+        return engine_for(self.layout.sizes, rows, self.n_params)
 
     def _population_config(self, rows):
-        """``mm`` for this network trained on one core beside others (fastbp.sweep): BLAS where ``fit``
-        takes it and OpenBLAS computes every product on the calling thread, else the compiled loops,
-        whose results do not depend on the thread count."""
-        mm = self._matmul_config(rows)
-        if isinstance(mm, Blas) and largest_product(self.layout.sizes, rows) <= BLAS_ONE_THREAD_MACS:
-            return mm
-        return None
+        return population_engine(self.layout.sizes, rows, self.n_params)
 
     def _work(self, rows, with_delta=True):
         width = sum(self.layout.sizes[1:])
@@ -234,7 +218,7 @@ class Network:
         fastbp.sweep's populations validate with BLAS in parallel, as fit does)."""
         rows = self._chunk_rows(n)
         if self._population_config(batch_rows) is not None:
-            rows = min(rows, max(1, BLAS_ONE_THREAD_MACS // largest_product(self.layout.sizes, 1)))
+            rows = min(rows, one_thread_rows(self.layout.sizes))
         return rows
 
     def _check_Xy(self, X, y):

@@ -22,7 +22,7 @@ from numba import njit, prange
 from numba.extending import overload
 
 from .checks import check_positive_float
-from .matmul import Loops, _is
+from .matmul import PAR_UPDATE_MIN, Loops, _is
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "OPTIMIZERS", "get_optimizer"]
 
@@ -213,7 +213,6 @@ def _plain_descent(code, hyper, clip):
 # and division make it compute-bound (~250 µs for mnist's 235k parameters on
 # one core, a tenth of a batch), and each element's arithmetic is the same
 # whatever the split, so the result is bitwise the same.
-PAR_UPDATE_MIN = 1 << 16
 
 
 @njit(cache=True, error_model="numpy")

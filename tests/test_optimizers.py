@@ -7,7 +7,8 @@ import pytest
 
 import fastbp
 from fastbp.matmul import Blas, Loops
-from fastbp.optimizers import PAR_UPDATE_MIN, _update
+from fastbp.matmul import PAR_UPDATE_MIN
+from fastbp.optimizers import _update
 from fastbp.schedules import _scheduled_lr
 
 RNG = np.random.default_rng(42)
