@@ -16,7 +16,8 @@ from .callbacks import Callback, EarlyStopping
 from .gradcheck import gradcheck
 from .layout import Layout
 from .losses import LOSSES
-from .network import History, Network, load
+from .network import Network, load
+from .training import History
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .schedules import Constant, CosineLR, ExponentialLR, Schedule, StepLR
 from .sweep import SweepResult, choice, loguniform, sweep, uniform

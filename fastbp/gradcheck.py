@@ -35,7 +35,7 @@ def gradcheck(net, X, y, eps=1e-5, max_params=None, seed=0):
     """
     eps = checks.check_positive_float(eps, "eps")
     twin = net.astype("float64")
-    X, Y = twin._check_Xy(X, y)
+    X, Y = twin.check_data(X, y)
     _, analytic = twin.loss_and_grad(X, Y)
     n = twin.n_params
     if max_params is None or max_params >= n:

@@ -1,61 +1,25 @@
-"""Network: the thin Python class around the flat parameters and the compiled kernels.
+"""Network: the model, a thin Python class around the flat parameters and the compiled kernels.
 
-It owns the parameter vector, the layer specs and the shuffling RNG, checks
-every input at the boundary, builds the work buffers once per call, and calls
-the fused epoch kernel once per epoch. Nothing here runs per batch.
+It owns the parameter vector, the layer specs and the training state, checks
+every input at the boundary, and runs the forward pass, gradients and input
+sensitivities; ``fit`` is the one training path of training.py. Nothing here
+runs per batch.
 """
-
-import math
-import sys
-import time
 
 import numpy as np
 
-from . import checks, io
+from . import checks, io, plan, training
 from .activations import SIGMOID, SOFTMAX, STEP, get_activation
-from .callbacks import Progress, call_callback, check_callbacks, get_early_stopping
-from .kernels import _full_pass, _predict, _train_epoch
+from .kernels import _full_pass, _predict
 from .layout import Layout
 from .losses import ACC_ARGMAX, ACC_NONE, ACC_THRESHOLD, DEFAULT_OUTPUT, LOSSES, get_loss
-from .matmul import engine_for, one_thread_rows, population_engine
-from .optimizers import SGD, Optimizer, get_optimizer
-from .schedules import get_schedule
+from .matmul import engine_for
+from .optimizers import get_optimizer
+from .training import DEFAULTS, History
 
 __all__ = ["Network", "History", "load"]
 
 INITS = ("glorot", "he")
-# Rows per chunk outside training: about 4M elements per work buffer, whatever the widths.
-_CHUNK_ELEMENTS = 1 << 22
-
-
-class History:
-    """Per-epoch records of a ``fit``: ``history["loss"][i]`` is epoch ``epoch[i]``'s mean cost.
-
-    Keys: ``loss``, ``accuracy`` (classifiers), ``val_loss`` and ``val_accuracy`` (with
-    validation data), ``lr``, ``seconds``, ``samples_per_second``.
-    """
-
-    def __init__(self):
-        self.epoch = []
-        self.history = {}
-
-    def _append(self, epoch, logs):
-        self.epoch.append(epoch)
-        for k, v in logs.items():
-            self.history.setdefault(k, []).append(v)
-
-    def __getitem__(self, key):
-        return self.history[key]
-
-    def __contains__(self, key):
-        return key in self.history
-
-    def __len__(self):
-        return len(self.epoch)
-
-    def __repr__(self):
-        last = {k: v[-1] for k, v in self.history.items()} if self.epoch else {}
-        return f"History(epochs={len(self)}, last={last})"
 
 
 def _resolve_output_and_loss(output, loss):
@@ -146,11 +110,8 @@ class Network:
         init_seq, shuffle_seq = np.random.SeedSequence(self.seed).spawn(2)
         self._params = np.zeros(self.layout.n_params, dtype=self.dtype)
         self.layout.init(self._params, np.random.default_rng(init_seq), [init] * L)
-        self._rng = np.random.default_rng(shuffle_seq)
+        self.state = training.State(np.random.default_rng(shuffle_seq))
         self.epochs_trained = 0
-        self._optimizer = None
-        self._opt_state = None
-        self._step = 0
         self.history = History()
         self.stop_training = False
 
@@ -192,51 +153,30 @@ class Network:
         return self.layout.biases(self._params, l)
 
     # ------------------------------------------------------------------ kernels
-    def _kernel_layout(self):
-        lay = self.layout
-        return lay.sizes_arr, lay.w_off, lay.b_off, self._acts, self._act_p
+    def kernel_net(self, mm):
+        """The ``plan.Net`` of this network for the engine ``mm`` (what its kernels take)."""
+        return plan.net_plan(self.layout, self._acts, self._act_p, self._loss_code, self._acc_mode, mm)
 
     def _matmul_config(self, rows):
         return engine_for(self.layout.sizes, rows, self.n_params)
 
-    def _population_config(self, rows):
-        return population_engine(self.layout.sizes, rows, self.n_params)
-
-    def _work(self, rows, with_delta=True):
-        width = sum(self.layout.sizes[1:])
-        Zb = np.empty(rows * width, dtype=self.dtype)
-        Ab = np.empty(rows * width, dtype=self.dtype)
-        Db = np.empty(rows * width if with_delta else 0, dtype=self.dtype)
-        return Zb, Ab, Db
-
-    def _chunk_rows(self, n):
-        return max(1, min(n, _CHUNK_ELEMENTS // sum(self.layout.sizes[1:])))
-
-    def _validation_rows(self, n, batch_rows):
-        """Rows per chunk of a validation pass, which runs with the training's ``mm``: as for any pass, but
-        where training keeps BLAS on the calling thread, few enough rows that validating does too (so that
-        fastbp.sweep's populations validate with BLAS in parallel, as fit does)."""
-        rows = self._chunk_rows(n)
-        if self._population_config(batch_rows) is not None:
-            rows = min(rows, one_thread_rows(self.layout.sizes))
-        return rows
-
-    def _check_Xy(self, X, y):
-        X = checks.check_X(X, self.layout.sizes[0], self.dtype)
-        Y = checks.check_y(y, X.shape[0], self.layout.sizes[-1], self.loss, self.dtype)
+    def check_data(self, X, y, argname=None):
+        """(X, Y) checked and converted for this network: X (n, n_0), Y (n, n_L), both in its dtype.
+        ``argname`` names a pair such as "validation_data" in errors."""
+        xname, yname = ("X", "y") if argname is None else (f"{argname}[0]", f"{argname}[1]")
+        X = checks.check_X(X, self.layout.sizes[0], self.dtype, xname)
+        Y = checks.check_y(y, X.shape[0], self.layout.sizes[-1], self.loss, self.dtype, yname)
         return X, Y
 
-    def _pass(self, X, Y, param_grad=False, input_grad=False, work=None, mm="auto"):
+    def _pass(self, X, Y, param_grad=False, input_grad=False):
         n = X.shape[0]
-        Zb, Ab, Db = self._work(self._chunk_rows(n)) if work is None else work
+        sizes = self.layout.sizes
+        rows = plan.chunk_rows(sizes, n)
+        work = plan.work(sizes, self.n_params, self.dtype, rows, grad=param_grad)
         grad = np.zeros(self.n_params if param_grad else 0, dtype=self.dtype)
-        gtmp = np.zeros_like(grad)
-        dX = np.zeros((n, self.layout.sizes[0]) if input_grad else (0, self.layout.sizes[0]), dtype=self.dtype)
-        sizes, w_off, b_off, acts, act_p = self._kernel_layout()
-        loss_sum, correct = _full_pass(self._params, X, Y, sizes, w_off, b_off, acts, act_p, self._loss_code,
-                                       self._acc_mode, Zb, Ab, Db, param_grad, grad, gtmp, input_grad, dX,
-                                       self._matmul_config(Zb.shape[0] // sum(self.layout.sizes[1:]))
-                                       if isinstance(mm, str) else mm)
+        dX = np.zeros((n if input_grad else 0, sizes[0]), dtype=self.dtype)
+        loss_sum, correct = _full_pass(self._params, X, Y, self.kernel_net(self._matmul_config(rows)), work,
+                                       param_grad, grad, input_grad, dX)
         return loss_sum, correct, grad, dX
 
     # ------------------------------------------------------------------ public
@@ -244,10 +184,11 @@ class Network:
         """The output activations a^L, shape (n_samples, n_L)."""
         X = checks.check_X(X, self.layout.sizes[0], self.dtype)
         n = X.shape[0]
-        out = np.empty((n, self.layout.sizes[-1]), dtype=self.dtype)
-        Zb, Ab, _ = self._work(self._chunk_rows(n), with_delta=False)
-        sizes, w_off, b_off, acts, act_p = self._kernel_layout()
-        _predict(self._params, X, out, sizes, w_off, b_off, acts, act_p, Zb, Ab, self._matmul_config(self._chunk_rows(n)))
+        sizes = self.layout.sizes
+        out = np.empty((n, sizes[-1]), dtype=self.dtype)
+        rows = plan.chunk_rows(sizes, n)
+        work = plan.work(sizes, self.n_params, self.dtype, rows, delta=False)
+        _predict(self._params, X, out, self.kernel_net(self._matmul_config(rows)), work)
         return out
 
     def predict(self, X):
@@ -261,7 +202,7 @@ class Network:
 
     def evaluate(self, X, y):
         """``{"loss": mean cost, "accuracy": fraction correct}`` (accuracy for classifiers only)."""
-        X, Y = self._check_Xy(X, y)
+        X, Y = self.check_data(X, y)
         loss_sum, correct, _, _ = self._pass(X, Y)
         out = {"loss": loss_sum / X.shape[0]}
         if self.is_classifier:
@@ -270,7 +211,7 @@ class Network:
 
     def loss_and_grad(self, X, y):
         """(mean cost over the rows, ∇C as a flat vector in the ``params`` layout)."""
-        X, Y = self._check_Xy(X, y)
+        X, Y = self.check_data(X, y)
         loss_sum, _, grad, _ = self._pass(X, Y, param_grad=True)
         return loss_sum / X.shape[0], grad
 
@@ -279,25 +220,25 @@ class Network:
 
         The paper's sensitivity of the cost to an input activation; shape (n_samples, n_0).
         """
-        X, Y = self._check_Xy(X, y)
+        X, Y = self.check_data(X, y)
         _, _, _, dX = self._pass(X, Y, input_grad=True)
         return dX
 
-    def fit(self, X, y, epochs=1, batch_size=32, lr=None, optimizer=None, schedule=None, clip_norm=None,
-            shuffle=True, validation_data=None, validation_split=None, early_stopping=None, callbacks=None,
-            checkpoint=None, checkpoint_every=1, verbose="auto"):
+    def fit(self, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], lr=None, optimizer=None,
+            schedule=None, clip_norm=None, shuffle=True, validation_data=None, validation_split=None,
+            early_stopping=None, callbacks=None, checkpoint=None, checkpoint_every=1, verbose="auto"):
         """Train by mini-batch gradient descent; each epoch runs in one compiled call.
 
         Parameters
         ----------
         X, y : array-like
             Inputs (n, n_0) and targets (see the class docstring for y's forms).
-        epochs : int, default 1
+        epochs : int, default 10
         batch_size : int, default 32
             The gradient of each update is averaged over the batch (the paper's 1/n Σ_k).
         lr : float, optional
             The learning rate. With no ``optimizer`` this is plain gradient
-            descent, θ ← θ - lr ∇C (lr 0.01 if not given); with an optimizer name,
+            descent, θ ← θ - lr ∇C (lr 0.01 if not given; defaults: ``fastbp.training.DEFAULTS``); with an optimizer name,
             that optimizer's lr.
         optimizer : str or Optimizer, optional
             "sgd", "adam", "adamw", "rmsprop" or a spec such as ``fastbp.Adam(lr=1e-3)``.
@@ -336,156 +277,10 @@ class Network:
         names the epoch and batch. On KeyboardInterrupt it goes back the same way,
         writes the checkpoint if one is set, and re-raises.
         """
-        X, Y = self._check_Xy(X, y)
-        epochs = checks.check_int(epochs, "epochs", minimum=1)
-        batch_size = checks.check_int(batch_size, "batch_size", minimum=1)
-        opt = self._resolve_optimizer(optimizer, lr)
-        sched = get_schedule(schedule)
-        clip = 0.0 if clip_norm is None else checks.check_positive_float(clip_norm, "clip_norm")
-        if not isinstance(shuffle, (bool, np.bool_)):
-            raise TypeError(f"shuffle: expected a bool, got {shuffle!r}")
-        X, Y, Xv, Yv = self._validation(X, Y, validation_data, validation_split)
-        stopper = get_early_stopping(early_stopping)
-        if stopper is not None and stopper.monitor.startswith("val_") and Xv is None:
-            raise ValueError(f"early_stopping: monitor {stopper.monitor!r} needs validation_data or validation_split")
-        cbs = check_callbacks(callbacks)
-        checkpoint_every = checks.check_int(checkpoint_every, "checkpoint_every", minimum=1)
-        if verbose == "auto":
-            verbose = 1 if sys.stderr.isatty() else 0
-        verbose = checks.check_int(verbose, "verbose", minimum=0)
-        if verbose > 2:
-            raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose}")
-
-        n = X.shape[0]
-        cap = min(batch_size, n)
-        n_batches = (n + batch_size - 1) // batch_size
-        if self._optimizer is None or not self._optimizer.same_rule(opt):
-            self._optimizer = opt
-            self._opt_state = np.zeros((opt.n_slots, self.n_params), dtype=self.dtype)
-            self._step = 0
-        hyper = opt.hyper_vector()
-        per_step = sched.per == "step"
-        sched_p = sched.kernel_params(epochs * n_batches if per_step else epochs)
-        Xb = np.empty((cap, self.layout.sizes[0]), dtype=self.dtype)
-        Zb, Ab, Db = self._work(cap)
-        grad = np.zeros(self.n_params, dtype=self.dtype)
-        sizes, w_off, b_off, acts, act_p = self._kernel_layout()
-        order = np.arange(n, dtype=np.int64)
-        mm = self._matmul_config(cap)
-        val_work = self._work(self._validation_rows(Xv.shape[0], cap)) if Xv is not None else None
-
-        good = self._snapshot()
-        best = None
-        history = History()
-        progress = Progress(verbose, epochs, self.epochs_trained + 1)
-        self.stop_training = False
-        stopped = False
-        try:
-            for _ in range(epochs):
-                epoch = self.epochs_trained + 1
-                perm = self._rng.permutation(n).astype(np.int64, copy=False) if shuffle else order
-                t0 = time.perf_counter()
-                loss_sum, correct, bad, lr_used = _train_epoch(
-                    self._params, grad, self._opt_state, X, Y, perm, batch_size, sizes, w_off, b_off, acts, act_p,
-                    self._loss_code, self._acc_mode, opt.code, hyper, opt.lr, clip, sched.code, sched_p, per_step,
-                    epoch - 1, self._step, Xb, Zb, Ab, Db, mm)
-                seconds = time.perf_counter() - t0
-                if bad >= 0:
-                    self._restore(good)
-                    raise FloatingPointError(
-                        f"fit: the cost became {'NaN' if math.isnan(loss_sum) else 'non-finite'} at epoch {epoch}, "
-                        f"batch {bad}; the network was put back to the end of epoch {epoch - 1} "
-                        f"(try a smaller lr or clip_norm)"
-                    )
-                self._step += n_batches
-                self.epochs_trained = epoch
-                logs = {"loss": loss_sum / n}
-                if self.is_classifier:
-                    logs["accuracy"] = correct / n
-                if Xv is not None:
-                    # The training's engine: OpenBLAS threads left spinning after a BLAS validation would
-                    # take the cores from the next epoch's Numba threads (measured: +80% per epoch).
-                    v_loss, v_correct, _, _ = self._pass(Xv, Yv, work=val_work, mm=mm)
-                    logs["val_loss"] = v_loss / Xv.shape[0]
-                    if self.is_classifier:
-                        logs["val_accuracy"] = v_correct / Xv.shape[0]
-                logs.update(lr=lr_used, seconds=seconds, samples_per_second=n / seconds if seconds > 0 else math.inf)
-                history._append(epoch, logs)
-                self.history._append(epoch, logs)
-                good = self._snapshot()
-                progress.update(epoch, logs)
-                stop = False
-                if stopper is not None:
-                    is_best, stop = stopper.update(epoch, logs)
-                    if is_best and stopper.restore_best:
-                        best = good
-                if checkpoint is not None and epoch % checkpoint_every == 0:
-                    self.save(checkpoint)
-                for cb in cbs:
-                    stop = call_callback(cb, self, epoch, logs) or stop
-                if stop or self.stop_training:
-                    stopped = True
-                    break
-        except KeyboardInterrupt:
-            self._restore(good)
-            if checkpoint is not None:
-                self.save(checkpoint)
-            progress.close(True)
-            raise
-        progress.close(stopped)
-        if best is not None and best["epochs_trained"] != self.epochs_trained:
-            self._params[...] = best["params"]
-        if checkpoint is not None:
-            self.save(checkpoint)
-        return history
-
-    def _resolve_optimizer(self, optimizer, lr):
-        if lr is not None:
-            lr = checks.check_positive_float(lr, "lr")
-        if optimizer is None:
-            return SGD(lr=0.01 if lr is None else lr)
-        if isinstance(optimizer, Optimizer) and lr is not None:
-            raise ValueError(f"lr: give the learning rate inside the optimizer ({optimizer!r}), not both")
-        return get_optimizer(optimizer, lr)
-
-    def _validation(self, X, Y, validation_data, validation_split):
-        if validation_data is not None and validation_split is not None:
-            raise ValueError("validation_data, validation_split: give one or the other, not both")
-        if validation_data is not None:
-            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-                raise TypeError(f"validation_data: expected a pair (X_val, y_val), got {type(validation_data).__name__}")
-            Xv = checks.check_X(validation_data[0], self.layout.sizes[0], self.dtype, "validation_data[0]")
-            Yv = checks.check_y(validation_data[1], Xv.shape[0], self.layout.sizes[-1], self.loss, self.dtype,
-                                "validation_data[1]")
-            return X, Y, Xv, Yv
-        if validation_split is not None:
-            if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) or not (
-                0.0 < validation_split < 1.0
-            ):
-                raise ValueError(f"validation_split: expected a fraction in (0, 1), got {validation_split!r}")
-            n_val = int(round(X.shape[0] * validation_split))
-            if not 1 <= n_val < X.shape[0]:
-                raise ValueError(
-                    f"validation_split: {validation_split} of {X.shape[0]} rows leaves an empty part; "
-                    "expected at least one row in each"
-                )
-            cut = X.shape[0] - n_val
-            return X[:cut], Y[:cut], X[cut:], Y[cut:]
-        return X, Y, None, None
-
-    def _snapshot(self):
-        """Everything a step changes, copied: what an error or interrupt puts back."""
-        return {"params": self._params.copy(), "opt_state": None if self._opt_state is None else self._opt_state.copy(),
-                "step": self._step, "epochs_trained": self.epochs_trained, "rng": self._rng.bit_generator.state}
-
-    def _restore(self, snap):
-        self._params[...] = snap["params"]
-        if snap["opt_state"] is not None and self._opt_state is not None and \
-                snap["opt_state"].shape == self._opt_state.shape:
-            self._opt_state[...] = snap["opt_state"]
-        self._step = snap["step"]
-        self.epochs_trained = snap["epochs_trained"]
-        self._rng.bit_generator.state = snap["rng"]
+        return training.fit(self, X, y, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                            schedule=schedule, clip_norm=clip_norm, shuffle=shuffle, validation_data=validation_data,
+                            validation_split=validation_split, early_stopping=early_stopping, callbacks=callbacks,
+                            checkpoint=checkpoint, checkpoint_every=checkpoint_every, verbose=verbose)
 
     # ------------------------------------------------------------------ copies and files
     def get_config(self):
@@ -511,7 +306,7 @@ class Network:
         twin = type(self).from_config(config)
         twin._params[...] = self._params
         twin.epochs_trained = self.epochs_trained
-        twin._rng.bit_generator.state = self._rng.bit_generator.state
+        twin.state.rng.bit_generator.state = self.state.rng.bit_generator.state
         return twin
 
     def save(self, path):
@@ -521,13 +316,14 @@ class Network:
         step and epoch counts, the shuffling RNG's state and the History, so that
         ``fastbp.load(path).fit(...)`` continues exactly where this one stopped.
         """
-        config = {"network": self.get_config(), "epochs_trained": self.epochs_trained, "step": self._step,
-                  "rng_state": self._rng.bit_generator.state,
-                  "optimizer": None if self._optimizer is None else self._optimizer.get_config(),
+        st = self.state
+        config = {"network": self.get_config(), "epochs_trained": self.epochs_trained, "step": st.step,
+                  "rng_state": st.rng.bit_generator.state,
+                  "optimizer": None if st.optimizer is None else st.optimizer.get_config(),
                   "history": {"epoch": self.history.epoch, "history": self.history.history}}
         arrays = {"params": self._params}
-        if self._opt_state is not None:
-            arrays["opt_state"] = self._opt_state
+        if st.slots is not None:
+            arrays["opt_state"] = st.slots
         io.save_npz(path, config, arrays)
 
     def __repr__(self):
@@ -542,20 +338,21 @@ def load(path):
         net = Network.from_config(config["network"])
         net.params = arrays["params"]
         net.epochs_trained = int(config.get("epochs_trained", 0))
-        net._step = int(config.get("step", 0))
+        st = net.state
+        st.step = int(config.get("step", 0))
         if "rng_state" in config:
-            net._rng.bit_generator.state = config["rng_state"]
+            st.rng.bit_generator.state = config["rng_state"]
         if config.get("optimizer") is not None:
-            net._optimizer = get_optimizer(config["optimizer"])
-            state = arrays.get("opt_state", np.zeros((0, net.n_params)))
-            if state.shape != (net._optimizer.n_slots, net.n_params):
-                raise ValueError(f"optimizer state of shape {state.shape}, expected "
-                                 f"{(net._optimizer.n_slots, net.n_params)}")
-            net._opt_state = np.ascontiguousarray(state, dtype=net.dtype)
+            st.optimizer = get_optimizer(config["optimizer"])
+            slots = arrays.get("opt_state", np.zeros((0, net.n_params)))
+            if slots.shape != (st.optimizer.n_slots, net.n_params):
+                raise ValueError(f"optimizer state of shape {slots.shape}, expected "
+                                 f"{(st.optimizer.n_slots, net.n_params)}")
+            st.slots = np.ascontiguousarray(slots, dtype=net.dtype)
         hist = config.get("history")
         if hist:
             for i, e in enumerate(hist["epoch"]):
-                net.history._append(e, {k: v[i] for k, v in hist["history"].items()})
+                net.history.append(e, {k: v[i] for k, v in hist["history"].items()})
     except (KeyError, TypeError, ValueError) as e:
         raise ValueError(f"path: {path!r} holds an inconsistent fastbp model: {e}") from None
     return net

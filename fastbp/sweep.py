@@ -19,10 +19,10 @@ import time
 import numpy as np
 
 from . import checks
-from .kernels import _evaluate_population, _train_population
 from .network import Network
 from .optimizers import OPTIMIZERS, get_optimizer
 from .schedules import get_schedule
+from .training import split_validation, train_population
 
 __all__ = ["sweep", "SweepResult", "loguniform", "uniform", "choice"]
 
@@ -191,78 +191,23 @@ def _train_group(configs, X, y, Xv, yv, n_out):
     t0 = time.perf_counter()
     nets = [_network_for(c, X.shape[1], n_out) for c in configs]
     first = nets[0]
-    Xc, Y = first._check_Xy(X, y)
-    Xvc, Yv = first._check_Xy(Xv, yv) if Xv is not None else (None, None)
-    k, n = len(nets), Xc.shape[0]
-    epochs, batch_size = configs[0]["epochs"], configs[0]["batch_size"]
-    cap = min(batch_size, n)
-    n_batches = (n + batch_size - 1) // batch_size
-    opts = [_optimizer_for(c) for c in configs]
-    scheds = [get_schedule(c["schedule"]) for c in configs]
-    dtype = first.dtype
-    P = np.stack([net.params for net in nets])
-    for i, net in enumerate(nets):
-        net._params = P[i]  # the network's parameters are its row of the stack
-    slots = max(o.n_slots for o in opts)
-    S = np.zeros((k, slots, first.n_params), dtype=dtype)
-    G = np.zeros((k, first.n_params), dtype=dtype)
-    hypers = np.stack([o.hyper_vector() for o in opts])
-    base_lrs = np.array([o.lr for o in opts])
-    clips = np.array([0.0 if c["clip_norm"] is None else float(c["clip_norm"]) for c in configs])
-    codes = np.array([o.code for o in opts], dtype=np.int64)
-    sched_codes = np.array([s.code for s in scheds], dtype=np.int64)
-    per_steps = np.array([s.per == "step" for s in scheds], dtype=np.int64)
-    sched_ps = np.stack([s.kernel_params(epochs * n_batches if s.per == "step" else epochs) for s in scheds])
-    Xb = np.empty((k, cap, first.sizes[0]), dtype=dtype)
-    width = sum(first.sizes[1:])
-    Zb, Ab, Db = (np.empty((k, cap * width), dtype=dtype) for _ in range(3))
-    steps = np.zeros(k, dtype=np.int64)
-    out_loss, out_lr = np.zeros(k), np.zeros(k)
-    out_correct, out_bad = np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64)
-    sizes, w_off, b_off, acts, act_p = first._kernel_layout()
-    train_mm = first._population_config(cap)
-    alive = np.ones(k, dtype=bool)
-    histories = [{} for _ in range(k)]
-    if Xvc is not None:
-        vrows = first._validation_rows(Xvc.shape[0], cap)
-        Zv, Av, Dv = (np.empty((k, vrows * width), dtype=dtype) for _ in range(3))
-        v_loss, v_correct = np.zeros(k), np.zeros(k, dtype=np.int64)
-    for e in range(epochs):
-        perms = np.stack([net._rng.permutation(n).astype(np.int64, copy=False) for net in nets])
-        _train_population(P, G, S, Xc, Y, perms, batch_size, sizes, w_off, b_off, acts, act_p, first._loss_code,
-                          first._acc_mode, codes, hypers, base_lrs, clips, sched_codes, sched_ps, per_steps, e,
-                          steps, Xb, Zb, Ab, Db, out_loss, out_correct, out_bad, out_lr, train_mm)
-        steps += n_batches
-        if Xvc is not None:
-            _evaluate_population(P, Xvc, Yv, sizes, w_off, b_off, acts, act_p, first._loss_code, first._acc_mode,
-                                 Zv, Av, Dv, v_loss, v_correct, train_mm)
-        for i, net in enumerate(nets):
-            if not alive[i]:
-                continue
-            if out_bad[i] >= 0:  # diverged: the trial ends here with what it had
-                alive[i] = False
-                histories[i]["diverged_at_epoch"] = e + 1
-                continue
-            logs = {"loss": out_loss[i] / n}
-            if net.is_classifier:
-                logs["accuracy"] = out_correct[i] / n
-            if Xvc is not None:
-                logs["val_loss"] = v_loss[i] / Xvc.shape[0]
-                if net.is_classifier:
-                    logs["val_accuracy"] = v_correct[i] / Xvc.shape[0]
-            logs["lr"] = out_lr[i]
-            for key, v in logs.items():
-                histories[i].setdefault(key, []).append(float(v))
-    seconds = (time.perf_counter() - t0) / k
-    records = []
-    for i, c in enumerate(configs):
-        h = histories[i]
-        final = {key: v[-1] for key, v in h.items() if isinstance(v, list) and v}
-        if not alive[i]:
-            final = {key: math.nan for key in final} or {"loss": math.nan}
-        records.append({"config": json.loads(_canonical(c)), "final": final, "history": h, "seconds": seconds,
-                        "params_digest": _digest(P[i])})
-    return records
+    Xc, Y = first.check_data(X, y)
+    Xvc, Yv = first.check_data(Xv, yv, "validation_data") if Xv is not None else (None, None)
+    records = train_population(nets, Xc, Y, configs[0]["epochs"], configs[0]["batch_size"],
+                               [_optimizer_for(c) for c in configs], [get_schedule(c["schedule"]) for c in configs],
+                               [c["clip_norm"] for c in configs], Xvc, Yv)
+    seconds = (time.perf_counter() - t0) / len(nets)
+    out = []
+    for c, net, rec in zip(configs, nets, records):
+        h = rec["history"]
+        if "diverged_at_epoch" in rec:
+            h["diverged_at_epoch"] = rec["diverged_at_epoch"]
+            final = {key: math.nan for key in h if isinstance(h[key], list)} or {"loss": math.nan}
+        else:
+            final = {key: v[-1] for key, v in h.items() if v}
+        out.append({"config": json.loads(_canonical(c)), "final": final, "history": h, "seconds": seconds,
+                    "params_digest": _digest(net.params)})
+    return out
 
 
 def _digest(params):
@@ -469,10 +414,10 @@ def sweep(space, X, y, *, validation_data=None, validation_split=None, epochs=10
     # The data, checked once; the validation rows as fit takes them.
     probe = _network_for({**base, **{k: (v[0] if isinstance(v, list) else v.sample(np.random.default_rng(0)))
                                       for k, v in space.items()}}, np.shape(X)[1], _output_width(y, base["loss"]))
-    Xc, Yc = probe._check_Xy(X, y)
+    Xc, Yc = probe.check_data(X, y)
     y_arr = np.asarray(y)
     if validation_data is not None or validation_split is not None:
-        Xc, _, Xv, _ = probe._validation(Xc, Yc, validation_data, validation_split)
+        Xc, _, Xv, _ = split_validation(probe, Xc, Yc, validation_data, validation_split)
         if validation_data is not None:
             yv = np.asarray(validation_data[1])
             ytr = y_arr

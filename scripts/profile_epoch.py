@@ -29,8 +29,9 @@ except ImportError:  # run from a checkout without `pip install -e .`
 from fastbp.activations import _act_backward, _activate
 from fastbp.bench import CONFIGS, parse_config
 from fastbp.kernels import _bias_grad, _block, _descend_layer, _loss_delta, _train_epoch, _weights
-from fastbp.matmul import (ENGINE_BLAS, ENGINE_LOOPS, Blas, Loops, _blas_folds, config, matmul_nn, matmul_nt,
-                           matmul_tn)
+from fastbp import plan
+from fastbp.matmul import (ENGINE_BLAS, ENGINE_LOOPS, Blas, Loops, _blas_folds, config, engine_for, matmul_nn,
+                           matmul_nt, matmul_tn)
 from fastbp.optimizers import _plain_descent, _sgd_step, _update
 
 PHASES = ("gather rows (inputs and targets)", "forward products (A Wᵀ)", "bias + activation", "cost + output δ + accuracy",
@@ -42,24 +43,24 @@ FOLDED = {PHASES[4]: "weight-gradient products with the descent folded in (W -= 
 
 
 @njit(cache=False)
-def _folds(opt_code, hyper, mm):
-    return _blas_folds(mm) and _plain_descent(opt_code, hyper, 0.0)
+def _folds(rule, mm):
+    return _blas_folds(mm) and _plain_descent(rule.opt_code, rule.hyper, 0.0)
 
 
 @njit(cache=False)
-def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_off, acts, act_p, loss_code,
-           acc_mode, opt_code, hyper, lr, Xb, Yb, Zb, Ab, Db, mm):
+def _phase(which, params, state, X, Y, perm, batch_size, net, work, rule):
     n = perm.shape[0]
-    cap = Xb.shape[0]
+    sizes, w_off, b_off, acts, act_p, mm = net.sizes, net.w_off, net.b_off, net.acts, net.act_p, net.mm
+    cap, Zb, Ab, Db, grad = work.cap, work.Zb, work.Ab, work.Db, work.grad
     L = sizes.shape[0] - 1
     out = 0.0
-    descend = _folds(opt_code, hyper, mm)
+    descend = _folds(rule, mm)
     for bi in range(n // batch_size):
         start = bi * batch_size
         rows = batch_size
         idx = perm[start : start + rows]
-        A0 = Xb[:rows]
-        Y0 = Yb[:rows]
+        A0 = work.Xb[:rows]
+        Y0 = work.Yb[:rows]
         if which == 0:
             for i in range(rows):
                 r = idx[i]
@@ -70,27 +71,26 @@ def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_o
         elif which == 1:
             a = A0
             for l in range(L):
-                matmul_nt(a, _weights(params, sizes, w_off, l), _block(Zb, sizes, l, cap, rows), mm)
+                matmul_nt(a, _weights(params, net, l), _block(Zb, sizes, l, cap, rows), mm)
                 a = _block(Ab, sizes, l, cap, rows)
         elif which == 2:
             for l in range(L):
                 _activate(_block(Zb, sizes, l, cap, rows), _block(Ab, sizes, l, cap, rows),
                           params[b_off[l] : b_off[l] + sizes[l + 1]], acts[l], act_p[l, 0], act_p[l, 1])
         elif which == 3:
-            c, ok = _loss_delta(Y0, sizes, acts, act_p, loss_code, acc_mode, Zb, Ab, Db, cap, rows, 1.0 / rows)
+            c, ok = _loss_delta(Y0, net, work, rows, 1.0 / rows)
             out += c + ok
         elif which == 4:
             for l in range(L):
                 a_prev = A0 if l == 0 else _block(Ab, sizes, l - 1, cap, rows)
                 D = _block(Db, sizes, l, cap, rows)
                 if descend:  # a step too small to change W (BLAS skips the product when the step is 0)
-                    _descend_layer(D, a_prev, _weights(params, sizes, w_off, l), _weights(grad, sizes, w_off, l),
-                                   1e-30, mm)
+                    _descend_layer(D, a_prev, _weights(params, net, l), _weights(grad, net, l), 1e-30, mm)
                 else:
-                    matmul_tn(D, a_prev, _weights(grad, sizes, w_off, l), mm)
+                    matmul_tn(D, a_prev, _weights(grad, net, l), mm)
         elif which == 5:
             for l in range(1, L):
-                matmul_nn(_block(Db, sizes, l, cap, rows), _weights(params, sizes, w_off, l),
+                matmul_nn(_block(Db, sizes, l, cap, rows), _weights(params, net, l),
                           _block(Db, sizes, l - 1, cap, rows), mm)
         elif which == 6:
             for l in range(L):
@@ -101,9 +101,9 @@ def _phase(which, params, grad, state, X, Y, perm, batch_size, sizes, w_off, b_o
         elif descend:
             for l in range(L):
                 _sgd_step(params[b_off[l] : b_off[l] + sizes[l + 1]], grad[b_off[l] : b_off[l] + sizes[l + 1]],
-                          lr * 0.0)
+                          rule.lr * 0.0)
         else:
-            _update(params, grad, state, opt_code, hyper, lr * 0.0, bi + 1, 0.0, mm)
+            _update(params, grad, state, rule.opt_code, rule.hyper, rule.lr * 0.0, bi + 1, 0.0, mm)
     return out
 
 
@@ -119,32 +119,25 @@ def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, 
     net = fastbp.Network(sizes, activation="relu", output="softmax", loss="cross_entropy", dtype=dtype, seed=seed)
     opt = {"sgd": fastbp.SGD(lr=0.01), "adam": fastbp.Adam(lr=1e-3)}[optimizer]
     net.fit(X[: 2 * batch], y[: 2 * batch], epochs=1, batch_size=batch, optimizer=opt, verbose=0)  # compile
-    X, Y = net._check_Xy(X, y)
-    Xb = np.empty((batch, sizes[0]), dtype=dtype)
-    Yb = np.empty((batch, sizes[-1]), dtype=dtype)
-    Zb, Ab, Db = net._work(batch)
-    grad = np.zeros(net.n_params, dtype=dtype)
-    state = net._opt_state
-    lay, w_off, b_off, acts, act_p = net._kernel_layout()
-    mm = net._matmul_config(batch)
+    X, Y = net.check_data(X, y)
+    work = plan.work(net.layout.sizes, net.n_params, net.dtype, batch, batch=True, grad=True)
+    state = net.state.slots
+    mm = engine_for(net.layout.sizes, batch, net.n_params)
     if engine != "auto":
         mm = config(ENGINE_BLAS if engine == "blas" else ENGINE_LOOPS, numba.get_num_threads())
+    kernel_net = net.kernel_net(mm)
     perm = rng.permutation(samples).astype(np.int64)
-    hyper = opt.hyper_vector()
-    sched_p = np.zeros(3)
-    args = (net.params, grad, state, X, Y, perm, batch, lay, w_off, b_off, acts, act_p, net._loss_code,
-            net._acc_mode, opt.code, hyper, 0.0)
+    rule = plan.rule(opt, fastbp.Constant(), None, 1)._replace(lr=1e-9)
 
     def epoch():
-        _train_epoch(net.params, grad, state, X, Y, perm, batch, lay, w_off, b_off, acts, act_p, net._loss_code,
-                     net._acc_mode, opt.code, hyper, 1e-9, 0.0, 0, sched_p, False, 0, 0, Xb, Zb, Ab, Db, mm)
+        _train_epoch(net.params, state, X, Y, perm, batch, 0, 0, kernel_net, work, rule)
 
     epoch()  # fills the buffers with the values a real epoch leaves there
     times = {k: [] for k in (*PHASES, "the fused epoch")}
     for _ in range(repeats):  # interleaved, so a slow spell hits every phase alike
         for k, name in enumerate(PHASES):
             t0 = time.perf_counter()
-            _phase(k, *args, Xb, Yb, Zb, Ab, Db, mm)
+            _phase(k, net.params, state, X, Y, perm, batch, kernel_net, work, rule)
             times[name].append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         epoch()
@@ -152,7 +145,7 @@ def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, 
     n_batches = samples // batch
     us = {k: 1e6 * statistics.median(v) / n_batches for k, v in times.items()}
     threads = mm.threads if isinstance(mm, Loops) else 1
-    if _folds(opt.code, hyper, mm):
+    if _folds(rule, mm):
         us = {FOLDED.get(k, k): v for k, v in us.items()}
     return us, {"engine": "BLAS (its own threads)" if isinstance(mm, Blas) else
                 f"compiled loops on {threads} thread(s)",

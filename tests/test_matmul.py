@@ -122,11 +122,13 @@ def test_small_networks_compile_for_one_core(host):
 
 def test_a_population_never_runs_a_parallel_engine(host):
     # Trained beside others on one core: BLAS only where fit takes it and its products stay on the calling thread.
-    tiny = fastbp.Network([64, 32, 10])
-    mm = tiny._population_config(32)
+    def population(sizes, rows):
+        return matmul.population_engine(sizes, rows, fastbp.Layout(sizes).n_params)
+
+    mm = population([64, 32, 10], 32)
     assert (mm is None) if host == "avx2" else isinstance(mm, Blas)
-    assert fastbp.Network([784, 256, 128, 10])._population_config(128) is None
-    assert fastbp.Network([784, 2048, 2048, 10])._population_config(256) is None
+    assert population([784, 256, 128, 10], 128) is None
+    assert population([784, 2048, 2048, 10], 256) is None
 
 
 @pytest.mark.parametrize("host", ["avx512"], indirect=True)

@@ -101,7 +101,7 @@ def test_same_optimizer_continues_and_other_settings_start_fresh():
     fresh = _net()
     fresh.fit(X, Y, epochs=2, batch_size=16, optimizer=fastbp.Adam(lr=0.01), verbose=0)
     fresh.fit(X, Y, epochs=2, batch_size=16, optimizer=fastbp.Adam(lr=0.02), verbose=0)
-    assert fresh._step == 2 * 8  # restarted at the change of lr
+    assert fresh.state.step == 2 * 8  # restarted at the change of lr
     assert not np.array_equal(fresh.params, straight.params)
 
 
@@ -155,7 +155,7 @@ def test_checkpoint_every_epoch_and_load(tmp_path):
     assert seen == [1, 2, 3]
     back = fastbp.load(path)
     np.testing.assert_array_equal(back.params, net.params)
-    np.testing.assert_array_equal(back._opt_state, net._opt_state)
+    np.testing.assert_array_equal(back.state.slots, net.state.slots)
     assert back.history["loss"] == net.history["loss"]
 
 

@@ -1,0 +1,98 @@
+"""What a kernel needs besides the data, grouped in three namedtuples that travel into njit code.
+
+- ``Net``: the network's layout and codes, and the engine its products run on
+  (``mm``, see matmul.py);
+- ``Work``: the work buffers of a call, made once and reused by every batch;
+- ``Rule``: the training rule, the optimizer and the learning-rate schedule.
+
+A kernel takes ``(params, ..., net, work, rule)`` rather than thirty positional
+arguments, so a new feature or engine changes one definition here and the
+builders below, not every signature. Numba types a namedtuple by its fields'
+types, so each dtype and engine compiles its own version once and caches it.
+"""
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = ["Net", "Work", "Rule", "net_plan", "work", "rule", "chunk_rows"]
+
+# Rows per chunk of a pass outside training: about 4M elements per work buffer, whatever the widths.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+class Net(NamedTuple):
+    """The layout and codes of a network: ``sizes``, ``w_off``, ``b_off`` (int64, see Layout); each
+    layer's activation code ``acts`` (int64, L) and parameters ``act_p`` (float64, (L, 2)); the cost's
+    ``loss_code`` and how accuracy is counted ``acc_mode`` (losses.py); the engine ``mm``."""
+
+    sizes: np.ndarray
+    w_off: np.ndarray
+    b_off: np.ndarray
+    acts: np.ndarray
+    act_p: np.ndarray
+    loss_code: int
+    acc_mode: int
+    mm: object
+
+
+class Work(NamedTuple):
+    """Work buffers for up to ``cap`` rows at a time: the gathered batch ``Xb`` (cap, n_0) and its
+    targets ``Yb`` (cap, n_L); ``Zb``, ``Ab``, ``Db`` (``cap * sum(sizes[1:])`` each) hold z, a and
+    δ = ∂C/∂z of every layer, layer after layer; ``grad`` is a gradient in the parameter layout.
+    Buffers a call does not use are empty."""
+
+    cap: int
+    Xb: np.ndarray
+    Yb: np.ndarray
+    Zb: np.ndarray
+    Ab: np.ndarray
+    Db: np.ndarray
+    grad: np.ndarray
+
+
+class Rule(NamedTuple):
+    """The training rule: optimizer ``opt_code`` with its float64 ``hyper`` vector (optimizers.py) and
+    base learning rate ``lr``; ``clip`` the gradient-norm bound (0: none); schedule ``sched_code``
+    with its float64 ``sched_p`` (schedules.py), evaluated per update if ``per_step`` else per epoch."""
+
+    opt_code: int
+    hyper: np.ndarray
+    lr: float
+    clip: float
+    sched_code: int
+    sched_p: np.ndarray
+    per_step: bool
+
+
+def net_plan(layout, acts, act_p, loss_code, acc_mode, mm):
+    """The ``Net`` of a Layout, its activation codes and parameters, cost and accuracy codes, engine."""
+    return Net(layout.sizes_arr, layout.w_off, layout.b_off, acts, act_p, int(loss_code), int(acc_mode), mm)
+
+
+def work(sizes, n_params, dtype, cap, batch=False, delta=True, grad=False, lead=()):
+    """Work buffers for ``cap`` rows of a network of widths ``sizes``: ``batch`` adds the gathered
+    inputs and targets, ``delta`` the δ buffer, ``grad`` a gradient. ``lead`` prepends axes (one
+    set of buffers per member of a population: index them with ``member``)."""
+    width = cap * sum(sizes[1:])
+    n0, nL = sizes[0], sizes[-1]
+    return Work(int(cap),
+                np.empty((*lead, cap if batch else 0, n0), dtype),
+                np.empty((*lead, cap if batch else 0, nL), dtype),
+                np.empty((*lead, width), dtype),
+                np.empty((*lead, width), dtype),
+                np.empty((*lead, width if delta else 0), dtype),
+                np.zeros((*lead, n_params if grad else 0), dtype))
+
+
+def rule(optimizer, schedule, clip, length):
+    """The ``Rule`` of an Optimizer spec, a Schedule spec and a clip bound (0 or None: none);
+    ``length`` is the run's length in the schedule's unit (epochs, or updates with ``per="step"``)."""
+    return Rule(int(optimizer.code), optimizer.hyper_vector(), float(optimizer.lr),
+                0.0 if clip is None else float(clip), int(schedule.code), schedule.kernel_params(length),
+                schedule.per == "step")
+
+
+def chunk_rows(sizes, n):
+    """Rows per chunk of a pass over ``n`` rows outside training (forward, evaluate, gradients)."""
+    return max(1, min(n, _CHUNK_ELEMENTS // sum(sizes[1:])))

@@ -1,0 +1,387 @@
+"""The one training path: the epoch loop around the compiled epoch, for ``Network.fit`` and for populations.
+
+``fit`` trains one network with the engine chosen for its size (all cores), with
+everything a user expects between epochs: validation, History, progress, early
+stopping, callbacks, checkpoints, and the guarantees under faults (a non-finite
+cost or an interrupt puts the network back to the end of the last completed
+epoch). ``train_population`` trains many networks of one shape side by side,
+each on one core (``kernels._train_population``), for ``fastbp.sweep``. Both
+build their kernels' arguments (plan.py) and their per-epoch logs here, so
+training changes in one place; ``_Run`` is what they share.
+
+A network's training state (``State``: optimizer, its slots, update count,
+shuffling RNG) travels with it, so a later ``fit`` or a loaded model continues
+exactly where the last one stopped.
+"""
+
+import math
+import sys
+import time
+
+import numpy as np
+
+from . import checks, plan
+from .callbacks import Progress, call_callback, check_callbacks, get_early_stopping
+from .kernels import _evaluate_population, _full_pass, _train_epoch, _train_population
+from .matmul import engine_for, one_thread_rows, population_engine
+from .optimizers import SGD, Optimizer, get_optimizer
+from .schedules import get_schedule
+
+__all__ = ["DEFAULTS", "State", "History", "fit", "train_population", "resolve_optimizer"]
+
+# The defaults of training, for Network.fit, fastbp.sweep and the command line alike.
+DEFAULTS = {"epochs": 10, "batch_size": 32, "lr": 0.01, "optimizer": "sgd", "schedule": None, "clip_norm": None}
+
+class History:
+    """Per-epoch records of a ``fit``: ``history["loss"][i]`` is epoch ``epoch[i]``'s mean cost.
+
+    Keys: ``loss``, ``accuracy`` (classifiers), ``val_loss`` and ``val_accuracy`` (with
+    validation data), ``lr``, ``seconds``, ``samples_per_second``.
+    """
+
+    def __init__(self):
+        self.epoch = []
+        self.history = {}
+
+    def append(self, epoch, logs):
+        """Add epoch ``epoch``'s ``logs`` (a dict of floats)."""
+        self.epoch.append(epoch)
+        for k, v in logs.items():
+            self.history.setdefault(k, []).append(v)
+
+    def _truncate(self, n):
+        """Keep the first ``n`` epochs (what an interrupted epoch's restore puts back)."""
+        del self.epoch[n:]
+        for v in self.history.values():
+            del v[n:]
+
+    def __getitem__(self, key):
+        return self.history[key]
+
+    def __contains__(self, key):
+        return key in self.history
+
+    def __len__(self):
+        return len(self.epoch)
+
+    def __repr__(self):
+        last = {k: v[-1] for k, v in self.history.items()} if self.epoch else {}
+        return f"History(epochs={len(self)}, last={last})"
+
+
+class State:
+    """What a network's next update continues from: the ``optimizer`` spec (None before any fit),
+    its ``slots`` ((n_slots, n_params): momentum, moments), the update count ``step`` and the
+    shuffling ``rng`` (a numpy Generator)."""
+
+    __slots__ = ("optimizer", "slots", "step", "rng")
+
+    def __init__(self, rng, optimizer=None, slots=None, step=0):
+        self.rng = rng
+        self.optimizer = optimizer
+        self.slots = slots
+        self.step = step
+
+    def start(self, optimizer, n_params, dtype):
+        """Continue the state if ``optimizer`` is the same rule, else start it afresh."""
+        if self.optimizer is None or not self.optimizer.same_rule(optimizer):
+            self.optimizer = optimizer
+            self.slots = np.zeros((optimizer.n_slots, n_params), dtype=dtype)
+            self.step = 0
+
+
+def resolve_optimizer(optimizer, lr):
+    """The Optimizer spec of fit's ``optimizer`` and ``lr`` arguments (plain SGD when neither is given)."""
+    if lr is not None:
+        lr = checks.check_positive_float(lr, "lr")
+    if optimizer is None:
+        return SGD(lr=DEFAULTS["lr"] if lr is None else lr)
+    if isinstance(optimizer, Optimizer) and lr is not None:
+        raise ValueError(f"lr: give the learning rate inside the optimizer ({optimizer!r}), not both")
+    return get_optimizer(optimizer, lr)
+
+
+def validation_rows(net, n, batch_rows):
+    """Rows per chunk of a validation pass, which runs with the training's engine: as for any pass, but
+    where a population keeps BLAS on the calling thread, few enough rows that validating does too, so
+    that a population member validates exactly as ``fit`` does."""
+    sizes = net.layout.sizes
+    rows = plan.chunk_rows(sizes, n)
+    if population_engine(sizes, batch_rows, net.n_params) is not None:
+        rows = min(rows, one_thread_rows(sizes))
+    return rows
+
+
+def _snapshot(net):
+    """Everything an epoch changes, copied: what an error or interrupt puts back."""
+    s = net.state
+    return {"params": net.params.copy(), "slots": None if s.slots is None else s.slots.copy(), "step": s.step,
+            "epochs_trained": net.epochs_trained, "rng": s.rng.bit_generator.state, "history": len(net.history)}
+
+
+def _restore(net, snap):
+    s = net.state
+    net.params[...] = snap["params"]
+    if snap["slots"] is not None and s.slots is not None and snap["slots"].shape == s.slots.shape:
+        s.slots[...] = snap["slots"]
+    s.step = snap["step"]
+    net.epochs_trained = snap["epochs_trained"]
+    s.rng.bit_generator.state = snap["rng"]
+    net.history._truncate(snap["history"])
+
+
+class _Run:
+    """Networks of one shape trained side by side on X, Y: their kernel arguments, the epoch call
+    and the validation pass. One network (``fit``) runs ``_train_epoch`` on its own parameters with
+    the engine of its size; several run ``_train_population`` on stacked copies, one core each."""
+
+    def __init__(self, nets, X, Y, batch_size, rules, Xv=None, Yv=None, population=False):
+        first = nets[0]
+        sizes, n_params, dtype = first.layout.sizes, first.n_params, first.dtype
+        self.nets, self.X, self.Y, self.Xv, self.Yv = nets, X, Y, Xv, Yv
+        self.batch_size = batch_size
+        self.n = X.shape[0]
+        self.n_batches = (self.n + batch_size - 1) // batch_size
+        cap = min(batch_size, self.n)
+        self.population = population
+        k = len(nets)
+        lead = (k,) if population else ()
+        self.mm = population_engine(sizes, cap, n_params) if population else engine_for(sizes, cap, n_params)
+        # A population's kernels take the engine apart from the Net (see kernels._train_population).
+        self.net = first.kernel_net(None if population else self.mm)
+        self.work = plan.work(sizes, n_params, dtype, cap, batch=True, grad=True, lead=lead)
+        if Xv is not None:
+            self.val_work = plan.work(sizes, n_params, dtype, validation_rows(first, Xv.shape[0], cap), lead=lead)
+        if population:
+            self.P = np.stack([net.params for net in nets])
+            slots = max(net.state.slots.shape[0] for net in nets)
+            self.S = np.zeros((k, slots, n_params), dtype=dtype)
+            for i, net in enumerate(nets):
+                self.S[i, : net.state.slots.shape[0]] = net.state.slots
+            self.rules = plan.Rule(*(np.array([r[f] for r in rules]) for f in range(len(plan.Rule._fields))))
+            self.out = (np.zeros(k), np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64), np.zeros(k))
+            self.steps = np.array([net.state.step for net in nets], dtype=np.int64)
+        else:
+            self.rule = rules[0]
+
+    def epoch(self, epoch_idx, perms, active=None):
+        """One epoch of every (active) network over its rows ``perms[i]``; (summed costs, correct counts,
+        first non-finite batch or -1, last learning rates), one entry per network."""
+        if not self.population:
+            net = self.nets[0]
+            out = _train_epoch(net.params, net.state.slots, self.X, self.Y, perms[0], self.batch_size, epoch_idx,
+                               net.state.step, self.net, self.work, self.rule)
+            return tuple(np.array([v]) for v in out)
+        active = np.ones(len(self.nets), dtype=np.bool_) if active is None else active
+        _train_population(self.P, self.S, self.X, self.Y, np.stack(perms), active, self.batch_size, epoch_idx,
+                          self.steps, self.net, self.work, self.rules, self.mm, *self.out)
+        self.steps[active] += self.n_batches
+        return self.out
+
+    def validate(self, active=None):
+        """(summed validation costs, correct counts), one entry per network."""
+        if not self.population:
+            loss, correct = _full_pass(self.nets[0].params, self.Xv, self.Yv, self.net, self.val_work, False,
+                                       self.val_work.grad, False, self.Xv[:0])
+            return np.array([loss]), np.array([correct])
+        active = np.ones(len(self.nets), dtype=np.bool_) if active is None else active
+        v_loss, v_correct = np.zeros(len(self.nets)), np.zeros(len(self.nets), dtype=np.int64)
+        _evaluate_population(self.P, self.Xv, self.Yv, active, self.net, self.val_work, self.mm, v_loss, v_correct)
+        return v_loss, v_correct
+
+    def logs(self, i, loss, correct, lr, val=None):
+        """Network i's History entry for an epoch."""
+        logs = {"loss": float(loss[i]) / self.n}
+        classifier = self.nets[i].is_classifier
+        if classifier:
+            logs["accuracy"] = int(correct[i]) / self.n
+        if val is not None:
+            logs["val_loss"] = float(val[0][i]) / self.Xv.shape[0]
+            if classifier:
+                logs["val_accuracy"] = int(val[1][i]) / self.Xv.shape[0]
+        logs["lr"] = float(lr[i])
+        return logs
+
+    def finish(self, i):
+        """Copy network i's stacked parameters and optimizer state back into it (populations)."""
+        if self.population:
+            net = self.nets[i]
+            net.params = self.P[i]
+            net.state.slots[...] = self.S[i, : net.state.slots.shape[0]]
+            net.state.step = int(self.steps[i])
+
+
+def check_fit_args(net, X, y, epochs, batch_size, lr, optimizer, schedule, clip_norm, shuffle, validation_data,
+                   validation_split):
+    """fit's data and training settings, checked and converted: (X, Y, Xv, Yv, optimizer, schedule, clip)."""
+    X, Y = net.check_data(X, y)
+    checks.check_int(epochs, "epochs", minimum=1)
+    checks.check_int(batch_size, "batch_size", minimum=1)
+    opt = resolve_optimizer(optimizer, lr)
+    sched = get_schedule(schedule)
+    clip = 0.0 if clip_norm is None else checks.check_positive_float(clip_norm, "clip_norm")
+    if not isinstance(shuffle, (bool, np.bool_)):
+        raise TypeError(f"shuffle: expected a bool, got {shuffle!r}")
+    X, Y, Xv, Yv = split_validation(net, X, Y, validation_data, validation_split)
+    return X, Y, Xv, Yv, opt, sched, clip
+
+
+def split_validation(net, X, Y, validation_data, validation_split):
+    """(X, Y, X_val, Y_val) from fit's ``validation_data`` or ``validation_split`` (None, None without)."""
+    if validation_data is not None and validation_split is not None:
+        raise ValueError("validation_data, validation_split: give one or the other, not both")
+    if validation_data is not None:
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise TypeError(f"validation_data: expected a pair (X_val, y_val), got {type(validation_data).__name__}")
+        Xv, Yv = net.check_data(validation_data[0], validation_data[1], "validation_data")
+        return X, Y, Xv, Yv
+    if validation_split is not None:
+        if isinstance(validation_split, bool) or not isinstance(validation_split, (int, float)) or not (
+            0.0 < validation_split < 1.0
+        ):
+            raise ValueError(f"validation_split: expected a fraction in (0, 1), got {validation_split!r}")
+        n_val = int(round(X.shape[0] * validation_split))
+        if not 1 <= n_val < X.shape[0]:
+            raise ValueError(
+                f"validation_split: {validation_split} of {X.shape[0]} rows leaves an empty part; "
+                "expected at least one row in each"
+            )
+        cut = X.shape[0] - n_val
+        return X[:cut], Y[:cut], X[cut:], Y[cut:]
+    return X, Y, None, None
+
+
+def _schedule_length(sched, epochs, n_batches):
+    return epochs * n_batches if sched.per == "step" else epochs
+
+
+def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], lr=None, optimizer=None,
+        schedule=None, clip_norm=None, shuffle=True, validation_data=None, validation_split=None,
+        early_stopping=None, callbacks=None, checkpoint=None, checkpoint_every=1, verbose="auto"):
+    """Train ``net`` (see ``Network.fit``, which is this); returns this call's History."""
+    X, Y, Xv, Yv, opt, sched, clip = check_fit_args(net, X, y, epochs, batch_size, lr, optimizer, schedule,
+                                                    clip_norm, shuffle, validation_data, validation_split)
+    stopper = get_early_stopping(early_stopping)
+    if stopper is not None and stopper.monitor.startswith("val_") and Xv is None:
+        raise ValueError(f"early_stopping: monitor {stopper.monitor!r} needs validation_data or validation_split")
+    cbs = check_callbacks(callbacks)
+    checkpoint_every = checks.check_int(checkpoint_every, "checkpoint_every", minimum=1)
+    if verbose == "auto":
+        verbose = 1 if sys.stderr.isatty() else 0
+    verbose = checks.check_int(verbose, "verbose", minimum=0)
+    if verbose > 2:
+        raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose}")
+
+    n = X.shape[0]
+    net.state.start(opt, net.n_params, net.dtype)
+    n_batches = (n + batch_size - 1) // batch_size
+    run = _Run([net], X, Y, batch_size, [plan.rule(opt, sched, clip, _schedule_length(sched, epochs, n_batches))],
+               Xv, Yv)
+    order = np.arange(n, dtype=np.int64)
+
+    good = _snapshot(net)
+    best = None
+    history = History()
+    progress = Progress(verbose, epochs, net.epochs_trained + 1)
+    net.stop_training = False
+    stopped = False
+    try:
+        for _ in range(epochs):
+            epoch = net.epochs_trained + 1
+            perm = net.state.rng.permutation(n).astype(np.int64, copy=False) if shuffle else order
+            t0 = time.perf_counter()
+            loss, correct, bad, lr_used = run.epoch(epoch - 1, [perm])
+            seconds = time.perf_counter() - t0
+            if bad[0] >= 0:
+                _restore(net, good)
+                raise FloatingPointError(
+                    f"fit: the cost became {'NaN' if math.isnan(loss[0]) else 'non-finite'} at epoch {epoch}, "
+                    f"batch {bad[0]}; the network was put back to the end of epoch {epoch - 1} "
+                    f"(try a smaller lr or clip_norm)"
+                )
+            logs = run.logs(0, loss, correct, lr_used, run.validate() if Xv is not None else None)
+            logs.update(seconds=seconds, samples_per_second=n / seconds if seconds > 0 else math.inf)
+            # The epoch's results land together: parameters (already), update count, epoch count, History.
+            net.state.step += n_batches
+            net.epochs_trained = epoch
+            history.append(epoch, logs)
+            net.history.append(epoch, logs)
+            good = _snapshot(net)
+            progress.update(epoch, logs)
+            stop = False
+            if stopper is not None:
+                is_best, stop = stopper.update(epoch, logs)
+                if is_best and stopper.restore_best:
+                    best = good
+            if checkpoint is not None and epoch % checkpoint_every == 0:
+                net.save(checkpoint)
+            for cb in cbs:
+                stop = call_callback(cb, net, epoch, logs) or stop
+            if stop or net.stop_training:
+                stopped = True
+                break
+    except KeyboardInterrupt:
+        _restore(net, good)
+        if checkpoint is not None:
+            net.save(checkpoint)
+        progress.close(True)
+        raise
+    progress.close(stopped)
+    if best is not None and best["epochs_trained"] != net.epochs_trained:
+        net.params[...] = best["params"]
+    if checkpoint is not None:
+        net.save(checkpoint)
+    return history
+
+
+def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clips, Xv=None, Yv=None,
+                     on_epoch=None):
+    """Train networks of one shape side by side, each on one core, each as ``fit`` would (its own
+    optimizer, schedule, clip bound and shuffling RNG; bitwise fit's result where fit takes the same
+    engine). X, Y (and Xv, Yv) are already checked for the networks' shape and dtype.
+
+    ``on_epoch(epoch, logs, active)`` runs after each epoch with every network's logs (None for
+    those not active) and the boolean ``active`` array, which it may change to stop networks.
+    A network whose cost stops being finite stops there, its parameters those of its last
+    completed epoch. Returns, per network, ``{"history": {key: [values]}, "diverged_at_epoch": E}``
+    (the latter only where it diverged); each network's parameters, optimizer state and History
+    hold their training afterwards.
+    """
+    k, n = len(nets), X.shape[0]
+    n_batches = (n + batch_size - 1) // batch_size
+    for net, opt in zip(nets, optimizers):
+        net.state.start(opt, net.n_params, net.dtype)
+    rules = [plan.rule(o, s, c, _schedule_length(s, epochs, n_batches)) for o, s, c in zip(optimizers, schedules, clips)]
+    run = _Run(nets, X, Y, batch_size, rules, Xv, Yv, population=True)
+    active = np.ones(k, dtype=np.bool_)
+    records = [{"history": {}} for _ in range(k)]
+    for e in range(epochs):
+        idle = np.arange(n, dtype=np.int64)
+        perms = [net.state.rng.permutation(n).astype(np.int64, copy=False) if active[i] else idle
+                 for i, net in enumerate(nets)]
+        good = run.P.copy(), run.S.copy()  # what a network that diverges in this epoch goes back to
+        loss, correct, bad, lr = run.epoch(e, perms, active)
+        val = run.validate(active) if Xv is not None else None
+        epoch_logs = [None] * k
+        for i, net in enumerate(nets):
+            if not active[i]:
+                continue
+            if bad[i] >= 0:  # diverged: the network ends with its last completed epoch
+                active[i] = False
+                run.P[i], run.S[i] = good[0][i], good[1][i]
+                run.steps[i] -= n_batches
+                records[i]["diverged_at_epoch"] = e + 1
+                continue
+            logs = run.logs(i, loss, correct, lr, val)
+            net.epochs_trained += 1
+            net.history.append(net.epochs_trained, logs)
+            for key, v in logs.items():
+                records[i]["history"].setdefault(key, []).append(v)
+            epoch_logs[i] = logs
+        if on_epoch is not None:
+            on_epoch(e + 1, epoch_logs, active)
+        if not active.any():
+            break
+    for i in range(k):
+        run.finish(i)
+    return records
