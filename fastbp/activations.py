@@ -13,6 +13,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from .specs import parse_spec
+
 __all__ = [
     "Activation",
     "Sigmoid",
@@ -56,7 +58,7 @@ class Activation:
         vals = [float(v) for v in self._params().values()]
         return (vals + [0.0, 0.0])[:2]
 
-    def to_config(self):
+    def get_config(self):
         return {"name": self.name, **self._params()}
 
     def __eq__(self, other):
@@ -175,20 +177,8 @@ ACTIVATIONS = {
 
 
 def get_activation(spec, argname="activation"):
-    """An Activation from a spec, a registered name, or a config dict (``to_config``)."""
-    if isinstance(spec, Activation):
-        return spec
-    if isinstance(spec, str):
-        if spec not in ACTIVATIONS:
-            raise ValueError(f"{argname}: unknown activation {spec!r}; expected one of {sorted(ACTIVATIONS)}")
-        return ACTIVATIONS[spec]()
-    if isinstance(spec, dict) and spec.get("name") in ACTIVATIONS:
-        kwargs = {k: v for k, v in spec.items() if k != "name"}
-        return ACTIVATIONS[spec["name"]](**kwargs)
-    raise TypeError(
-        f"{argname}: expected an activation name {sorted(ACTIVATIONS)} or an Activation such as "
-        f"fastbp.Sigmoid(beta=2.0), got {spec!r}"
-    )
+    """An Activation from a spec, a registered name, or a ``get_config`` dict."""
+    return parse_spec(spec, Activation, ACTIVATIONS, argname, "fastbp.Sigmoid(beta=2.0)")
 
 
 # ---------------------------------------------------------------------------

@@ -16,6 +16,8 @@ import os
 import sys
 import time
 
+from .training import DEFAULTS
+
 __all__ = ["main"]
 
 EXIT_USAGE = 2
@@ -45,10 +47,11 @@ def _layers(text):
 
 # Every option of `train`, with its default: the same names in --config files (dashes or underscores).
 TRAIN_DEFAULTS = {
-    "data": "digits", "target": None, "layers": [64], "activation": "relu", "output": None, "loss": None,
-    "optimizer": "sgd", "lr": 0.1, "momentum": 0.0, "weight_decay": 0.0, "schedule": "constant", "step_size": 10,
-    "gamma": 0.1, "warmup": 0, "t_max": None, "eta_min": 0.0, "schedule_per": "epoch", "clip_norm": None,
-    "epochs": 30, "batch_size": 32, "dtype": "float32", "seed": 0, "val_split": 0.1, "test_split": 0.2,
+    "data": "digits", "target": None, "layers": DEFAULTS["layers"], "activation": "relu", "output": None,
+    "loss": None, "optimizer": DEFAULTS["optimizer"], "lr": DEFAULTS["lr"], "momentum": 0.0, "weight_decay": 0.0,
+    "schedule": "constant", "step_size": 10, "gamma": 0.1, "warmup": 0, "t_max": None, "eta_min": 0.0,
+    "schedule_per": "epoch", "clip_norm": DEFAULTS["clip_norm"], "epochs": DEFAULTS["epochs"],
+    "batch_size": DEFAULTS["batch_size"], "dtype": "float32", "seed": 0, "val_split": 0.1, "test_split": 0.2,
     "early_stopping": None, "checkpoint_every": None, "out": None,
 }
 
@@ -67,7 +70,7 @@ def _parser():
     t.add_argument("--output", help="output activation (default: the one that goes with --loss)")
     t.add_argument("--loss", help="cross_entropy, binary_cross_entropy, mse or squared (default cross_entropy)")
     t.add_argument("--optimizer", help="sgd, adam, adamw or rmsprop (default sgd)")
-    t.add_argument("--lr", type=float, help="learning rate (default 0.1)")
+    t.add_argument("--lr", type=float, help=f"learning rate (default {DEFAULTS['lr']})")
     t.add_argument("--momentum", type=float, help="SGD / RMSprop momentum (default 0)")
     t.add_argument("--weight-decay", type=float, help="weight decay (default 0)")
     t.add_argument("--schedule", choices=["constant", "step", "exponential", "cosine"], help="lr schedule")
@@ -78,7 +81,7 @@ def _parser():
     t.add_argument("--eta-min", type=float, help="cosine schedule: final lr (default 0)")
     t.add_argument("--schedule-per", choices=["epoch", "step"], help="schedule unit (default epoch)")
     t.add_argument("--clip-norm", type=float, help="clip each batch's gradient to this global norm")
-    t.add_argument("--epochs", type=int, help="default 30")
+    t.add_argument("--epochs", type=int, help=f"default {DEFAULTS['epochs']}")
     t.add_argument("--batch-size", type=int, help="default 32")
     t.add_argument("--dtype", choices=["float32", "float64"], help="default float32")
     t.add_argument("--seed", type=int, help="default 0")

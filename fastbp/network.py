@@ -233,13 +233,13 @@ class Network:
         ----------
         X, y : array-like
             Inputs (n, n_0) and targets (see the class docstring for y's forms).
-        epochs : int, default 10
+        epochs : int, default 20
         batch_size : int, default 32
             The gradient of each update is averaged over the batch (the paper's 1/n Σ_k).
         lr : float, optional
             The learning rate. With no ``optimizer`` this is plain gradient
-            descent, θ ← θ - lr ∇C (lr 0.01 if not given; defaults: ``fastbp.training.DEFAULTS``); with an optimizer name,
-            that optimizer's lr.
+            descent, θ ← θ - lr ∇C (lr 0.1 if not given: ``fastbp.training.DEFAULTS``);
+            with an optimizer name, that optimizer's lr.
         optimizer : str or Optimizer, optional
             "sgd", "adam", "adamw", "rmsprop" or a spec such as ``fastbp.Adam(lr=1e-3)``.
             A later ``fit`` with the same optimizer settings continues its state
@@ -287,8 +287,8 @@ class Network:
         """The constructor's arguments, JSON-serialisable."""
         return {
             "layers": self.sizes,
-            "activation": [a.to_config() for a in self.activations[:-1]],
-            "output": self.activations[-1].to_config(),
+            "activation": [a.get_config() for a in self.activations[:-1]],
+            "output": self.activations[-1].get_config(),
             "loss": self.loss,
             "dtype": self.dtype.name,
             "seed": self.seed,

@@ -23,6 +23,7 @@ from numba.extending import overload
 
 from .checks import check_positive_float
 from .matmul import PAR_UPDATE_MIN, Loops, _is
+from .specs import parse_spec
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "OPTIMIZERS", "get_optimizer"]
 
@@ -163,19 +164,8 @@ OPTIMIZERS = {cls.name: cls for cls in (SGD, Adam, AdamW, RMSprop)}
 
 def get_optimizer(spec, lr=None, argname="optimizer"):
     """An Optimizer from a spec, a registered name (with ``lr`` if given), or a ``get_config`` dict."""
-    if isinstance(spec, Optimizer):
-        return spec
-    if isinstance(spec, str):
-        if spec not in OPTIMIZERS:
-            raise ValueError(f"{argname}: unknown optimizer {spec!r}; expected one of {sorted(OPTIMIZERS)}")
-        return OPTIMIZERS[spec]() if lr is None else OPTIMIZERS[spec](lr=lr)
-    if isinstance(spec, dict) and spec.get("name") in OPTIMIZERS:
-        kwargs = {k: (tuple(v) if k == "betas" else v) for k, v in spec.items() if k != "name"}
-        return OPTIMIZERS[spec["name"]](**kwargs)
-    raise TypeError(
-        f"{argname}: expected an optimizer name {sorted(OPTIMIZERS)} or an Optimizer such as "
-        f"fastbp.Adam(lr=1e-3), got {spec!r}"
-    )
+    return parse_spec(spec, Optimizer, OPTIMIZERS, argname, "fastbp.Adam(lr=1e-3)",
+                      lambda cls: cls() if lr is None else cls(lr=lr))
 
 
 # ---------------------------------------------------------------------------

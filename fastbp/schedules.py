@@ -18,6 +18,7 @@ import numpy as np
 from numba import njit
 
 from .checks import check_int, check_positive_float
+from .specs import parse_spec
 
 __all__ = ["Schedule", "Constant", "StepLR", "ExponentialLR", "CosineLR", "SCHEDULES", "get_schedule"]
 
@@ -114,18 +115,17 @@ SCHEDULES = {cls.name: cls for cls in (Constant, StepLR, ExponentialLR, CosineLR
 
 
 def get_schedule(spec, argname="schedule"):
-    """A Schedule from a spec, None (constant), "constant", or a ``get_config`` dict."""
-    if spec is None or spec == "constant":
+    """A Schedule from a spec, None (constant), a registered name, or a ``get_config`` dict."""
+    if spec is None:
         return Constant()
-    if isinstance(spec, Schedule):
-        return spec
-    if isinstance(spec, dict) and spec.get("name") in SCHEDULES:
-        return SCHEDULES[spec["name"]](**{k: v for k, v in spec.items() if k != "name"})
-    if isinstance(spec, str) and spec in SCHEDULES:
-        raise ValueError(
-            f"{argname}: {spec!r} needs its parameters; pass e.g. fastbp.schedules.{SCHEDULES[spec].__name__}(...)"
-        )
-    raise TypeError(f"{argname}: expected a Schedule such as fastbp.CosineLR(warmup=5) or None, got {spec!r}")
+
+    def from_name(cls):
+        if cls is not Constant:
+            raise ValueError(f"{argname}: {cls.name!r} needs its parameters; pass e.g. fastbp.{cls.__name__}(...) "
+                             f"or a dict {{'name': {cls.name!r}, ...}}")
+        return cls()
+
+    return parse_spec(spec, Schedule, SCHEDULES, argname, "fastbp.CosineLR(warmup=5)", from_name)
 
 
 @njit(cache=True, error_model="numpy")

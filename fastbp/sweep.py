@@ -10,6 +10,7 @@ same seed gives the same network.
 """
 
 import csv
+import inspect
 import itertools
 import json
 import math
@@ -19,9 +20,11 @@ import time
 import numpy as np
 
 from . import checks
+from .specs import parse_spec
 from .network import Network
 from .optimizers import OPTIMIZERS, get_optimizer
 from .schedules import get_schedule
+from .training import DEFAULTS as TRAINING_DEFAULTS
 from .training import split_validation, train_population
 
 __all__ = ["sweep", "SweepResult", "loguniform", "uniform", "choice"]
@@ -32,16 +35,18 @@ OPTIMIZER_KEYS = ("optimizer", "lr", "momentum", "nesterov", "betas", "eps", "we
 KNOWN_KEYS = NETWORK_KEYS + FIT_KEYS + OPTIMIZER_KEYS + ("seed",)
 # What must be equal for trials to share one compiled call.
 GROUP_KEYS = ("layers", "activation", "output", "loss", "dtype", "init", "epochs", "batch_size")
-DEFAULTS = {"layers": [32], "activation": "relu", "output": None, "loss": None, "dtype": "float32", "init": "glorot",
-            "epochs": 10, "batch_size": 32, "schedule": None, "clip_norm": None, "optimizer": "sgd", "seed": 0}
+# A trial's settings that are neither swept nor fixed: Network's own defaults and training's.
+DEFAULTS = {**{k: p.default for k, p in inspect.signature(Network).parameters.items()
+               if k in NETWORK_KEYS + ("seed",)},
+            **{k: TRAINING_DEFAULTS[k] for k in ("layers",) + FIT_KEYS}, "optimizer": TRAINING_DEFAULTS["optimizer"]}
 MAX_TRIALS = 10_000
 
 
 # ----------------------------------------------------------------------------- distributions
 
 class _Distribution:
-    def to_config(self):
-        return {"dist": self.name, **self.__dict__}
+    def get_config(self):
+        return {"name": self.name, **self.__dict__}
 
 
 class loguniform(_Distribution):  # noqa: N801 - reads like a function in a space
@@ -91,6 +96,9 @@ class choice(_Distribution):  # noqa: N801
         return self.values[int(rng.integers(len(self.values)))]
 
 
+DISTRIBUTIONS = {cls.name: cls for cls in (loguniform, uniform, choice)}
+
+
 def _parse_space(space):
     if not isinstance(space, dict) or not space:
         raise ValueError(f"space: expected a non-empty dict of hyperparameter name -> values, got {space!r}")
@@ -98,12 +106,10 @@ def _parse_space(space):
     for key, values in space.items():
         if key not in KNOWN_KEYS:
             raise ValueError(f"space: unknown hyperparameter {key!r}; sweepable: {sorted(KNOWN_KEYS)}")
-        if isinstance(values, dict) and "dist" in values:  # from a TOML spec
-            kind = values["dist"]
-            ctor = {"loguniform": loguniform, "uniform": uniform, "choice": choice}.get(kind)
-            if ctor is None:
-                raise ValueError(f"space[{key!r}]: unknown distribution {kind!r}; expected loguniform, uniform, choice")
-            values = ctor(values["values"]) if kind == "choice" else ctor(values["a"], values["b"])
+        if isinstance(values, dict):  # a get_config dict, or a TOML spec's {dist = ..., ...}
+            if "dist" in values:
+                values = {"name": values["dist"], **{k: v for k, v in values.items() if k != "dist"}}
+            values = parse_spec(values, _Distribution, DISTRIBUTIONS, f"space[{key!r}]", "fastbp.loguniform(1e-4, 1)")
         if isinstance(values, _Distribution):
             out[key] = values
         elif isinstance(values, (list, tuple)):
@@ -142,8 +148,6 @@ def _canonical(config):
     def norm(v):
         if hasattr(v, "get_config"):
             return v.get_config()
-        if hasattr(v, "to_config"):
-            return v.to_config()
         if isinstance(v, tuple):
             return list(v)
         if isinstance(v, np.generic):
@@ -357,7 +361,8 @@ def _split_for_workers(groups, parts):
 
 # ----------------------------------------------------------------------------- the sweep
 
-def sweep(space, X, y, *, validation_data=None, validation_split=None, epochs=10, batch_size=32, method="grid",
+def sweep(space, X, y, *, validation_data=None, validation_split=None, epochs=TRAINING_DEFAULTS["epochs"],
+          batch_size=TRAINING_DEFAULTS["batch_size"], method="grid",
           trials=None, seed=0, metric="val_accuracy", mode="max", backend="local", scheduler=None, results=None,
           resume=False, max_trials=MAX_TRIALS, progress=None, **fixed):
     """Train one network per setting in ``space`` and score each.

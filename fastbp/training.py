@@ -29,8 +29,10 @@ from .schedules import get_schedule
 
 __all__ = ["DEFAULTS", "State", "History", "fit", "train_population", "resolve_optimizer"]
 
-# The defaults of training, for Network.fit, fastbp.sweep and the command line alike.
-DEFAULTS = {"epochs": 10, "batch_size": 32, "lr": 0.01, "optimizer": "sgd", "schedule": None, "clip_norm": None}
+# The defaults of training, for Network.fit, fastbp.sweep, the estimators and the command line alike
+# ("layers": the hidden widths where the data gives the input and output widths: sweep, command line).
+DEFAULTS = {"layers": [64], "epochs": 20, "batch_size": 32, "lr": 0.1, "optimizer": "sgd", "schedule": None,
+            "clip_norm": None}
 
 class History:
     """Per-epoch records of a ``fit``: ``history["loss"][i]`` is epoch ``epoch[i]``'s mean cost.
