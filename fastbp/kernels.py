@@ -202,10 +202,11 @@ def _member_rule(rules, t):
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _train_population(P, S, X, Y, perms, active, batch_size, epoch_idx, steps, net, works, rules, mm,
+def _train_population(P, S, X, Y, perms, counts, active, batch_size, epoch_idx, steps, net, works, rules, mm,
                       out_loss, out_correct, out_bad, out_lr):
     """One epoch of every active network of a population, side by side: network t is row t of P, S,
-    perms, steps, of every array of ``works`` and ``rules`` (a Rule of arrays), and of the outputs.
+    steps, of every array of ``works`` and ``rules`` (a Rule of arrays), and of the outputs; it trains
+    on the rows ``perms[t, :counts[t]]`` of X, Y in that order.
 
     Each network runs the single-network ``_train_epoch`` on one core: ``mm``
     is ``None`` (the compiled loops) or a BLAS engine whose products are too small
@@ -215,7 +216,8 @@ def _train_population(P, S, X, Y, perms, active, batch_size, epoch_idx, steps, n
     """
     for t in prange(P.shape[0]):
         if active[t]:
-            loss, correct, bad, lr = _train_epoch(P[t], S[t], X, Y, perms[t], batch_size, epoch_idx, steps[t],
+            loss, correct, bad, lr = _train_epoch(P[t], S[t], X, Y, perms[t, : counts[t]], batch_size, epoch_idx,
+                                                  steps[t],
                                                   _with_engine(net, mm), _member_work(works, t),
                                                   _member_rule(rules, t))
             out_loss[t] = loss

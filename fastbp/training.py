@@ -137,14 +137,15 @@ class _Run:
     and the validation pass. One network (``fit``) runs ``_train_epoch`` on its own parameters with
     the engine of its size; several run ``_train_population`` on stacked copies, one core each."""
 
-    def __init__(self, nets, X, Y, batch_size, rules, Xv=None, Yv=None, population=False):
+    def __init__(self, nets, X, Y, batch_size, rules, Xv=None, Yv=None, population=False, n=None):
         first = nets[0]
         sizes, n_params, dtype = first.layout.sizes, first.n_params, first.dtype
         self.nets, self.X, self.Y, self.Xv, self.Yv = nets, X, Y, Xv, Yv
         self.batch_size = batch_size
-        self.n = X.shape[0]
+        # Rows each network trains on per epoch (a population's members may train on different rows).
+        self.n = np.broadcast_to(np.asarray(X.shape[0] if n is None else n, dtype=np.int64), (len(nets),)).copy()
         self.n_batches = (self.n + batch_size - 1) // batch_size
-        cap = min(batch_size, self.n)
+        cap = int(min(batch_size, self.n.max()))
         self.population = population
         k = len(nets)
         lead = (k,) if population else ()
@@ -163,6 +164,7 @@ class _Run:
             self.rules = plan.Rule(*(np.array([r[f] for r in rules]) for f in range(len(plan.Rule._fields))))
             self.out = (np.zeros(k), np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64), np.zeros(k))
             self.steps = np.array([net.state.step for net in nets], dtype=np.int64)
+            self.perms = np.zeros((k, int(self.n.max())), dtype=np.int64)
         else:
             self.rule = rules[0]
 
@@ -175,9 +177,11 @@ class _Run:
                                net.state.step, self.net, self.work, self.rule)
             return tuple(np.array([v]) for v in out)
         active = np.ones(len(self.nets), dtype=np.bool_) if active is None else active
-        _train_population(self.P, self.S, self.X, self.Y, np.stack(perms), active, self.batch_size, epoch_idx,
+        for i, p in enumerate(perms):
+            self.perms[i, : p.shape[0]] = p
+        _train_population(self.P, self.S, self.X, self.Y, self.perms, self.n, active, self.batch_size, epoch_idx,
                           self.steps, self.net, self.work, self.rules, self.mm, *self.out)
-        self.steps[active] += self.n_batches
+        self.steps[active] += self.n_batches[active]
         return self.out
 
     def validate(self, active=None):
@@ -193,10 +197,10 @@ class _Run:
 
     def logs(self, i, loss, correct, lr, val=None):
         """Network i's History entry for an epoch."""
-        logs = {"loss": float(loss[i]) / self.n}
+        logs = {"loss": float(loss[i]) / int(self.n[i])}
         classifier = self.nets[i].is_classifier
         if classifier:
-            logs["accuracy"] = int(correct[i]) / self.n
+            logs["accuracy"] = int(correct[i]) / int(self.n[i])
         if val is not None:
             logs["val_loss"] = float(val[0][i]) / self.Xv.shape[0]
             if classifier:
@@ -337,30 +341,40 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
 
 
 def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clips, Xv=None, Yv=None,
-                     on_epoch=None):
+                     on_epoch=None, length=None, rows=None):
     """Train networks of one shape side by side, each on one core, each as ``fit`` would (its own
     optimizer, schedule, clip bound and shuffling RNG; bitwise fit's result where fit takes the same
     engine). X, Y (and Xv, Yv) are already checked for the networks' shape and dtype.
 
-    ``on_epoch(epoch, logs, active)`` runs after each epoch with every network's logs (None for
-    those not active) and the boolean ``active`` array, which it may change to stop networks.
-    A network whose cost stops being finite stops there, its parameters those of its last
-    completed epoch. Returns, per network, ``{"history": {key: [values]}, "diverged_at_epoch": E}``
-    (the latter only where it diverged); each network's parameters, optimizer state and History
-    hold their training afterwards.
+    ``epochs`` more epochs are run, from each network's ``epochs_trained`` (all equal), and a later
+    call continues where this one stopped (the networks carry their state); ``length`` is the whole
+    run's length in epochs, which schedules are laid out over (default ``epochs``). ``rows`` gives
+    each network its own training rows (int arrays into X; default all rows): network i then
+    trains as ``fit`` on ``X[rows[i]]``. ``on_epoch(epoch, logs, active)`` runs after each epoch
+    with every network's logs (None for those not active) and the boolean ``active`` array, which
+    it may change to stop networks. A network whose cost stops being finite stops there, its
+    parameters and optimizer state those of its last completed epoch.
+
+    Returns, per network, ``{"history": {key: [values]}, "diverged_at_epoch": E}`` (the latter only
+    where it diverged); each network's parameters, training state and History hold their training.
     """
-    k, n = len(nets), X.shape[0]
-    n_batches = (n + batch_size - 1) // batch_size
+    k = len(nets)
+    counts = np.array([X.shape[0] if rows is None else len(r) for r in (rows or [None] * k)], dtype=np.int64)
+    length = epochs if length is None else length
     for net, opt in zip(nets, optimizers):
         net.state.start(opt, net.n_params, net.dtype)
-    rules = [plan.rule(o, s, c, _schedule_length(s, epochs, n_batches)) for o, s, c in zip(optimizers, schedules, clips)]
-    run = _Run(nets, X, Y, batch_size, rules, Xv, Yv, population=True)
+    rules = [plan.rule(o, s, c, _schedule_length(s, length, (m + batch_size - 1) // batch_size))
+             for o, s, c, m in zip(optimizers, schedules, clips, counts)]
+    run = _Run(nets, X, Y, batch_size, rules, Xv, Yv, population=True, n=counts)
     active = np.ones(k, dtype=np.bool_)
     records = [{"history": {}} for _ in range(k)]
-    for e in range(epochs):
-        idle = np.arange(n, dtype=np.int64)
-        perms = [net.state.rng.permutation(n).astype(np.int64, copy=False) if active[i] else idle
-                 for i, net in enumerate(nets)]
+    for _ in range(epochs):
+        e = nets[0].epochs_trained
+        perms = []
+        for i, net in enumerate(nets):
+            p = net.state.rng.permutation(counts[i]).astype(np.int64, copy=False) if active[i] else \
+                np.zeros(0, dtype=np.int64)
+            perms.append(p if rows is None or not active[i] else np.asarray(rows[i], dtype=np.int64)[p])
         good = run.P.copy(), run.S.copy()  # what a network that diverges in this epoch goes back to
         loss, correct, bad, lr = run.epoch(e, perms, active)
         val = run.validate(active) if Xv is not None else None
@@ -368,15 +382,15 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
         for i, net in enumerate(nets):
             if not active[i]:
                 continue
-            if bad[i] >= 0:  # diverged: the network ends with its last completed epoch
+            if bad[i] >= 0:
                 active[i] = False
                 run.P[i], run.S[i] = good[0][i], good[1][i]
-                run.steps[i] -= n_batches
+                run.steps[i] -= run.n_batches[i]
                 records[i]["diverged_at_epoch"] = e + 1
                 continue
             logs = run.logs(i, loss, correct, lr, val)
-            net.epochs_trained += 1
-            net.history.append(net.epochs_trained, logs)
+            net.epochs_trained = e + 1
+            net.history.append(e + 1, logs)
             for key, v in logs.items():
                 records[i]["history"].setdefault(key, []).append(v)
             epoch_logs[i] = logs

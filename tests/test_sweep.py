@@ -229,3 +229,27 @@ def test_dask_gives_the_local_results_and_survives_a_killed_worker(dask_cluster,
         sorted((key(t), t["params_digest"]) for t in local.trials)
     lines = (tmp_path / "d.jsonl").read_text().splitlines()
     assert len(lines) == 16
+
+
+def test_a_population_in_steps_and_on_its_own_rows_is_fit():
+    """train_population continued over two calls, each network on its own rows (as a fold of a
+    cross-validation trains), gives bitwise what fit gives on those rows in one call."""
+    from fastbp.training import train_population
+
+    rng = np.random.default_rng(3)
+    Xa = rng.standard_normal((90, 6)).astype(np.float32)
+    ya = rng.integers(0, 3, 90)
+    rows = [np.r_[0:30, 60:90], np.r_[30:90]]  # folds 1 and 0 held out; unequal lengths too: 60 and 60
+    rows.append(np.r_[0:45])
+    sched = fastbp.CosineLR()
+    nets = [fastbp.Network([6, 5, 3], seed=s) for s in range(3)]
+    opts = [fastbp.SGD(lr=0.1, momentum=0.9), fastbp.Adam(lr=0.01), fastbp.SGD(lr=0.05)]
+    X, Y = nets[0].check_data(Xa, ya)
+    for part in (2, 2):
+        train_population(nets, X, Y, part, 16, opts, [sched] * 3, [None] * 3, length=4, rows=rows)
+    for i, r in enumerate(rows):
+        ref = fastbp.Network([6, 5, 3], seed=i)
+        ref.fit(Xa[r], ya[r], epochs=4, batch_size=16, optimizer=opts[i], schedule=sched, verbose=0)
+        np.testing.assert_array_equal(nets[i].params, ref.params)
+        assert nets[i].history["loss"] == ref.history["loss"]
+        assert nets[i].epochs_trained == 4 and nets[i].state.step == ref.state.step
