@@ -4,12 +4,17 @@ argparse (the standard library) rather than click or typer: the command needs
 sub-commands, typed options and a config file, all of which argparse covers,
 and it keeps ``pip install .`` free of one more dependency.
 
-User errors print one line, ``fastbp: error: ...``, and exit with status 2;
-``--debug`` shows the traceback instead. Ctrl-C during training saves the last
-completed epoch and exits with status 130.
+Every expected failure (a bad option or file, an OS error, a diverged run)
+prints one line, ``fastbp: error: ...`` naming the option or file, and exits
+with status 2; anything else is a bug and says so (exit 1). ``--debug`` shows
+the traceback instead. Ctrl-C during training saves the last completed epoch
+(model.npz and metrics.json) and exits with status 130; a run that diverges
+saves the last good epoch the same way. A run directory is locked while a run
+writes into it.
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -21,6 +26,7 @@ from .training import DEFAULTS
 __all__ = ["main"]
 
 EXIT_USAGE = 2
+EXIT_BUG = 1
 EXIT_INTERRUPTED = 130
 
 
@@ -144,7 +150,10 @@ def _read_config(path):
         k = key.replace("-", "_")
         if k not in TRAIN_DEFAULTS:
             raise ValueError(f"--config: unknown option {key!r} in {path!r}; known: {sorted(TRAIN_DEFAULTS)}")
-        cfg[k] = _layers(value) if k == "layers" and not isinstance(value, list) else value
+        try:
+            cfg[k] = _layers(value) if k == "layers" and not isinstance(value, list) else value
+        except argparse.ArgumentTypeError as e:
+            raise ValueError(f"--config: {key} in {path!r}: {e}") from None
     return cfg
 
 
@@ -168,13 +177,52 @@ def _write_toml(path, cfg):
 
 def _settings(args):
     cfg = dict(TRAIN_DEFAULTS)
+    origin = {}
     if args.config:
-        cfg.update(_read_config(args.config))
+        from_file = _read_config(args.config)
+        cfg.update(from_file)
+        origin = {k: f"{k} in {args.config!r}" for k in from_file}
     for k in TRAIN_DEFAULTS:
         v = getattr(args, k, None)
         if v is not None:
             cfg[k] = v
+            origin.pop(k, None)
+    _check_settings(cfg, origin)
     return cfg
+
+
+# The type and range of each setting that is a number, a text or a list, as the command line parses it.
+_INT_SETTINGS = {"epochs": 1, "batch_size": 1, "seed": 0, "step_size": 1, "warmup": 0, "t_max": 1,
+                 "early_stopping": 0, "checkpoint_every": 1}
+_POSITIVE_SETTINGS = ("lr", "clip_norm")
+_FLOAT_SETTINGS = ("momentum", "weight_decay", "gamma", "eta_min", "val_split", "test_split")
+_TEXT_SETTINGS = ("data", "target", "activation", "output", "loss", "optimizer", "schedule", "schedule_per",
+                  "dtype", "out")
+
+
+def _check_settings(cfg, origin):
+    """Each setting of the right type and range, whether from the command line or a --config file."""
+    from fastbp import checks
+
+    for k, v in cfg.items():
+        name = origin.get(k) or f"--{k.replace('_', '-')}"
+        if v is None:
+            continue
+        if k in _INT_SETTINGS:
+            checks.check_int(v, name, minimum=_INT_SETTINGS[k])
+        elif k in _POSITIVE_SETTINGS:
+            checks.check_positive_float(v, name)
+        elif k in _FLOAT_SETTINGS:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{name}: expected a finite number, got {v!r}")
+        elif k in _TEXT_SETTINGS:
+            if not isinstance(v, str):
+                raise TypeError(f"{name}: expected a text value, got {v!r} ({type(v).__name__})")
+        elif k == "layers":  # hidden widths: the input and output widths come from the data
+            if not isinstance(v, list):
+                raise TypeError(f"{name}: expected a list of hidden widths such as [256, 128], got {v!r}")
+            for i, w in enumerate(v):
+                checks.check_int(w, f"{name}[{i}]", minimum=1)
 
 
 # ----------------------------------------------------------------------------- train
@@ -247,13 +295,6 @@ def _train(args):
     from fastbp.data import load, train_test_split
 
     cfg = _settings(args)
-    for key in ("epochs", "batch_size"):
-        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ValueError(f"--{key.replace('_', '-')}: expected an integer >= 1, got {cfg[key]!r}")
-    for key in ("lr", "clip_norm"):
-        v = cfg[key]
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0)):
-            raise ValueError(f"--{key.replace('_', '-')}: expected a positive number, got {v!r}")
     _check_fraction("--val-split", cfg["val_split"], allow_zero=True)
     _check_fraction("--test-split", cfg["test_split"], allow_zero=False)
     ds = load(cfg["data"], target=cfg["target"])
@@ -262,14 +303,14 @@ def _train(args):
         X, X_test, y, y_test = train_test_split(X, y, test_size=float(cfg["test_split"]), seed=cfg["seed"])
     y_arr = np.asarray(y)
     loss = cfg["loss"]
-    n_out = int(y_arr.max()) + 1 if y_arr.ndim == 1 and (loss in (None, "cross_entropy")) else (
+    n_out = _n_classes(y_arr, cfg["data"]) if y_arr.ndim == 1 and (loss in (None, "cross_entropy")) else (
         1 if y_arr.ndim == 1 else y_arr.shape[1])
     sizes = [int(X.shape[1]), *cfg["layers"], n_out]
     net = fastbp.Network(sizes, activation=cfg["activation"], output=cfg["output"], loss=loss,
                          dtype=cfg["dtype"], seed=cfg["seed"])
     optimizer, schedule = _optimizer(cfg), _schedule(cfg)
     out = cfg["out"] or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
-    os.makedirs(out, exist_ok=True)
+    args.resources.enter_context(_run_dir(out))
     model_path = os.path.join(out, "model.npz")
     run_cfg = {**cfg, "out": out}
     _write_toml(os.path.join(out, "config.toml"), run_cfg)
@@ -282,20 +323,72 @@ def _train(args):
                        checkpoint=model_path, checkpoint_every=cfg["checkpoint_every"] or cfg["epochs"] + 1,
                        verbose=0 if args.quiet else 2)
     except KeyboardInterrupt:
-        print(f"fastbp: interrupted; the last completed epoch ({net.epochs_trained}) is saved in {model_path}",
-              file=sys.stderr)
+        _write_metrics(out, net, X_test, y_test, t0, net.history, stopped="interrupted")
+        print(f"fastbp: interrupted; the last completed epoch ({net.epochs_trained}) is saved in {model_path} "
+              "and metrics.json", file=sys.stderr)
         return EXIT_INTERRUPTED
-    scores = net.evaluate(X_test, y_test)
-    seconds = time.perf_counter() - t0
-    metrics = {"test": scores, "epochs": net.epochs_trained, "seconds": seconds,
-               "history": {"epoch": hist.epoch, **hist.history}}
-    with open(os.path.join(out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=1)
+    except FloatingPointError as e:  # fit put the network back to its last good epoch: keep that
+        net.save(model_path)
+        _write_metrics(out, net, X_test, y_test, t0, net.history, stopped=str(e))
+        raise ValueError(f"{e}; saved that epoch ({net.epochs_trained}) in {model_path} and metrics.json") from None
+    scores, seconds = _write_metrics(out, net, X_test, y_test, t0, hist)
     _plot_curves(os.path.join(out, "curves.png"), hist)
     shown = "  ".join(f"test {k} {v:.4f}" for k, v in scores.items())
     print(f"{shown}  ({seconds:.1f}s)")
     print(f"wrote {out}/model.npz, metrics.json, config.toml, curves.png")
     return 0 if math.isfinite(scores["loss"]) else 1
+
+
+def _n_classes(y, data):
+    """The output width for labels ``y`` (n,): max + 1, once they are known to be class indices."""
+    import numpy as np
+
+    if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+        i = int(np.flatnonzero(y != np.round(y))[0])
+        raise ValueError(f"--data: {data!r} has label {y[i]} at row {i}; a classifier needs class indices "
+                         "0..k-1 (for real-valued targets pass --loss mse)")
+    lo, hi = y.min(), y.max()
+    if lo < 0 or hi >= 2**31:
+        raise ValueError(f"--data: {data!r} has label {lo if lo < 0 else hi}; expected class indices 0..k-1")
+    return int(hi) + 1
+
+
+def _run_dir(out, argname="--out"):
+    """Create ``out`` if needed and lock it for this run (refused if another run holds it); clean stale temporaries."""
+    from fastbp import io
+
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"{argname}: {out!r} exists and is not a directory")
+    os.makedirs(out, exist_ok=True)
+    lock = io.DirLock(out, argname)
+    io.remove_temporaries(out)  # left by a killed run: no writer of ours is using them while we hold the lock
+    return lock
+
+
+def _json_safe(value):
+    """NaN and infinities as null, so that what fastbp writes is JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _write_metrics(out, net, X_test, y_test, t0, hist, stopped=None):
+    """metrics.json (atomically): the test scores of the network as it is, the History, and why it stopped early."""
+    from fastbp import io
+
+    scores = net.evaluate(X_test, y_test)
+    seconds = time.perf_counter() - t0
+    metrics = {"test": scores, "epochs": net.epochs_trained, "seconds": seconds,
+               "history": {"epoch": hist.epoch, **hist.history}}
+    if stopped is not None:
+        metrics["stopped"] = stopped
+    text = json.dumps(_json_safe(metrics), indent=1).encode()
+    io.atomic_write(os.path.join(out, "metrics.json"), lambda f: f.write(text))
+    return scores, seconds
 
 
 # ----------------------------------------------------------------------------- evaluate, predict
@@ -318,13 +411,15 @@ def _model_and_data(args):
 def _evaluate(args):
     net, X, y = _model_and_data(args)
     scores = net.evaluate(X, y)
-    print(json.dumps({k: round(v, 6) for k, v in scores.items()}))
-    return 0
+    print(json.dumps(_json_safe({k: round(v, 6) for k, v in scores.items()})))
+    return 0 if all(math.isfinite(v) for v in scores.values()) else 1
 
 
 def _predict(args):
     import numpy as np
 
+    if os.path.isdir(args.out):
+        raise ValueError(f"--out: {args.out!r} is a directory; expected a file name such as preds.csv")
     net, X, _ = _model_and_data(args)
     pred = net.predict(X)
     pred = pred.reshape(len(pred), -1)
@@ -391,7 +486,7 @@ def _sweep(args):
             raise ValueError(f"data: unknown key {key!r}; expected path, target, val_split")
     ds = load(data.get("path", "digits"), target=data.get("target"))
     out = args.out or os.path.join("sweeps", time.strftime("%Y%m%d-%H%M%S"))
-    os.makedirs(out, exist_ok=True)
+    args.resources.enter_context(_run_dir(out))
     results = os.path.join(out, "trials.jsonl")
     t0 = time.perf_counter()
 
@@ -480,14 +575,31 @@ def main(argv=None):
         args = _parser().parse_args(argv)
         handler = {"train": _train, "evaluate": _evaluate, "predict": _predict, "gradcheck": _gradcheck,
                    "info": _info, "bench": _bench, "sweep": _sweep}[args.command]
-        return handler(args)
-    except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as e:
-        if debug:
-            raise
-        return _fail(str(e))
+        with contextlib.ExitStack() as args.resources:  # run-directory locks, released however the run ends
+            return handler(args)
     except KeyboardInterrupt:
         print("fastbp: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except (OSError, ValueError, TypeError, FloatingPointError, MemoryError) as e:  # the one error path
+        if debug:
+            raise
+        return _fail(_message(e))
+    except Exception as e:
+        if debug:
+            raise
+        print(f"fastbp: error: a bug in fastbp ({type(e).__name__}: {e}); run again with --debug to see the "
+              "traceback, and please report it", file=sys.stderr)
+        return EXIT_BUG
+
+
+def _message(e):
+    """One line for an expected failure: an OS error names its file, MemoryError says what ran out."""
+    if isinstance(e, MemoryError):
+        return f"out of memory ({e or 'the data or the network is too large for this machine'})"
+    if isinstance(e, OSError) and e.filename is not None:
+        names = repr(e.filename) + (f" -> {e.filename2!r}" if e.filename2 is not None else "")
+        return f"{names}: {e.strerror or e}"
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 if __name__ == "__main__":

@@ -139,7 +139,6 @@ class DirLock:
                 os.close(fd)
             if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise LockedError(
-                    errno.EWOULDBLOCK,
                     f"{argname}: {self.folder!r} is in use by another fastbp run (process {owner}); "
                     "wait for it to end or choose another directory") from None
             raise
