@@ -16,6 +16,7 @@ import json
 import math
 import os
 import time
+import warnings
 
 import numpy as np
 
@@ -188,6 +189,57 @@ def _output_width(y, loss):
     return 1
 
 
+def _values(spec):
+    """The values a space entry can give: a list's, a choice's, a continuous distribution's two ends."""
+    if isinstance(spec, choice):
+        return spec.values
+    if isinstance(spec, _Distribution):
+        return [spec.a, spec.b]
+    return spec
+
+
+def _check_settings(space, base, metric, validating, X, y):
+    """Every value of ``space`` and every fixed setting, checked by the checks Network and fit make, and the
+    metric one that the trials log; before any trial runs. Errors name the key and the value."""
+    X_shape = np.shape(X)
+    if len(X_shape) != 2:
+        raise ValueError(f"X: expected a 2-D array (n_samples, n_features), got shape {X_shape}")
+    y_arr = np.asarray(y)
+    if y_arr.dtype.kind not in "biuf" or y_arr.size == 0:
+        raise TypeError(f"y: expected a non-empty array of numbers, got dtype {y_arr.dtype}, shape {y_arr.shape}")
+    n_out = _output_width(y_arr, base["loss"])
+    logged = {"loss", "lr"}
+
+    def check(config, network=True):
+        try:
+            if network and _network_for(config, X_shape[1], n_out).is_classifier:
+                logged.add("accuracy")
+            checks.fit_settings(config["epochs"], config["batch_size"], config["clip_norm"])
+            get_schedule(config["schedule"])
+            _optimizer_for(config)
+        except (ValueError, TypeError) as e:
+            return e
+        return None
+
+    # The fixed settings alone (swept keys at their defaults); a failure that the first swept values cure
+    # came from a default that no trial uses.
+    first = {**base, **{key: _values(spec)[0] for key, spec in space.items()}}
+    error = check(base)
+    if error is not None and check(first) is not None:
+        raise error
+    for key, spec in space.items():
+        for value in _values(spec):
+            error = check({**first, key: value}, network=key in NETWORK_KEYS + ("seed",))
+            if error is not None:
+                raise type(error)(f"space[{key!r}] value {value!r}: {error}") from None
+    if validating:
+        logged |= {f"val_{k}" for k in logged if k != "lr"}
+    if metric not in logged:
+        raise ValueError(f"metric: {metric!r} is never logged by these trials; they log {sorted(logged)}"
+                         + ("" if validating or not metric.startswith("val_") else
+                            " (a val_* metric needs validation_data or validation_split)"))
+
+
 # ----------------------------------------------------------------------------- population training
 
 def _train_group(configs, X, y, Xv, yv, n_out):
@@ -287,20 +339,24 @@ def _append(path, records):
 
 
 def _read_results(path):
+    """The finished trials of a results file by their settings. A line that is not a whole record (cut short
+    by a crash, edited, not text) is named in a warning, and its trial runs again."""
     done = {}
     if path is None or not os.path.exists(path):
         return done
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line:
+    with open(path, "rb") as f:
+        for number, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
             try:
-                rec = json.loads(line)
+                rec = json.loads(raw.decode())
+                if not (isinstance(rec, dict) and isinstance(rec.get("config"), dict)
+                        and isinstance(rec.get("final"), dict)):
+                    raise ValueError("expected a trial record with 'config' and 'final'")
                 done[_canonical(rec["config"])] = rec
-            except (json.JSONDecodeError, KeyError, TypeError):
-                # a line cut short by a crash mid-write: that trial simply runs again
-                continue
+            except (ValueError, TypeError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+                warnings.warn(f"results: {os.fspath(path)!r} line {number} is not a trial record ({e}); "
+                              "that trial runs again", stacklevel=3)
     return done
 
 
@@ -413,8 +469,7 @@ def sweep(space, X, y, *, validation_data=None, validation_split=None, epochs=TR
         raise ValueError(f"backend: expected 'local' or 'dask', got {backend!r}")
     max_trials = checks.check_int(max_trials, "max_trials", minimum=1)
     base = {**DEFAULTS, "epochs": epochs, "batch_size": batch_size, **fixed}
-    checks.check_int(base["epochs"], "epochs", minimum=1)
-    checks.check_int(base["batch_size"], "batch_size", minimum=1)
+    _check_settings(space, base, metric, validation_data is not None or validation_split is not None, X, y)
 
     # The data, checked once; the validation rows as fit takes them.
     probe = _network_for({**base, **{k: (v[0] if isinstance(v, list) else v.sample(np.random.default_rng(0)))
