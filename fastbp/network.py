@@ -371,9 +371,11 @@ def _checked_history(hist, epochs_trained):
             any(not 1 <= e <= epochs_trained for e in epochs) or any(a >= b for a, b in zip(epochs, epochs[1:])):
         raise ValueError(f"history: expected increasing epoch numbers in 1..{epochs_trained}, got {epochs[:10]}")
     for key, values in records.items():
-        if not isinstance(values, list) or len(values) != len(epochs):
-            raise ValueError(f"history[{key!r}]: expected {len(epochs)} values (one per epoch), got "
+        # a key first logged by a later fit (val_loss once validation is given) has values for the last epochs only
+        if not isinstance(values, list) or len(values) > len(epochs):
+            raise ValueError(f"history[{key!r}]: expected at most {len(epochs)} values (one per epoch), got "
                              f"{len(values) if isinstance(values, list) else type(values).__name__}")
         if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
             raise ValueError(f"history[{key!r}]: expected numbers")
-    return [(e, {k: v[i] for k, v in records.items()}) for i, e in enumerate(epochs)]
+    n = len(epochs)
+    return [(e, {k: v[i - (n - len(v))] for k, v in records.items() if i >= n - len(v)}) for i, e in enumerate(epochs)]
