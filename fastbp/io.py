@@ -10,6 +10,7 @@ import errno
 import json
 import math
 import os
+import re
 import secrets
 import signal
 import struct
@@ -21,8 +22,10 @@ import numpy as np
 
 FORMAT = "fastbp"
 FORMAT_VERSION = 1
-# Temporary files of atomic writes start with this; a run cleans its directory of stale ones.
+# Temporary files of atomic writes: the prefix, 12 hex digits, the target's suffix. A run cleans its directory of
+# stale ones (left by SIGKILL), and of nothing else.
 TMP_PREFIX = ".tmp-"
+_TMP_NAME = re.compile(re.escape(TMP_PREFIX) + r"[0-9a-f]{12}(\.\w+)?")
 LOCK_NAME = ".fastbp.lock"
 
 
@@ -84,7 +87,9 @@ def atomic_write(path, write):
                     os.unlink(tmp)
                 raise
     except OSError as e:  # name what the caller asked for, not the temporary file
-        raise type(e)(e.errno, e.strerror or str(e), path) from None
+        if e.errno is None:
+            raise
+        raise OSError(e.errno, e.strerror or str(e), path) from None
     try:  # make the rename itself durable
         dfd = os.open(folder, os.O_RDONLY)
         try:
@@ -102,7 +107,7 @@ def remove_temporaries(folder):
     """
     removed = []
     for name in os.listdir(folder):
-        if name.startswith(TMP_PREFIX):
+        if _TMP_NAME.fullmatch(name):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(folder, name))
                 removed.append(name)
@@ -141,7 +146,7 @@ class DirLock:
                 raise LockedError(
                     f"{argname}: {self.folder!r} is in use by another fastbp run (process {owner}); "
                     "wait for it to end or choose another directory") from None
-            raise
+            return  # a filesystem without flock (ENOLCK, EOPNOTSUPP): run unlocked rather than not at all
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd

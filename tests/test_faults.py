@@ -200,7 +200,7 @@ def test_sigkill_at_random_moments_leaves_a_loadable_completed_epoch(tmp_path, k
         assert len(net.history) == net.epochs_trained
         seen.add(net.epochs_trained)
         # a temporary file a kill leaves is removed when a run starts in that directory
-        (folder / f"{fio.TMP_PREFIX}stale.npz").write_bytes(b"half a file")
+        (folder / f"{fio.TMP_PREFIX}0123456789ab.npz").write_bytes(b"half a file")
         with fio.DirLock(folder):
             fio.remove_temporaries(folder)
         assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".fastbp")) == ["model.npz"]
@@ -222,16 +222,18 @@ def test_a_second_training_into_the_same_directory_is_refused(tmp_path):
 
     out = tmp_path / "run"
     out.mkdir()
-    (out / f"{fio.TMP_PREFIX}old.npz").write_bytes(b"left by a killed run")
+    stale = out / f"{fio.TMP_PREFIX}a1b2c3d4e5f6.npz"
+    stale.write_bytes(b"left by a killed run")
+    (out / ".tmp-notes.txt").write_text("the user's own file: not ours to remove")
     with fio.DirLock(out):  # as another run holds it
         r = _cli("train", "--epochs", "1", "--out", out, "--quiet")
     assert r.returncode == 2, r.stderr
     line, = r.stderr.strip().splitlines()
     assert line.startswith("fastbp: error: --out:") and str(out) in line and "another fastbp run" in line
-    assert not (out / "model.npz").exists() and (out / f"{fio.TMP_PREFIX}old.npz").exists()
+    assert not (out / "model.npz").exists() and stale.exists()
     # free again: the run proceeds, and the stale temporary file is gone
     assert cli.main(["train", "--epochs", "1", "--out", str(out), "--quiet"]) == 0
-    assert not [p for p in out.iterdir() if p.name.startswith(fio.TMP_PREFIX)]
+    assert [p.name for p in out.iterdir() if p.name.startswith(fio.TMP_PREFIX)] == [".tmp-notes.txt"]
     assert fastbp.load(out / "model.npz").epochs_trained == 1
 
 
