@@ -60,6 +60,21 @@ def _create_temporary(folder, suffix):
             continue
 
 
+def check_target(path, argname=None):
+    """``path`` (as a str) if a file can be written there: its directory exists and it is not a directory.
+
+    ``fit`` calls it for its checkpoint before the first epoch, so that a typo fails at once, not after training.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    where = f"{argname}: " if argname else ""
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{where}{path!r}: no such directory {folder!r} to write into")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{where}{path!r} is a directory; expected a file name")
+    return path
+
+
 def atomic_write(path, write):
     """Call ``write(fileobj)`` on a temporary file beside ``path``, fsync it, then rename it over ``path``.
 
@@ -67,12 +82,8 @@ def atomic_write(path, write):
     Ctrl-C removes the temporary file (Ctrl-C is raised once the write is complete or undone).
     Errors name ``path``, not the temporary file.
     """
-    path = os.fspath(path)
+    path = check_target(path)
     folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise FileNotFoundError(errno.ENOENT, "no such directory to write into", path)
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "is a directory, expected a file name", path)
     try:
         with _interrupts_deferred():
             fd, tmp = _create_temporary(folder, os.path.splitext(path)[1])

@@ -180,7 +180,7 @@ def kill_reference(tmp_path_factory):
 @pytest.mark.skipif(os.name != "posix", reason="SIGKILL")
 def test_sigkill_at_random_moments_leaves_a_loadable_completed_epoch(tmp_path, kill_reference):
     rng = np.random.default_rng(7)
-    seen = set()
+    seen, left = set(), 0
     for rep in range(6):
         folder = tmp_path / f"run{rep}"
         folder.mkdir()
@@ -199,13 +199,15 @@ def test_sigkill_at_random_moments_leaves_a_loadable_completed_epoch(tmp_path, k
         np.testing.assert_array_equal(net.params, kill_reference[net.epochs_trained])
         assert len(net.history) == net.epochs_trained
         seen.add(net.epochs_trained)
-        # a temporary file a kill leaves is removed when a run starts in that directory
-        (folder / f"{fio.TMP_PREFIX}0123456789ab.npz").write_bytes(b"half a file")
-        with fio.DirLock(folder):
-            fio.remove_temporaries(folder)
-        assert sorted(p.name for p in folder.iterdir() if not p.name.startswith(".fastbp")) == ["model.npz"]
-    print("epochs at the kills", sorted(seen))
+        left += any(p.name.startswith(fio.TMP_PREFIX) for p in folder.iterdir())
+    print(f"epochs at the kills {sorted(seen)}; kills that left a temporary file: {left} of 6")
     assert len(seen) >= 2, seen  # the kills landed at different moments
+    # a temporary file a kill leaves is removed when a run starts in that directory
+    (folder / f"{fio.TMP_PREFIX}0123456789ab.npz").write_bytes(b"half a file")
+    from fastbp import cli
+
+    assert cli.main(["train", "--epochs", "1", "--out", str(folder), "--quiet"]) == 0
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(fio.TMP_PREFIX)]
 
 
 # --------------------------------------------------------------------------- the command line's run directory
