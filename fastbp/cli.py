@@ -587,7 +587,8 @@ def main(argv=None):
     except Exception as e:
         if debug:
             raise
-        print(f"fastbp: error: a bug in fastbp ({type(e).__name__}: {e}); run again with --debug to see the "
+        what = " ".join(str(e).split())
+        print(f"fastbp: error: a bug in fastbp ({type(e).__name__}: {what}); run again with --debug to see the "
               "traceback, and please report it", file=sys.stderr)
         return EXIT_BUG
 
