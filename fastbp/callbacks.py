@@ -135,23 +135,28 @@ def auto_verbose():
 
 
 def needs_compile(dispatcher, *args):
-    """Whether calling the njit ``dispatcher`` with arguments starting with ``args`` will compile: no
-    signature with their types is loaded in this process nor stored in its on-disk cache index.
+    """Whether calling the njit ``dispatcher`` with ``args`` among its arguments will compile: no signature
+    holding all their types is loaded in this process nor stored in the function's on-disk cache index.
 
-    The leading arguments (the parameters' dtype) decide the signature in practice; reading the index is
-    a small unpickle, once per fit. This looks into Numba's cache internals, so any surprise there means
-    "don't know", answered False (no notice) rather than an error.
+    Pass the arguments whose types vary between calls (the parameters' dtype, the data's layout, the
+    matmul engine tuple); with every argument the answer is exact. Reading the index is one small unpickle
+    per fit. This looks into Numba's cache internals, so any surprise there means "don't know", answered
+    False (no notice) rather than an error.
     """
     try:
         import numba
 
-        want = tuple(numba.typeof(a) for a in args)
-        k = len(want)
-        if any(tuple(sig[:k]) == want for sig in dispatcher.signatures):
+        want = [numba.typeof(a) for a in args]
+
+        def has_all(sig):
+            sig = list(sig)
+            return all(t in sig for t in want)
+
+        if any(has_all(sig) for sig in dispatcher.signatures):
             return False
         cache = getattr(dispatcher, "_cache", None)
         index = cache._cache_file._load_index() if cache is not None else {}
-        return not any(tuple(key[0][:k]) == want for key in index)
+        return not any(has_all(key[0]) for key in index)
     except Exception:  # noqa: BLE001 - private API of another package; a notice is never worth a failure
         return False
 

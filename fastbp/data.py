@@ -233,14 +233,15 @@ def _find_columns(path, header, names, what):
     return [header.index(n) for n in names]
 
 
-def _load_csv(path, target=None):
+def _load_csv(path, target=None, id_column=None):
     header, rows, first_line = _read_csv(path)
     width = len(rows[0])
     if width < 2:
         raise ValueError(f"data: {path!r} has {width} column; expected features and a label")
     names = _target_names(target)
     cols = [width - 1] if names is None else _find_columns(path, header, names, "target")
-    feats = [j for j in range(width) if j not in cols]
+    skip = [] if id_column is None else _find_columns(path, header, [id_column], "id")
+    feats = [j for j in range(width) if j not in cols and j not in skip]
     if not feats:
         raise ValueError(f"target: {names} are all the columns of {path!r}; no features are left")
     y = _targets(path, header, rows, first_line, cols)
@@ -249,7 +250,7 @@ def _load_csv(path, target=None):
                    target_names=None if header is None else [header[j] for j in cols])
 
 
-def load(path, target=None):
+def load(path, target=None, id_column=None):
     """Load a data set from ``path``.
 
     Parameters
@@ -263,6 +264,8 @@ def load(path, target=None):
         features are numbers, a single label column may hold text such as "dog").
     target : str or list of str, optional
         The target column(s) of a CSV with a header: "price", "a,b" or ["a", "b"].
+    id_column : str, optional
+        A column of a CSV with a header that is neither feature nor target (row names): left out.
 
     Returns
     -------
@@ -282,7 +285,9 @@ def load(path, target=None):
     if lower.endswith(".npz"):
         return _load_npz(path)
     if lower.endswith(".csv"):
-        return _load_csv(path, target)
+        return _load_csv(path, target, id_column)
+    if id_column is not None:
+        raise ValueError(f"id: an id column needs a .csv with a header, got {path!r}")
     if "idx" in os.path.basename(lower) or lower.endswith(".gz"):
         raise ValueError(f"data: {path!r} is a single IDX file; pass the directory that holds the four MNIST files")
     raise ValueError(f"data: {path!r}: expected 'digits', a directory of IDX files, a .npz or a .csv")
@@ -361,7 +366,7 @@ def _csv_inputs(path, n_features, feature_names, target_names, id_column):
         extra = [header[j] for j in range(width) if j not in used + tcols and header[j] not in feature_names]
         if extra:
             raise ValueError(f"data: {path!r} has a column {extra[0]!r} that is not one of the model's features "
-                             f"{feature_names} (an id column? pass it as the id)")
+                             f"{feature_names} (an id column? give it as the id column, --id in the CLI)")
         if tcols and len(tcols) != len(target_names):
             absent = [n for n in target_names if n not in header][0]
             raise ValueError(f"data: {path!r} has some of the model's target columns {target_names} but not "

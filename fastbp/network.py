@@ -59,7 +59,8 @@ class History:
         return f"History(epochs={len(self)}, last={last})"
 
 
-def _resolve_output_and_loss(output, loss):
+def resolve_output_and_loss(output, loss):
+    """(output Activation, loss name) from the user's ``output`` and ``loss``, either possibly None."""
     if loss is None and output is None:
         loss = "cross_entropy"
     if loss is None:
@@ -138,7 +139,7 @@ class Network:
         for i, a in enumerate(hidden):
             if a.output_only:
                 raise ValueError(f"activation: {a.name} is for the output layer only, got it for hidden layer {i + 1}")
-        out, loss = _resolve_output_and_loss(output, loss)
+        out, loss = resolve_output_and_loss(output, loss)
         n_out = sizes[-1]
         if out.code == SOFTMAX and n_out < 2:
             raise ValueError(f"output: softmax needs at least 2 output units, got layers[-1] = {n_out}")
@@ -497,7 +498,7 @@ class Network:
         best = None
         history = History()
         progress = Progress(verbose, epochs, self.epochs_trained + 1)
-        progress.compiling(_train_epoch, self._params)
+        progress.compiling(_train_epoch, self._params, X, mm)
         self.stop_training = False
         stopped = False
         try:
