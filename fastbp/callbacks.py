@@ -154,8 +154,8 @@ def needs_compile(dispatcher, *args):
 
         if any(has_all(sig) for sig in dispatcher.signatures):
             return False
-        cache = getattr(dispatcher, "_cache", None)
-        index = cache._cache_file._load_index() if cache is not None else {}
+        cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)  # none without cache=True
+        index = cache_file._load_index() if cache_file is not None else {}
         return not any(has_all(key[0]) for key in index)
     except Exception:  # noqa: BLE001 - private API of another package; a notice is never worth a failure
         return False

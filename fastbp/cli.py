@@ -634,21 +634,38 @@ def _plot_sweep(path, res, swept):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     fig, axes = plt.subplots(1, len(swept), figsize=(4 * len(swept), 3.5), dpi=100, squeeze=False)
     ys = [t["final"].get(res.metric, float("nan")) for t in res.trials]
+    n = len(ys)
+    # Many trials: smaller, fainter points, so that dense regions read as density, not as one blot.
+    size, alpha = max(4.0, 40.0 / math.sqrt(max(n, 1))), min(0.8, max(0.15, 30.0 / max(n, 1)))
+    finite = [y for y in ys if math.isfinite(y)]
+    best = None
+    if finite:
+        pick = max if res.mode == "max" else min
+        best = ys.index(pick(finite))
+    jitter = np.random.default_rng(0).uniform(-0.15, 0.15, n)
     for ax, key in zip(axes[0], swept):
         xs = [t["config"].get(key) for t in res.trials]
         if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs):
-            ax.scatter(xs, ys, s=14, alpha=0.7)
-            if min(xs) > 0 and max(xs) / min(xs) >= 100:
+            pos = list(xs)
+            if _spans_decades(xs):
                 ax.set_xscale("log")
         else:
             labels = sorted({json.dumps(x) for x in xs})
-            ax.scatter([labels.index(json.dumps(x)) for x in xs], ys, s=14, alpha=0.7)
+            pos = [labels.index(json.dumps(x)) + jitter[i] for i, x in enumerate(xs)]
             ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
+        ax.scatter(pos, ys, s=size, alpha=alpha, linewidths=0)
+        if best is not None:
+            ax.scatter([pos[best]], [ys[best]], s=80, marker="*", color="C3", label="best", zorder=3)
+            ax.legend(fontsize=8, loc="best")
+        if _spans_decades(ys):
+            ax.set_yscale("log")
         ax.set(xlabel=key, ylabel=res.metric)
-        ax.grid(alpha=0.3)
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle(f"{n} trials", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
