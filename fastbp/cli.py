@@ -100,6 +100,7 @@ def _parser():
     e.add_argument("model")
     e.add_argument("--data", help="the rows to score (default with --split test: the run's data)")
     e.add_argument("--target", help="the target column(s) (default: the model's)")
+    e.add_argument("--id", metavar="COLUMN", help="a CSV column of row names, not a feature")
     e.add_argument("--split", choices=["test"], help="score the run's own test split, reproduced from the "
                    "config.toml beside the model")
 
