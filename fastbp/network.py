@@ -378,10 +378,12 @@ class Network:
             return {"loss": loss_sum / n, "exact_match": float(right.all(axis=1).mean()),
                     "hamming_accuracy": float(right.mean())}
         if not self.is_classifier:
-            A, Y = self._forward(X), Y
-            if self.scaler_ is not None:
-                A, Y = self.scaler_.inverse_y(A, np.float64), self.scaler_.inverse_y(Y, np.float64)
-            return _regression_scores(A, Y, self.loss)
+            A = self._forward(X)
+            if self.scaler_ is not None and self.scaler_.y_mean is not None:
+                return _regression_scores(self.scaler_.inverse_y(A, np.float64), self.scaler_.inverse_y(Y, np.float64),
+                                          self.loss)
+            # Unscaled targets: the loss as the kernels sum it, the very number fit and loss_and_grad report.
+            return {**_regression_scores(A, Y, self.loss), "loss": self._pass(X, Y)[0] / n}
         loss_sum, correct, _, _ = self._pass(X, Y)
         return {"loss": loss_sum / n, "accuracy": correct / n}
 
