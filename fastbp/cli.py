@@ -331,12 +331,17 @@ def _task(cfg, ds):
                          "(regression) or --loss binary_cross_entropy (multi-label 0/1 columns)")
     if y.dtype.kind == "f" and not np.all(y == np.round(y)):
         i = int(np.flatnonzero(y != np.round(y))[0])
-        raise ValueError(f"--target: {where} holds non-integral values such as {y[i]!r}, not class labels; "
+        raise ValueError(f"--target: {where} holds non-integral values such as {y[i].item()!r}, not class labels; "
                          "for a numeric target use --loss mse (regression)")
     _, classes = encode_labels(np.concatenate(labels) if len(labels) > 1 and labels[0].dtype.kind ==
                                labels[1].dtype.kind else labels[0], argname="--target")
     if len(classes) < 2:
         raise ValueError(f"--target: {where} holds a single class {classes.tolist()}; expected at least 2")
+    n_rows = sum(len(part) for part in labels)
+    if cfg["loss"] is None and len(classes) > 20 and 2 * len(classes) > n_rows:
+        # Whole numbers such as prices: as classes, each would be seen about once.
+        raise ValueError(f"--target: {where} holds {len(classes)} distinct values in {n_rows} rows, a number "
+                         "rather than classes; for regression use --loss mse (--loss cross_entropy to classify anyway)")
     if loss == "binary_cross_entropy":
         if len(classes) != 2:
             raise ValueError(f"--loss: binary_cross_entropy needs 2 classes, {where} has {len(classes)}")

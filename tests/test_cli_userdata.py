@@ -123,6 +123,9 @@ def test_bad_input_is_one_line_naming_file_and_column(flowers):
     (d / "price.csv").write_text("a,b,price\n1,2,10.5\n3,4,12\n5,6,9.25\n7,8,3\n9,1,4\n")
     one_line_error(run("train", "--data", "price.csv", "--target", "price", cwd=d),
                    "price.csv", "'price'", "non-integral", "--loss mse")
+    (d / "ints.csv").write_text("a,price\n" + "".join(f"{i},{1000 + 7 * i}\n" for i in range(30)))
+    one_line_error(run("train", "--data", "ints.csv", "--target", "price", cwd=d),
+                   "ints.csv", "'price'", "30 distinct values in 30 rows", "--loss mse")
 
 
 def test_regression_with_two_targets_and_config_rerun(tmp_path):
