@@ -166,6 +166,8 @@ class Network:
             self._acc_mode = ACC_ARGMAX if n_out > 1 else ACC_THRESHOLD
         else:
             self._acc_mode = ACC_NONE
+        if loss == "binary_cross_entropy" and n_out > 1:  # multi-label: no argmax; evaluate scores each label
+            self._acc_mode = ACC_NONE
 
         init_seq, shuffle_seq = np.random.SeedSequence(self.seed).spawn(2)
         self._params = np.zeros(self.layout.n_params, dtype=self.dtype)
@@ -190,7 +192,7 @@ class Network:
         if classes is None:
             self.classes_ = None
             return
-        if not self.is_classifier or self.is_multilabel:
+        if not self.is_classifier:
             raise ValueError(f"classes: only a single-label classifier has classes; this network's loss is {self.loss!r}")
         arr = np.asarray(list(classes) if not isinstance(classes, np.ndarray) else classes)
         want = 2 if self._acc_mode == ACC_THRESHOLD else self.layout.sizes[-1]
@@ -213,7 +215,7 @@ class Network:
 
     @property
     def is_classifier(self):
-        """True when ``predict`` returns class indices and ``evaluate`` reports accuracy."""
+        """True when ``predict`` returns one class per row and ``evaluate`` reports accuracy."""
         return self._acc_mode != ACC_NONE
 
     @property
@@ -354,7 +356,7 @@ class Network:
     def predict_proba(self, X):
         """Classifiers: one column per class, in ``classes_`` order: the softmax (or sigmoid) outputs;
         a single sigmoid unit p gives the columns (1 − p, p)."""
-        if not self.is_classifier or self.is_multilabel:
+        if not self.is_classifier:
             raise ValueError(f"predict_proba: a {'multi-label' if self.is_multilabel else 'regression'} network "
                              "has no class probabilities; use forward")
         A = self.forward(X)

@@ -165,3 +165,53 @@ def test_regression_with_two_targets_and_config_rerun(tmp_path):
 
     img = matplotlib.image.imread(new / "curves.png")
     assert img.shape[1] <= 600  # one panel (loss): no empty accuracy panel for a regression
+
+
+def test_multilabel_predicts_01_columns(tmp_path):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((120, 2))
+    T = np.stack([X[:, 0] > 0, X[:, 1] > 0], axis=1).astype(int)
+    with open(tmp_path / "m.csv", "w") as f:
+        f.write("x1,x2,red,round\n")
+        for x, t in zip(X, T):
+            f.write(f"{x[0]:.4f},{x[1]:.4f},{t[0]},{t[1]}\n")
+    ok(run("train", "--data", "m.csv", "--target", "red,round", "--loss", "binary_cross_entropy", "--epochs", 3,
+           "--out", "ml", "--quiet", cwd=tmp_path))
+    test = json.loads((tmp_path / "ml" / "metrics.json").read_text())["test"]
+    assert set(test) == {"loss", "exact_match", "hamming_accuracy"}
+    ok(run("predict", "ml/model.npz", "--data", "m.csv", "--out", "p.csv", cwd=tmp_path))
+    rows = read_csv(tmp_path / "p.csv")
+    assert rows[0] == ["prediction_red", "prediction_round"] and {c for r in rows[1:] for c in r} <= {"0", "1"}
+
+
+def test_plots_use_log_axes_and_skip_empty_panels(monkeypatch, tmp_path):
+    import matplotlib.pyplot as plt
+
+    from fastbp import cli
+    from fastbp.network import History
+
+    figures = []
+    monkeypatch.setattr(plt, "close", figures.append)
+    h = History()
+    for e, loss in enumerate([100.0, 10.0, 1.0, 0.5], 1):
+        h._append(e, {"loss": loss, "val_loss": loss * 1.1})
+    cli._plot_curves(tmp_path / "c.png", h)
+    (fig,) = figures
+    assert len(fig.axes) == 1 and fig.axes[0].get_yscale() == "log"  # regression: one panel; falls 200x
+    h2 = History()
+    for e in (1, 2):
+        h2._append(e, {"loss": 1.0 / e, "accuracy": 0.5 + 0.1 * e})
+    cli._plot_curves(tmp_path / "d.png", h2)
+    assert len(figures[1].axes) == 2 and figures[1].axes[0].get_yscale() == "linear"
+
+    class Result:
+        metric, mode = "val_loss", "min"
+        trials = [{"config": {"lr": 10.0 ** -k, "activation": ["relu", "tanh"][k % 2]}, "final": {"val_loss": 2.0 ** k}}
+                  for k in range(1, 7) for _ in range(40)]
+
+    cli._plot_sweep(tmp_path / "s.png", Result(), ["lr", "activation"])
+    ax_lr, ax_act = figures[2].axes
+    assert ax_lr.get_xscale() == "log" and ax_lr.get_yscale() == "linear"
+    sizes = ax_lr.collections[0].get_sizes()
+    assert sizes.max() < 10  # 240 trials: small points
+
