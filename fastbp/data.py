@@ -436,10 +436,10 @@ class Scaler:
 
     @staticmethod
     def _stats(A):
-        A = np.asarray(A, dtype=np.float64)
+        A = np.asarray(A)
         A = A.reshape(A.shape[0], -1)
-        mean = A.mean(axis=0)
-        std = A.std(axis=0)
+        mean = A.mean(axis=0, dtype=np.float64)  # float64 sums, without a float64 copy of A
+        std = A.std(axis=0, dtype=np.float64)
         std[std == 0] = 1.0
         return mean, std
 
@@ -506,7 +506,7 @@ def scale_hint(X):
     X = np.asarray(X)
     if X.ndim != 2 or X.size == 0:
         return None
-    mag = np.abs(X).max(axis=0).astype(np.float64)
+    mag = np.maximum(np.abs(X.max(axis=0)), np.abs(X.min(axis=0))).astype(np.float64)  # no |X| temporary
     mag = mag[mag > 0]
     if mag.size < 2 or mag.max() <= SCALE_RATIO * mag.min():
         return None

@@ -302,11 +302,11 @@ class Network:
             self._set_classes(encode_labels(y_arr)[1])
         if self.target_1d is None:
             self.target_1d = y_arr.ndim == 1
-        X = checks.check_X(X, self.layout.sizes[0], np.float64)
+        X = checks.check_X(X, self.layout.sizes[0], self.dtype)  # the copy fit makes anyway, if any
         if self.standardize:
             Y = None
             if self._scales_targets():
-                Y = checks.check_y(y, X.shape[0], self.layout.sizes[-1], self.loss, np.float64)
+                Y = checks.check_y(y, X.shape[0], self.layout.sizes[-1], self.loss, self.dtype)
             self.scaler_ = Scaler.fit(X, Y)
         else:
             hint = scale_hint(X)
