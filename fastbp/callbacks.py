@@ -191,8 +191,11 @@ class Progress:
     def compiling(self, dispatcher, *args):
         """Say "compiling (first run only)" when the call of ``dispatcher`` with ``args`` will compile."""
         if self.verbose and needs_compile(dispatcher, *args):
-            self.stream.write("compiling (first run only)...\n")
-            self.stream.flush()
+            if self._bar is not None:
+                self._bar.write("compiling (first run only)...", file=self.stream)  # above the bar, not over it
+            else:
+                self.stream.write("compiling (first run only)...\n")
+                self.stream.flush()
 
     def batches(self, epoch, done, n_batches):
         """In-epoch progress, for a loop that runs an epoch in chunks of batches: ``done`` of ``n_batches``

@@ -239,3 +239,8 @@ def test_compile_notice_only_before_a_first_compile():
     out = io.StringIO()
     Progress(2, 1, 1, stream=out).compiling(twice, np.ones(2, np.int64))
     assert out.getvalue() == "compiling (first run only)...\n"
+    out = io.StringIO()
+    bar = Progress(1, 1, 1, stream=out)
+    bar.compiling(twice, np.ones((2, 2), np.int64))
+    bar.close(False)
+    assert "compiling (first run only)...\n" in out.getvalue()
