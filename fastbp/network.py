@@ -299,7 +299,12 @@ class Network:
             return
         y_arr = np.asarray(y)
         if self.classes_ is None and self.is_classifier and y_arr.ndim == 1 and y_arr.dtype.kind in "USO":
-            self._set_classes(encode_labels(y_arr)[1])
+            classes = encode_labels(y_arr)[1]
+            want = 2 if self._acc_mode == ACC_THRESHOLD else self.layout.sizes[-1]
+            if len(classes) != want:
+                raise ValueError(f"y: {len(classes)} distinct labels {classes.tolist()[:10]}, but the network has "
+                                 f"{want} classes (its output layer); give layers[-1] = {len(classes)} or classes=")
+            self._set_classes(classes)
         if self.target_1d is None:
             self.target_1d = y_arr.ndim == 1
         X = checks.check_X(X, self.layout.sizes[0], self.dtype)  # the copy fit makes anyway, if any

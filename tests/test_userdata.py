@@ -67,6 +67,8 @@ def test_integer_classes_and_one_sigmoid_unit():
     assert set(bin_net.predict(X)) <= {"a", "b"}
     with pytest.raises(ValueError, match=r"classes: expected 3 distinct labels .*got \[.a., .b.\]"):
         fastbp.Network([2, 4, 3], classes=["a", "b"])
+    with pytest.raises(ValueError, match=r"y: 2 distinct labels \['a', 'b'\], but the network has 3 classes"):
+        fastbp.Network([2, 4, 3]).fit(X, np.where(y == 5, "a", "b"), verbose=0)
     with pytest.raises(ValueError, match="classes: only a single-label classifier"):
         fastbp.Network([2, 4, 1], loss="mse", classes=["a", "b"])
 
