@@ -250,6 +250,11 @@ def _load_csv(path, target=None, id_column=None):
                    target_names=None if header is None else [header[j] for j in cols])
 
 
+def _check_id_source(path, id_column):
+    if id_column is not None and not os.fspath(path).lower().endswith(".csv"):
+        raise ValueError(f"id: an id column needs a .csv with a header, got {os.fspath(path)!r}")
+
+
 def load(path, target=None, id_column=None):
     """Load a data set from ``path``.
 
@@ -272,6 +277,7 @@ def load(path, target=None, id_column=None):
     Dataset
         IDX images come flattened and scaled to [0, 1] as float32.
     """
+    _check_id_source(path, id_column)
     if isinstance(path, str) and path == "digits":
         from .datasets import digits
 
@@ -286,8 +292,6 @@ def load(path, target=None, id_column=None):
         return _load_npz(path)
     if lower.endswith(".csv"):
         return _load_csv(path, target, id_column)
-    if id_column is not None:
-        raise ValueError(f"id: an id column needs a .csv with a header, got {path!r}")
     if "idx" in os.path.basename(lower) or lower.endswith(".gz"):
         raise ValueError(f"data: {path!r} is a single IDX file; pass the directory that holds the four MNIST files")
     raise ValueError(f"data: {path!r}: expected 'digits', a directory of IDX files, a .npz or a .csv")
@@ -326,8 +330,7 @@ def load_inputs(path, n_features, feature_names=None, target_names=None, id_colu
     -------
     Inputs
     """
-    if id_column is not None and not (isinstance(path, (str, os.PathLike)) and os.fspath(path).lower().endswith(".csv")):
-        raise ValueError(f"id: an id column needs a .csv with a header, got {os.fspath(path)!r}")
+    _check_id_source(path, id_column)
     if isinstance(path, (str, os.PathLike)) and os.fspath(path).lower().endswith(".csv"):
         return _csv_inputs(os.fspath(path), n_features, feature_names, target_names, id_column)
     if isinstance(path, (str, os.PathLike)) and os.fspath(path).lower().endswith(".npz") and os.path.exists(path):
