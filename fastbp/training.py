@@ -15,13 +15,12 @@ exactly where the last one stopped.
 """
 
 import math
-import sys
 import time
 
 import numpy as np
 
 from . import checks, plan
-from .callbacks import Progress, call_callback, check_callbacks, get_early_stopping
+from .callbacks import Progress, auto_verbose, call_callback, check_callbacks, get_early_stopping
 from .kernels import _evaluate_population, _full_pass, _train_epoch, _train_population
 from .matmul import engine_for, one_thread_rows, population_engine
 from .optimizers import SGD, Optimizer, get_optimizer
@@ -265,6 +264,7 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
         schedule=None, clip_norm=None, shuffle=True, validation_data=None, validation_split=None,
         early_stopping=None, callbacks=None, checkpoint=None, checkpoint_every=1, verbose="auto"):
     """Train ``net`` (see ``Network.fit``, which is this); returns this call's History."""
+    net.prepare_fit(X, y)
     X, Y, Xv, Yv, opt, sched, clip = check_fit_args(net, X, y, epochs, batch_size, lr, optimizer, schedule,
                                                     clip_norm, shuffle, validation_data, validation_split)
     stopper = get_early_stopping(early_stopping)
@@ -273,7 +273,7 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
     cbs = check_callbacks(callbacks)
     checkpoint_every = checks.check_int(checkpoint_every, "checkpoint_every", minimum=1)
     if verbose == "auto":
-        verbose = 1 if sys.stderr.isatty() else 0
+        verbose = auto_verbose()
     verbose = checks.check_int(verbose, "verbose", minimum=0)
     if verbose > 2:
         raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose}")
@@ -289,6 +289,7 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
     best = None
     history = History()
     progress = Progress(verbose, epochs, net.epochs_trained + 1)
+    progress.compiling(_train_epoch, net.params, X, run.net)
     net.stop_training = False
     stopped = False
     try:
