@@ -1,7 +1,7 @@
 """What runs between epochs: early stopping, user callbacks, progress display.
 
-Nothing here runs per batch: an epoch is one compiled call, and these see its
-summary (the ``logs`` dict of the History) when it returns.
+Nothing here runs per batch: an epoch is one compiled call (or a few chunks of
+batches), and these see its summary (the ``logs`` dict of the History) when it returns.
 """
 
 import math
@@ -126,8 +126,52 @@ def _fmt(logs):
     return "  ".join(parts)
 
 
+def auto_verbose():
+    """verbose="auto": 1 (a progress bar) on a terminal or in a Jupyter kernel, else 0 (a log stays clean)."""
+    if sys.stderr.isatty():
+        return 1
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()
+    return 1 if shell is not None and "IPKernelApp" in getattr(shell, "config", {}) else 0
+
+
+def needs_compile(dispatcher, *args):
+    """Whether calling the njit ``dispatcher`` with ``args`` among its arguments will compile: no signature
+    holding all their types is loaded in this process nor stored in the function's on-disk cache index.
+
+    Pass the arguments whose types vary between calls (the parameters' dtype, the data's layout, the
+    matmul engine tuple); with every argument the answer is exact. Reading the index is one small unpickle
+    per fit. This looks into Numba's cache internals, so any surprise there means "don't know", answered
+    False (no notice) rather than an error.
+    """
+    try:
+        import numba
+
+        want = [numba.typeof(a) for a in args]
+
+        def has_all(sig):
+            sig = list(sig)
+            return all(t in sig for t in want)
+
+        if any(has_all(sig) for sig in dispatcher.signatures):
+            return False
+        cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)  # none without cache=True
+        index = cache_file._load_index() if cache_file is not None else {}
+        return not any(has_all(key[0]) for key in index)
+    except Exception:  # noqa: BLE001 - private API of another package; a notice is never worth a failure
+        return False
+
+
 class Progress:
-    """Per-epoch display: verbose 1 redraws one bar line (a terminal), 2 prints a line per epoch."""
+    """What ``fit`` shows while it trains.
+
+    verbose 1: a ``tqdm.auto`` bar over the epochs (a widget in Jupyter, a bar on a
+    terminal) with the last epoch's metrics, advanced within an epoch by
+    :meth:`batches`; verbose 2: a line per epoch; 0: nothing. Either non-zero level
+    prints "compiling (first run only)" before a first compile (:meth:`compiling`).
+    """
+
+    # Seconds between two in-epoch redraws: several a second, never a cost.
+    REDRAW = 0.1
 
     def __init__(self, verbose, epochs, first_epoch, stream=None):
         self.verbose = verbose
@@ -135,25 +179,56 @@ class Progress:
         self.first = first_epoch
         self.stream = stream or sys.stderr
         self.t0 = time.perf_counter()
+        self._last_draw = 0.0
+        self._bar = None
+        if verbose == 1:
+            from tqdm.auto import tqdm
+
+            self._bar = tqdm(total=epochs, file=self.stream, leave=True, dynamic_ncols=True,
+                             bar_format="{desc}{percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}")
+            self._bar.set_description_str(f"epoch {first_epoch}/{first_epoch + epochs - 1} ", refresh=False)
+
+    def compiling(self, dispatcher, *args):
+        """Say "compiling (first run only)" when the call of ``dispatcher`` with ``args`` will compile."""
+        if self.verbose and needs_compile(dispatcher, *args):
+            if self._bar is not None:
+                self._bar.write("compiling (first run only)...", file=self.stream)  # above the bar, not over it
+            else:
+                self.stream.write("compiling (first run only)...\n")
+                self.stream.flush()
+
+    @property
+    def shows_batches(self):
+        """Whether :meth:`batches` draws anything (a bar is shown)."""
+        return self._bar is not None
+
+    def batches(self, epoch, done, n_batches):
+        """In-epoch progress, for a loop that runs an epoch in chunks of batches: ``done`` of ``n_batches``
+        of ``epoch`` are finished. Redraws at most every REDRAW seconds."""
+        if self._bar is None:
+            return
+        now = time.perf_counter()
+        if now - self._last_draw < self.REDRAW and done < n_batches:
+            return
+        self._last_draw = now
+        self._bar.n = (epoch - self.first) + done / max(n_batches, 1)
+        self._bar.set_description_str(f"epoch {epoch}/{self.first + self.epochs - 1} ", refresh=False)
+        self._bar.refresh()
 
     def update(self, epoch, logs):
         if not self.verbose:
             return
-        done = epoch - self.first + 1
-        if self.verbose == 1:
-            width = 24
-            filled = int(width * done / self.epochs)
-            elapsed = time.perf_counter() - self.t0
-            eta = elapsed / done * (self.epochs - done)
-            bar = "#" * filled + "." * (width - filled)
-            self.stream.write(f"\r[{bar}] {done}/{self.epochs} {_fmt(logs)}  eta {eta:.0f}s ")
-            if done == self.epochs:
-                self.stream.write("\n")
-        else:
-            self.stream.write(f"epoch {epoch}  {_fmt(logs)}  ({logs['seconds']:.2f}s)\n")
+        if self._bar is not None:
+            self._bar.n = epoch - self.first + 1
+            self._bar.set_description_str(f"epoch {epoch}/{self.first + self.epochs - 1} ", refresh=False)
+            self._bar.set_postfix_str(_fmt(logs), refresh=False)
+            self._bar.refresh()
+            self._last_draw = time.perf_counter()
+            return
+        self.stream.write(f"epoch {epoch}  {_fmt(logs)}  ({logs['seconds']:.2f}s)\n")
         self.stream.flush()
 
     def close(self, stopped_early):
-        if self.verbose == 1 and stopped_early:
-            self.stream.write("\n")
-            self.stream.flush()
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

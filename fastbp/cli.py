@@ -1,4 +1,4 @@
-"""The ``fastbp`` command: train, evaluate, predict, gradcheck, info, bench.
+"""The ``fastbp`` command: train, evaluate, predict, export, gradcheck, sweep, info, bench.
 
 argparse (the standard library) rather than click or typer: the command needs
 sub-commands, typed options and a config file, all of which argparse covers,
@@ -53,12 +53,12 @@ def _layers(text):
 
 # Every option of `train`, with its default: the same names in --config files (dashes or underscores).
 TRAIN_DEFAULTS = {
-    "data": "digits", "target": None, "layers": DEFAULTS["layers"], "activation": "relu", "output": None,
-    "loss": None, "optimizer": DEFAULTS["optimizer"], "lr": DEFAULTS["lr"], "momentum": 0.0, "weight_decay": 0.0,
-    "schedule": "constant", "step_size": 10, "gamma": 0.1, "warmup": 0, "t_max": None, "eta_min": 0.0,
-    "schedule_per": "epoch", "clip_norm": DEFAULTS["clip_norm"], "epochs": DEFAULTS["epochs"],
+    "data": "digits", "target": None, "id": None, "layers": DEFAULTS["layers"], "activation": "relu",
+    "output": None, "loss": None, "optimizer": DEFAULTS["optimizer"], "lr": DEFAULTS["lr"], "momentum": 0.0,
+    "weight_decay": 0.0, "schedule": "constant", "step_size": 10, "gamma": 0.1, "warmup": 0, "t_max": None,
+    "eta_min": 0.0, "schedule_per": "epoch", "clip_norm": DEFAULTS["clip_norm"], "epochs": DEFAULTS["epochs"],
     "batch_size": DEFAULTS["batch_size"], "dtype": "float32", "seed": 0, "val_split": 0.1, "test_split": 0.2,
-    "early_stopping": None, "checkpoint_every": None, "out": None,
+    "early_stopping": None, "checkpoint_every": None, "out": None, "standardize": False,
 }
 
 
@@ -70,7 +70,11 @@ def _parser():
     t = sub.add_parser("train", help="train a network (default: on the bundled digits)")
     t.add_argument("--config", help="a TOML file with any of these options (command-line options win)")
     t.add_argument("--data", help="'digits', a directory of MNIST-style IDX files, a .npz or a .csv")
-    t.add_argument("--target", help="the label column of a CSV with a header (default: the last column)")
+    t.add_argument("--target", help="the target column(s) of a CSV with a header, e.g. label or a,b "
+                   "(default: the last column)")
+    t.add_argument("--id", metavar="COLUMN", help="a CSV column of row names, left out of the features")
+    t.add_argument("--standardize", action="store_true", default=None,
+                   help="scale features (and regression targets) to mean 0, std 1; the scaling is kept in the model")
     t.add_argument("--layers", type=_layers, help="hidden widths, e.g. 256,128 (default 64)")
     t.add_argument("--activation", help="hidden activation: relu, sigmoid, tanh, gaussian, ... (default relu)")
     t.add_argument("--output", help="output activation (default: the one that goes with --loss)")
@@ -97,19 +101,30 @@ def _parser():
                    "test split (default 0.2)")
     t.add_argument("--early-stopping", type=int, metavar="PATIENCE", help="stop when val_loss stalls this long")
     t.add_argument("--checkpoint-every", type=int, metavar="N", help="save model.npz every N epochs")
-    t.add_argument("--out", help="output directory (default runs/<timestamp>)")
+    t.add_argument("--out", help="output directory (default: a new runs/<timestamp>; a --config from a saved "
+                   "run never writes back into that run unless --out names it)")
     t.add_argument("--quiet", action="store_true", help="no per-epoch output")
 
-    e = sub.add_parser("evaluate", help="loss and accuracy of a saved model on data")
+    e = sub.add_parser("evaluate", help="loss and accuracy (or rmse, mae, r2) of a saved model on data")
     e.add_argument("model")
-    e.add_argument("--data", required=True)
-    e.add_argument("--target")
+    e.add_argument("--data", help="the rows to score (default with --split test: the run's data)")
+    e.add_argument("--target", help="the target column(s) (default: the model's)")
+    e.add_argument("--id", metavar="COLUMN", help="a CSV column of row names, not a feature")
+    e.add_argument("--split", choices=["test"], help="score the run's own test split, reproduced from the "
+                   "config.toml beside the model")
 
     pr = sub.add_parser("predict", help="write a saved model's predictions as CSV")
     pr.add_argument("model")
-    pr.add_argument("--data", required=True)
-    pr.add_argument("--target")
+    pr.add_argument("--data", required=True, help="a .csv (with or without the target), a .npz (X alone will do), ...")
+    pr.add_argument("--target", help="the target column(s), if the file has them (default: the model's)")
     pr.add_argument("--out", default="preds.csv")
+    pr.add_argument("--proba", action="store_true", help="add a p_<class> column per class")
+    pr.add_argument("--id", metavar="COLUMN", help="a CSV column copied to the output (not a feature)")
+
+    x = sub.add_parser("export", help="write a saved model as ONNX (needs: pip install \"fastbp[onnx]\")")
+    x.add_argument("model")
+    x.add_argument("--out", default="model.onnx")
+    x.add_argument("--opset", type=int, default=17)
 
     g = sub.add_parser("gradcheck", help="compare backpropagation with finite differences")
     g.add_argument("model", nargs="?", help="a saved model (default: a small random network)")
@@ -169,7 +184,7 @@ def _toml_value(v):
 
 def _write_toml(path, cfg):
     with open(path, "w") as f:
-        f.write("# fastbp train --config config.toml re-runs this\n")
+        f.write("# fastbp train --config config.toml re-runs this into a new run directory\n")
         for k, v in cfg.items():
             if v is not None:
                 f.write(f"{k} = {_toml_value(v)}\n")
@@ -180,6 +195,14 @@ def _settings(args):
     origin = {}
     if args.config:
         from_file = _read_config(args.config)
+        here = os.path.dirname(os.path.abspath(args.config))
+        # A saved run's config names its own directory: re-running it must not overwrite that run.
+        if from_file.get("out") and os.path.abspath(os.path.join(here, from_file["out"])) == here:
+            del from_file["out"]
+        data = from_file.get("data")
+        if isinstance(data, str) and data != "digits" and not os.path.exists(data) and \
+                os.path.exists(os.path.join(here, data)):
+            from_file["data"] = os.path.join(here, data)  # relative to the config file, not the shell
         cfg.update(from_file)
         origin = {k: f"{k} in {args.config!r}" for k in from_file}
     for k in TRAIN_DEFAULTS:
@@ -196,8 +219,8 @@ _INT_SETTINGS = {"epochs": 1, "batch_size": 1, "seed": 0, "step_size": 1, "warmu
                  "early_stopping": 0, "checkpoint_every": 1}
 _POSITIVE_SETTINGS = ("lr", "clip_norm")
 _FLOAT_SETTINGS = ("momentum", "weight_decay", "gamma", "eta_min", "val_split", "test_split")
-_TEXT_SETTINGS = ("data", "target", "activation", "output", "loss", "optimizer", "schedule", "schedule_per",
-                  "dtype", "out")
+_TEXT_SETTINGS = ("data", "id", "activation", "output", "loss", "optimizer", "schedule", "schedule_per", "dtype",
+                  "out")
 
 
 def _check_settings(cfg, origin):
@@ -215,14 +238,29 @@ def _check_settings(cfg, origin):
         elif k in _FLOAT_SETTINGS:
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
                 raise ValueError(f"{name}: expected a finite number, got {v!r}")
-        elif k in _TEXT_SETTINGS:
-            if not isinstance(v, str):
+        elif k in _TEXT_SETTINGS or k == "target":  # target: also a list of column names
+            if not (isinstance(v, str) or k == "target" and isinstance(v, list) and all(isinstance(t, str) for t in v)):
                 raise TypeError(f"{name}: expected a text value, got {v!r} ({type(v).__name__})")
         elif k == "layers":  # hidden widths: the input and output widths come from the data
             if not isinstance(v, list):
                 raise TypeError(f"{name}: expected a list of hidden widths such as [256, 128], got {v!r}")
             for i, w in enumerate(v):
                 checks.check_int(w, f"{name}[{i}]", minimum=1)
+
+
+def _new_run_dir(out):
+    """``out``, or a fresh runs/<timestamp>[-k] that no other run has taken."""
+    if out:
+        return out  # created and locked by _run_dir
+    base = os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    for k in range(1, 1000):
+        path = base if k == 1 else f"{base}-{k}"
+        try:
+            os.makedirs(path)
+            return path
+        except FileExistsError:
+            continue
+    raise ValueError(f"--out: could not create a new run directory beside {base!r}")
 
 
 # ----------------------------------------------------------------------------- train
@@ -263,24 +301,33 @@ def _check_fraction(name, v, allow_zero):
         raise ValueError(f"{name}: expected a fraction in {'[0' if allow_zero else '(0'}, 1), got {v!r}")
 
 
+def _spans_decades(values, ratio=100.0):
+    """True when positive ``values`` span more than ``ratio``× (a log axis reads them better)."""
+    vals = [v for v in values if isinstance(v, (int, float)) and math.isfinite(v)]
+    return bool(vals) and min(vals) > 0 and max(vals) > ratio * min(vals)
+
+
 def _plot_curves(path, history):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    panels = [("loss", ("loss", "val_loss"))]
+    if "accuracy" in history:  # regression and multi-label runs have no accuracy: no empty panel
+        panels.append(("accuracy", ("accuracy", "val_accuracy")))
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), dpi=100, squeeze=False)
     epochs = history.epoch
-    for key, style in (("loss", "-"), ("val_loss", "--")):
-        if key in history:
-            ax1.plot(epochs, history[key], style, label=key.replace("_", " "))
-    ax1.set(xlabel="epoch", ylabel="loss", title="loss")
-    for key, style in (("accuracy", "-"), ("val_accuracy", "--")):
-        if key in history:
-            ax2.plot(epochs, history[key], style, label=key.replace("_", " "))
-    ax2.set(xlabel="epoch", ylabel="accuracy", title="accuracy")
-    for ax in (ax1, ax2):
-        ax.grid(alpha=0.3)
+    for ax, (title, keys) in zip(axes[0], panels):
+        shown = []
+        for key, style in zip(keys, ("-", "--")):
+            if key in history:
+                ax.plot(epochs, history[key], style, label=key.replace("_", " "))
+                shown += history[key]
+        if title == "loss" and _spans_decades(shown):
+            ax.set_yscale("log")
+        ax.set(xlabel="epoch", ylabel=title, title=title + (" (log scale)" if ax.get_yscale() == "log" else ""))
+        ax.grid(alpha=0.3, which="both")
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
     fig.tight_layout()
@@ -288,40 +335,139 @@ def _plot_curves(path, history):
     plt.close(fig)
 
 
-def _train(args):
+def _abs_data(data):
+    """A data path made absolute, so that a saved config runs from any directory ('digits' stays)."""
+    return data if data == "digits" or not isinstance(data, str) else os.path.abspath(data)
+
+
+def _split(cfg, ds):
+    """The training rows and the test rows of a run: the source's own test split, else ``test_split`` of
+    the rows drawn with ``seed``. Returns (X, y, X_test, y_test, words saying which rows are the test)."""
+    from fastbp.data import train_test_split
+
+    if ds.X_test is not None:
+        return ds.X, ds.y, ds.X_test, ds.y_test, f"the source's own test split ({len(ds.X_test)} rows)"
+    X, X_test, y, y_test = train_test_split(ds.X, ds.y, test_size=float(cfg["test_split"]), seed=cfg["seed"])
+    return X, y, X_test, y_test, (f"a held-out {cfg['test_split']} of the rows drawn with seed {cfg['seed']} "
+                                  f"({len(X_test)} of {len(ds.X)})")
+
+
+def _target_words(cfg, ds):
+    names = ds.target_names or ([cfg["target"]] if cfg.get("target") else None)
+    return f"column {','.join(names)!r} of {cfg['data']!r}" if names else f"the targets of {cfg['data']!r}"
+
+
+def _task(cfg, ds):
+    """The network's output width and classes for the data: (n_out, classes or None)."""
     import numpy as np
 
+    from fastbp.data import encode_labels
+    from fastbp.network import resolve_output_and_loss
+
+    y = np.asarray(ds.y)
+    _, loss = resolve_output_and_loss(cfg["output"], cfg["loss"])
+    where = _target_words(cfg, ds)
+    labels = [y] if ds.y_test is None else [y, np.asarray(ds.y_test)]
+    if loss in ("mse", "squared"):
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"--target: {where} holds text labels such as {y[0]!r}; a regression (--loss {loss}) "
+                             "needs numbers (drop --loss for classification)")
+        return (1 if y.ndim == 1 else y.shape[1]), None
+    if y.ndim == 2:
+        if loss == "binary_cross_entropy":  # multi-label: one sigmoid output per column
+            return y.shape[1], None
+        raise ValueError(f"--target: {where} is {y.shape[1]} columns; for several targets use --loss mse "
+                         "(regression) or --loss binary_cross_entropy (multi-label 0/1 columns)")
+    if y.dtype.kind == "f" and not np.all(y == np.round(y)):
+        i = int(np.flatnonzero(y != np.round(y))[0])
+        raise ValueError(f"--target: {where} holds non-integral values such as {y[i].item()!r}, not class labels; "
+                         "for a numeric target use --loss mse (regression)")
+    _, classes = encode_labels(np.concatenate(labels) if len(labels) > 1 and labels[0].dtype.kind ==
+                               labels[1].dtype.kind else labels[0], argname="--target")
+    if len(classes) < 2:
+        raise ValueError(f"--target: {where} holds a single class {classes.tolist()}; expected at least 2")
+    n_rows = sum(len(part) for part in labels)
+    if cfg["loss"] is None and len(classes) > 20 and 2 * len(classes) > n_rows:
+        # Whole numbers such as prices: as classes, each would be seen about once.
+        raise ValueError(f"--target: {where} holds {len(classes)} distinct values in {n_rows} rows, a number "
+                         "rather than classes; for regression use --loss mse (--loss cross_entropy to classify anyway)")
+    if loss == "binary_cross_entropy":
+        if len(classes) != 2:
+            raise ValueError(f"--loss: binary_cross_entropy needs 2 classes, {where} has {len(classes)}")
+        return 1, classes
+    return len(classes), classes
+
+
+class _MetricsCSV:
+    """A fit callback appending each epoch's logs to metrics.csv as it ends (for watching a long run)."""
+
+    def __init__(self, path):
+        self.path = path
+        self.keys = None
+
+    def on_epoch_end(self, net, epoch, logs):
+        import csv
+
+        new = self.keys is None
+        if new:
+            self.keys = ["epoch", *logs]
+        with open(self.path, "w" if new else "a", newline="") as f:
+            w = csv.writer(f)
+            if new:
+                w.writerow(self.keys)
+            w.writerow([epoch, *(logs.get(k, "") for k in self.keys[1:])])
+        return False
+
+
+def _show_scores(scores, loss, prefix):
+    shown = "  ".join(f"{prefix}{k} {v:.4f}" for k, v in scores.items())
+    if loss == "mse":
+        shown += "  (loss = ½·mean over rows of Σ_j (a_j − y_j)²)"
+    elif loss == "squared":
+        shown += "  (loss = mean over rows of Σ_j (a_j − y_j)²)"
+    return shown
+
+
+def _train(args):
+    import warnings
+
     import fastbp
-    from fastbp.data import load, train_test_split
+    from fastbp.data import load, scale_hint
 
     cfg = _settings(args)
     _check_fraction("--val-split", cfg["val_split"], allow_zero=True)
     _check_fraction("--test-split", cfg["test_split"], allow_zero=False)
-    ds = load(cfg["data"], target=cfg["target"])
-    X, y, X_test, y_test = ds
-    if X_test is None:
-        X, X_test, y, y_test = train_test_split(X, y, test_size=float(cfg["test_split"]), seed=cfg["seed"])
-    y_arr = np.asarray(y)
-    loss = cfg["loss"]
-    n_out = _n_classes(y_arr, cfg["data"]) if y_arr.ndim == 1 and (loss in (None, "cross_entropy")) else (
-        1 if y_arr.ndim == 1 else y_arr.shape[1])
+    if not isinstance(cfg["standardize"], bool):
+        raise ValueError(f"--standardize: expected true or false, got {cfg['standardize']!r}")
+    ds = load(cfg["data"], target=cfg["target"], id_column=cfg["id"])
+    n_out, classes = _task(cfg, ds)
+    X, y, X_test, y_test, _ = _split(cfg, ds)
     sizes = [int(X.shape[1]), *cfg["layers"], n_out]
-    net = fastbp.Network(sizes, activation=cfg["activation"], output=cfg["output"], loss=loss,
-                         dtype=cfg["dtype"], seed=cfg["seed"])
+    net = fastbp.Network(sizes, activation=cfg["activation"], output=cfg["output"], loss=cfg["loss"],
+                         dtype=cfg["dtype"], seed=cfg["seed"], classes=classes, standardize=cfg["standardize"])
+    net.feature_names, net.target_names = ds.feature_names, ds.target_names
     optimizer, schedule = _optimizer(cfg), _schedule(cfg)
-    out = cfg["out"] or os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
+    out = _new_run_dir(cfg["out"])
     args.resources.enter_context(_run_dir(out))
     model_path = os.path.join(out, "model.npz")
-    run_cfg = {**cfg, "out": out}
+    run_cfg = {**cfg, "data": _abs_data(cfg["data"]), "out": None}
+    if isinstance(run_cfg["target"], list):
+        run_cfg["target"] = ",".join(run_cfg["target"])
     _write_toml(os.path.join(out, "config.toml"), run_cfg)
     print(f"training {net} on {cfg['data']}: {len(X)} train / {len(X_test)} test rows -> {out}", flush=True)
+    hint = None if cfg["standardize"] else scale_hint(X)
+    if hint:
+        print(f"fastbp: hint: {hint}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     try:
-        hist = net.fit(X, y, epochs=cfg["epochs"], batch_size=cfg["batch_size"], optimizer=optimizer,
-                       schedule=schedule, clip_norm=cfg["clip_norm"],
-                       validation_split=cfg["val_split"] or None, early_stopping=cfg["early_stopping"],
-                       checkpoint=model_path, checkpoint_every=cfg["checkpoint_every"] or cfg["epochs"] + 1,
-                       verbose=0 if args.quiet else 2)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="fit: the features' scales")  # said once, above
+            hist = net.fit(X, y, epochs=cfg["epochs"], batch_size=cfg["batch_size"], optimizer=optimizer,
+                           schedule=schedule, clip_norm=cfg["clip_norm"],
+                           validation_split=cfg["val_split"] or None, early_stopping=cfg["early_stopping"],
+                           callbacks=[_MetricsCSV(os.path.join(out, "metrics.csv"))],
+                           checkpoint=model_path, checkpoint_every=cfg["checkpoint_every"] or cfg["epochs"] + 1,
+                           verbose=0 if args.quiet else (1 if sys.stderr.isatty() else 2))
     except KeyboardInterrupt:
         _write_metrics(out, net, X_test, y_test, t0, net.history, stopped="interrupted")
         print(f"fastbp: interrupted; the last completed epoch ({net.epochs_trained}) is saved in {model_path} "
@@ -333,24 +479,9 @@ def _train(args):
         raise ValueError(f"{e}; saved that epoch ({net.epochs_trained}) in {model_path} and metrics.json") from None
     scores, seconds = _write_metrics(out, net, X_test, y_test, t0, hist)
     _plot_curves(os.path.join(out, "curves.png"), hist)
-    shown = "  ".join(f"test {k} {v:.4f}" for k, v in scores.items())
-    print(f"{shown}  ({seconds:.1f}s)")
-    print(f"wrote {out}/model.npz, metrics.json, config.toml, curves.png")
+    print(f"{_show_scores(scores, net.loss, 'test ')}  ({seconds:.1f}s)")
+    print(f"wrote {out}/model.npz, metrics.json, metrics.csv, config.toml, curves.png")
     return 0 if math.isfinite(scores["loss"]) else 1
-
-
-def _n_classes(y, data):
-    """The output width for labels ``y`` (n,): max + 1, once they are known to be class indices."""
-    import numpy as np
-
-    if y.dtype.kind == "f" and not np.all(y == np.round(y)):
-        i = int(np.flatnonzero(y != np.round(y))[0])
-        raise ValueError(f"--data: {data!r} has label {y[i]} at row {i}; a classifier needs class indices "
-                         "0..k-1 (for real-valued targets pass --loss mse)")
-    lo, hi = y.min(), y.max()
-    if lo < 0 or hi >= 2**31:
-        raise ValueError(f"--data: {data!r} has label {lo if lo < 0 else hi}; expected class indices 0..k-1")
-    return int(hi) + 1
 
 
 def _run_dir(out, argname="--out"):
@@ -382,8 +513,8 @@ def _write_metrics(out, net, X_test, y_test, t0, hist, stopped=None):
 
     scores = net.evaluate(X_test, y_test)
     seconds = time.perf_counter() - t0
-    metrics = {"test": scores, "epochs": net.epochs_trained, "seconds": seconds,
-               "history": {"epoch": hist.epoch, **hist.history}}
+    metrics = {"test": scores, "loss_definition": _LOSS_WORDS.get(net.loss), "epochs": net.epochs_trained,
+               "seconds": seconds, "history": {"epoch": hist.epoch, **hist.history}}
     if stopped is not None:
         metrics["stopped"] = stopped
     text = json.dumps(_json_safe(metrics), indent=1).encode()
@@ -391,42 +522,119 @@ def _write_metrics(out, net, X_test, y_test, t0, hist, stopped=None):
     return scores, seconds
 
 
-# ----------------------------------------------------------------------------- evaluate, predict
+_LOSS_WORDS = {
+    "mse": "per row ½ Σ_j (a_j − y_j)², averaged over rows (the paper's MSE cost with its ½)",
+    "squared": "per row Σ_j (a_j − y_j)², averaged over rows",
+    "cross_entropy": "per row −Σ_j y_j log softmax(z)_j, averaged over rows",
+    "binary_cross_entropy": "per row −Σ_j [y_j log a_j + (1 − y_j) log(1 − a_j)], averaged over rows",
+}
+
+
+# ----------------------------------------------------------------------------- evaluate, predict, export
+
+def _run_config(model):
+    """The settings of the run that wrote ``model`` (its directory's config.toml)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(model)), "config.toml")
+    if not os.path.exists(path):
+        raise ValueError(f"--split: no config.toml beside {model!r} to reproduce its run's split from")
+    return {**TRAIN_DEFAULTS, **_read_config(path)}
+
+
+def _check_labels(net, y, where):
+    """Labels the model never saw: an error naming the file and column."""
+    from fastbp.data import encode_labels
+
+    if y is not None and net.classes_ is not None and getattr(y, "ndim", 0) == 1:
+        encode_labels(y, net.classes_, argname=where)
+
 
 def _model_and_data(args):
     import fastbp
-    from fastbp.data import load
+    from fastbp.data import load, load_inputs
 
     net = fastbp.load(args.model)
-    ds = load(args.data, target=args.target)
-    X, y = (ds.X_test, ds.y_test) if ds.X_test is not None else (ds.X, ds.y)
+    target = args.target.split(",") if getattr(args, "target", None) else net.target_names
+    if getattr(args, "split", None) == "test":
+        cfg = _run_config(args.model)
+        data = args.data or cfg["data"]
+        ds = load(data, target=cfg["target"], id_column=cfg["id"])
+        _, _, X, y, rows = _split(cfg, ds)
+        rows = f"{rows} of {data!r}, as in the run's config"
+        ids = None
+    else:
+        if not args.data:
+            raise ValueError("--data: give the rows to score, or --split test for the run's own test split")
+        X, y, ids, rows = load_inputs(args.data, net.sizes[0], feature_names=net.feature_names,
+                                      target_names=target, id_column=getattr(args, "id", None))
+        data = args.data
     if X.ndim != 2 or X.shape[1] != net.sizes[0]:
-        raise ValueError(
-            f"--data: {args.data!r} has {X.shape[1] if X.ndim == 2 else X.shape} features per row, "
-            f"the model {args.model!r} expects {net.sizes[0]}"
-        )
-    return net, X, y
+        raise ValueError(f"--data: {data!r} has {X.shape[1] if X.ndim == 2 else X.shape} features per row, "
+                         f"the model {args.model!r} expects {net.sizes[0]}")
+    col = f" column {','.join(target)!r}" if target else ""
+    _check_labels(net, y, f"--data: {data!r}{col}")
+    return net, X, y, ids, rows
 
 
 def _evaluate(args):
-    net, X, y = _model_and_data(args)
+    net, X, y, _, rows = _model_and_data(args)
+    if y is None:
+        raise ValueError(f"--data: {args.data!r} has no target column"
+                         + (f" {','.join(net.target_names)!r}" if net.target_names else "") + " to score against")
+    print(f"scoring {rows}", file=sys.stderr)
     scores = net.evaluate(X, y)
+    if net.loss in ("mse", "squared"):
+        print(f"loss = {_LOSS_WORDS[net.loss]}", file=sys.stderr)
     print(json.dumps(_json_safe({k: round(v, 6) for k, v in scores.items()})))
     return 0 if all(math.isfinite(v) for v in scores.values()) else 1
 
 
 def _predict(args):
+    import csv
+
     import numpy as np
 
     if os.path.isdir(args.out):
         raise ValueError(f"--out: {args.out!r} is a directory; expected a file name such as preds.csv")
-    net, X, _ = _model_and_data(args)
-    pred = net.predict(X)
-    pred = pred.reshape(len(pred), -1)
-    header = "prediction" if pred.shape[1] == 1 else ",".join(f"output_{j}" for j in range(pred.shape[1]))
-    np.savetxt(args.out, pred, delimiter=",", header=header, comments="",
-               fmt="%d" if pred.dtype.kind in "iu" else "%.8g")
-    print(f"wrote {len(pred)} predictions to {args.out}")
+    net, X, _, ids, rows = _model_and_data(args)
+    pred = np.asarray(net.predict(X))
+    names = net.target_names
+    cols = pred.reshape(len(pred), -1)
+    if cols.shape[1] == 1:
+        header = ["prediction"]
+    else:
+        labels = names if names and len(names) == cols.shape[1] else [str(j) for j in range(cols.shape[1])]
+        header = [f"prediction_{n}" for n in labels]
+    if cols.dtype.kind == "f":
+        cells = [[f"{v:.8g}" for v in row] for row in cols]
+    else:
+        cells = [[str(v) for v in row] for row in cols]
+    if args.proba:
+        P = net.predict_proba(X)
+        classes = net.classes_ if net.classes_ is not None else range(P.shape[1])
+        header += [f"p_{c}" for c in classes]
+        cells = [c + [f"{v:.6g}" for v in p] for c, p in zip(cells, P)]
+    if ids is not None:
+        header = [args.id] + header
+        cells = [[i] + c for i, c in zip(ids, cells)]
+    with open(args.out, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(cells)
+    print(f"wrote {len(pred)} predictions for {rows} to {args.out}")
+    return 0
+
+
+def _export(args):
+    import fastbp
+
+    net = fastbp.load(args.model)
+    try:
+        net.to_onnx(args.out, opset=args.opset)
+    except ImportError as e:
+        raise ValueError(f"export: {e}") from None
+    print(f"wrote {args.out}: input X (n, {net.sizes[0]}) {net.dtype.name} -> output Y (n, {net.sizes[-1]})"
+          + (f"; classes {net.classes_.tolist()} in its metadata" if net.classes_ is not None else "")
+          + ("; with the model's scaling" if net.scaler_ is not None else ""))
     return 0
 
 
@@ -515,21 +723,38 @@ def _plot_sweep(path, res, swept):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     fig, axes = plt.subplots(1, len(swept), figsize=(4 * len(swept), 3.5), dpi=100, squeeze=False)
     ys = [t["final"].get(res.metric, float("nan")) for t in res.trials]
+    n = len(ys)
+    # Many trials: smaller, fainter points, so that dense regions read as density, not as one blot.
+    size, alpha = max(4.0, 40.0 / math.sqrt(max(n, 1))), min(0.8, max(0.15, 30.0 / max(n, 1)))
+    finite = [y for y in ys if math.isfinite(y)]
+    best = None
+    if finite:
+        pick = max if res.mode == "max" else min
+        best = ys.index(pick(finite))
+    jitter = np.random.default_rng(0).uniform(-0.15, 0.15, n)
     for ax, key in zip(axes[0], swept):
         xs = [t["config"].get(key) for t in res.trials]
         if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs):
-            ax.scatter(xs, ys, s=14, alpha=0.7)
-            if min(xs) > 0 and max(xs) / min(xs) >= 100:
+            pos = list(xs)
+            if _spans_decades(xs):
                 ax.set_xscale("log")
         else:
             labels = sorted({json.dumps(x) for x in xs})
-            ax.scatter([labels.index(json.dumps(x)) for x in xs], ys, s=14, alpha=0.7)
+            pos = [labels.index(json.dumps(x)) + jitter[i] for i, x in enumerate(xs)]
             ax.set_xticks(range(len(labels)), labels, rotation=30, fontsize=8)
+        ax.scatter(pos, ys, s=size, alpha=alpha, linewidths=0)
+        if best is not None:
+            ax.scatter([pos[best]], [ys[best]], s=80, marker="*", color="C3", label="best", zorder=3)
+            ax.legend(fontsize=8, loc="best")
+        if _spans_decades(ys):
+            ax.set_yscale("log")
         ax.set(xlabel=key, ylabel=res.metric)
-        ax.grid(alpha=0.3)
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle(f"{n} trials", fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -573,7 +798,8 @@ def main(argv=None):
         if rest[:1] == ["bench"]:  # every option after it belongs to the benchmark's own parser
             return _bench(argparse.Namespace(args=rest[1:]))
         args = _parser().parse_args(argv)
-        handler = {"train": _train, "evaluate": _evaluate, "predict": _predict, "gradcheck": _gradcheck,
+        handler = {"train": _train, "evaluate": _evaluate, "predict": _predict, "export": _export,
+                   "gradcheck": _gradcheck,
                    "info": _info, "bench": _bench, "sweep": _sweep}[args.command]
         with contextlib.ExitStack() as args.resources:  # run-directory locks, released however the run ends
             return handler(args)

@@ -16,16 +16,22 @@ import numpy as np
 
 from . import checks, io
 
-__all__ = ["Dataset", "load", "load_idx", "train_test_split", "one_hot", "standardize"]
+__all__ = ["Dataset", "Inputs", "Scaler", "load", "load_inputs", "load_idx", "train_test_split", "one_hot",
+           "standardize", "encode_labels", "scale_hint"]
 
 
 class Dataset(NamedTuple):
-    """Train inputs and targets, and the test split when the source has one (else None)."""
+    """Train inputs and targets, and the test split when the source has one (else None).
+
+    ``feature_names`` and ``target_names`` are a CSV header's column names (None without one).
+    """
 
     X: np.ndarray
     y: np.ndarray
     X_test: Optional[np.ndarray] = None
     y_test: Optional[np.ndarray] = None
+    feature_names: Optional[list] = None
+    target_names: Optional[list] = None
 
 
 # ----------------------------------------------------------------------------- IDX
@@ -139,11 +145,13 @@ def _load_idx_dir(folder):
 
 # ----------------------------------------------------------------------------- npz, csv
 
-def _load_npz(path):
+def _load_npz(path, need_y=True):
     arrays = io.read_npz(path, "data")
     keys = set(arrays)
     if {"X", "y"} <= keys:
         return Dataset(arrays["X"], arrays["y"])
+    if not need_y and "X" in keys:
+        return Dataset(arrays["X"], None)
     if {"x_train", "y_train"} <= keys:
         has_test = {"x_test", "y_test"} <= keys
         return Dataset(arrays["x_train"], arrays["y_train"], arrays["x_test"] if has_test else None,
@@ -159,7 +167,8 @@ def _is_number(text):
         return False
 
 
-def _load_csv(path, target=None):
+def _read_csv(path):
+    """(header or None, data rows as lists of stripped strings, line number of the first data row)."""
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not a header
             reader = csv.reader(f)
@@ -168,51 +177,104 @@ def _load_csv(path, target=None):
         raise ValueError(f"data: {path!r} is not a UTF-8 text CSV file: {e}") from None
     except csv.Error as e:
         raise ValueError(f"data: {path!r} line {reader.line_num}: {e}") from None
-    rows = [r for r in rows if r and any(c.strip() for c in r)]
+    rows = [[c.strip() for c in r] for r in rows if r and any(c.strip() for c in r)]
     if not rows:
         raise ValueError(f"data: {path!r} is empty")
     header = None
-    if not all(_is_number(c) for c in rows[0]):
-        header = [c.strip() for c in rows[0]]
+    # A header is a first row with a name where the next row has a number (a text label column is
+    # text in every row, so "1,2,dog" over "3,4,cat" is data).
+    first_is_text = [not _is_number(c) for c in rows[0]]
+    if any(first_is_text) and (len(rows) == 1 or any(t and _is_number(d) for t, d in zip(first_is_text, rows[1]))):
+        header = rows[0]
         rows = rows[1:]
     if not rows:
         raise ValueError(f"data: {path!r} has a header but no data rows")
-    width = len(rows[0])
-    if width < 2:
-        raise ValueError(f"data: {path!r} has {width} column; expected features and a label")
-    if target is None:
-        col = width - 1
-    elif header is not None and target in header:
-        col = header.index(target)
-    else:
-        raise ValueError(
-            f"target: no column named {target!r} in {path!r}"
-            + (f"; its columns are {header}" if header else " (it has no header row)")
-        )
-    data = np.empty((len(rows), width), dtype=np.float64)
+    width = len(rows[0]) if header is None else len(header)
     first_line = 2 if header is not None else 1
     for i, r in enumerate(rows):
         if len(r) != width:
             raise ValueError(f"data: {path!r} line {first_line + i} has {len(r)} columns, expected {width}")
-        for j, cell in enumerate(r):
+    return header, rows, first_line
+
+
+def _column_label(header, j):
+    return f" ({header[j]!r})" if header else ""
+
+
+def _numbers(path, header, rows, first_line, cols):
+    """The cells of columns ``cols`` as float64 (n, len(cols)); a non-number names its line and column."""
+    out = np.empty((len(rows), len(cols)), dtype=np.float64)
+    for i, r in enumerate(rows):
+        for k, j in enumerate(cols):
             try:
-                data[i, j] = value = float(cell)
+                out[i, k] = value = float(r[j])
             except ValueError:
                 value = None
             if value is None or not math.isfinite(value):
-                name = f" ({header[j]!r})" if header else ""
                 raise ValueError(
-                    f"data: {path!r} line {first_line + i}, column {j + 1}{name}: {cell!r} is not a finite number"
+                    f"data: {path!r} line {first_line + i}, column {j + 1}{_column_label(header, j)}: "
+                    f"{r[j]!r} is not a finite number"
                 ) from None
-    y = data[:, col]
-    X = np.ascontiguousarray(np.delete(data, col, axis=1), dtype=np.float32)
+    return out
+
+
+def _targets(path, header, rows, first_line, cols):
+    """Target columns: numbers (int64 when all integral, float64 else), or text labels for one column."""
+    if len(cols) == 1 and not all(_is_number(r[cols[0]]) for r in rows):
+        return np.array([r[cols[0]] for r in rows])
+    y = _numbers(path, header, rows, first_line, cols)
+    if len(cols) == 1:
+        y = y[:, 0]
     # whole numbers become class labels only where int64 holds them exactly (1e300 stays a float)
-    if np.all((y == np.round(y)) & (np.abs(y) < 2.0**53)):
+    if y.ndim == 1 and np.all((y == np.round(y)) & (np.abs(y) < 2.0**53)):
         y = y.astype(np.int64)
-    return Dataset(X, y)
+    return y
 
 
-def load(path, target=None):
+def _target_names(target):
+    """None, 'a', 'a,b' or ['a', 'b'] → None or a list of column names."""
+    if target is None:
+        return None
+    names = target.split(",") if isinstance(target, str) else list(target)
+    names = [str(n).strip() for n in names]
+    if not names or not all(names):
+        raise ValueError(f"target: expected column names such as 'price' or 'a,b', got {target!r}")
+    return names
+
+
+def _find_columns(path, header, names, what):
+    missing = [n for n in names if header is None or n not in header]
+    if missing:
+        raise ValueError(
+            f"{what}: no column named {missing[0]!r} in {path!r}"
+            + (f"; its columns are {header}" if header else " (it has no header row)")
+        )
+    return [header.index(n) for n in names]
+
+
+def _load_csv(path, target=None, id_column=None):
+    header, rows, first_line = _read_csv(path)
+    width = len(rows[0])
+    if width < 2:
+        raise ValueError(f"data: {path!r} has {width} column; expected features and a label")
+    names = _target_names(target)
+    cols = [width - 1] if names is None else _find_columns(path, header, names, "target")
+    skip = [] if id_column is None else _find_columns(path, header, [id_column], "id")
+    feats = [j for j in range(width) if j not in cols and j not in skip]
+    if not feats:
+        raise ValueError(f"target: {names} are all the columns of {path!r}; no features are left")
+    y = _targets(path, header, rows, first_line, cols)
+    X = np.ascontiguousarray(_numbers(path, header, rows, first_line, feats), dtype=np.float32)
+    return Dataset(X, y, feature_names=None if header is None else [header[j] for j in feats],
+                   target_names=None if header is None else [header[j] for j in cols])
+
+
+def _check_id_source(path, id_column):
+    if id_column is not None and not os.fspath(path).lower().endswith(".csv"):
+        raise ValueError(f"id: an id column needs a .csv with a header, got {os.fspath(path)!r}")
+
+
+def load(path, target=None, id_column=None):
     """Load a data set from ``path``.
 
     Parameters
@@ -222,15 +284,19 @@ def load(path, target=None):
         (``train-images-idx3-ubyte[.gz]`` / ``train-images.idx3-ubyte[.gz]``,
         labels and ``t10k-*`` likewise); one ``.npz`` (``X``/``y`` or
         ``x_train``/``y_train``/``x_test``/``y_test``); or a ``.csv`` (label in the
-        last column, or the column named ``target``; a header row is detected).
-    target : str, optional
-        The label column of a CSV with a header.
+        last column, or the column(s) named by ``target``; a header row is detected;
+        features are numbers, a single label column may hold text such as "dog").
+    target : str or list of str, optional
+        The target column(s) of a CSV with a header: "price", "a,b" or ["a", "b"].
+    id_column : str, optional
+        A column of a CSV with a header that is neither feature nor target (row names): left out.
 
     Returns
     -------
     Dataset
         IDX images come flattened and scaled to [0, 1] as float32.
     """
+    _check_id_source(path, id_column)
     if isinstance(path, str) and path == "digits":
         from .datasets import digits
 
@@ -238,20 +304,22 @@ def load(path, target=None):
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"data: expected 'digits' or a path, got {path!r} ({type(path).__name__})")
     path = os.fspath(path)
-    return _checked(_load_path(path, target), path)
+    return _checked(_load_path(path, target, id_column), path)
 
 
 def _checked(ds, path):
-    """The arrays a loader found, as training takes them: numbers, X 2-D (images flattened), y one per row."""
+    """The arrays a loader found, as training takes them: numbers (text for a 1-D column of class labels),
+    X 2-D (images flattened), y one per row."""
     parts = []
     for X, y, which in ((ds.X, ds.y, ""), (ds.X_test, ds.y_test, " test")):
         if X is None:
             parts += [None, None]
             continue
-        for a, what in ((X, "inputs"), (y, "labels")):
-            if a.dtype.kind not in "biuf":
-                raise ValueError(f"data: {path!r} holds{which} {what} of dtype {a.dtype}; expected numbers"
-                                 + (" (class indices 0..k-1, or target values)" if what == "labels" else ""))
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"data: {path!r} holds{which} inputs of dtype {X.dtype}; expected numbers")
+        if y.dtype.kind not in "biufUS" or (y.dtype.kind in "US" and y.ndim != 1):
+            raise ValueError(f"data: {path!r} holds{which} labels of dtype {y.dtype}, shape {y.shape}; expected "
+                             "numbers (class indices or target values) or one column of class names")
         if X.ndim < 2 or X.shape[0] == 0 or X[0].size == 0:
             raise ValueError(f"data: {path!r} holds{which} inputs of shape {X.shape}; expected (rows, features) "
                              "with at least one of each")
@@ -265,10 +333,10 @@ def _checked(ds, path):
                 raise ValueError(f"data: {path!r}{which} row {i // X.shape[1]}, feature {i % X.shape[1]}: "
                                  f"{X.reshape(-1)[i]} is not a finite number")
         parts += [X, y]
-    return Dataset(*parts)
+    return ds._replace(X=parts[0], y=parts[1], X_test=parts[2], y_test=parts[3])
 
 
-def _load_path(path, target):
+def _load_path(path, target, id_column):
     if not os.path.exists(path):
         raise FileNotFoundError(f"data: no such file or directory: {path!r}")
     if os.path.isdir(path):
@@ -277,10 +345,103 @@ def _load_path(path, target):
     if lower.endswith(".npz"):
         return _load_npz(path)
     if lower.endswith(".csv"):
-        return _load_csv(path, target)
+        return _load_csv(path, target, id_column)
     if "idx" in os.path.basename(lower) or lower.endswith(".gz"):
         raise ValueError(f"data: {path!r} is a single IDX file; pass the directory that holds the four MNIST files")
     raise ValueError(f"data: {path!r}: expected 'digits', a directory of IDX files, a .npz or a .csv")
+
+
+class Inputs(NamedTuple):
+    """What a trained model is given: inputs, targets when the source has them (else None), the id
+    column's values (else None) and which rows these are, in words."""
+
+    X: np.ndarray
+    y: Optional[np.ndarray]
+    ids: Optional[np.ndarray]
+    rows: str
+
+
+def load_inputs(path, n_features, feature_names=None, target_names=None, id_column=None):
+    """Rows to score or predict with a trained model, from a file with or without its target.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        As for :func:`load`; a .npz may hold only ``X``; a CSV may lack the target column(s).
+        Sources with a test split (IDX, ``x_test`` in a .npz) give that split.
+    n_features : int
+        The model's input width.
+    feature_names, target_names : list of str, optional
+        The model's column names (from its training CSV's header). With them, a CSV
+        with a header is matched by name: its columns are the features (in any
+        order), the target columns if present, and the id column; any other column,
+        or a missing feature, is a ValueError naming it. Without them, columns are
+        matched by count: the features, then the target column(s) if present.
+    id_column : str, optional
+        A CSV column carried through to the output, not a feature.
+
+    Returns
+    -------
+    Inputs
+    """
+    _check_id_source(path, id_column)
+    if isinstance(path, (str, os.PathLike)) and os.fspath(path).lower().endswith(".csv"):
+        return _csv_inputs(os.fspath(path), n_features, feature_names, target_names, id_column)
+    if isinstance(path, (str, os.PathLike)) and os.fspath(path).lower().endswith(".npz") and os.path.exists(path):
+        ds = _load_npz(os.fspath(path), need_y=False)
+    else:
+        ds = load(path)
+    name = os.fspath(path)
+    X, y, rows = ds.X, ds.y, f"all {ds.X.shape[0]} rows of {name!r}"
+    if ds.X_test is not None:
+        X, y, rows = ds.X_test, ds.y_test, f"the {ds.X_test.shape[0]} rows of the test split of {name!r}"
+    X = X.reshape(X.shape[0], -1) if X.ndim > 2 else X
+    if X.ndim != 2 or X.shape[1] != n_features:
+        raise ValueError(f"data: {name!r} has {X.shape[1] if X.ndim == 2 else X.shape} features per row, "
+                         f"the model expects {n_features}")
+    return Inputs(X, y, None, rows)
+
+
+def _csv_inputs(path, n_features, feature_names, target_names, id_column):
+    header, rows, first_line = _read_csv(path)
+    width = len(rows[0])
+    used = []
+    ids = None
+    if id_column is not None:
+        if header is None:
+            raise ValueError(f"id: {path!r} has no header row, so no column named {id_column!r}")
+        j = _find_columns(path, header, [id_column], "id")[0]
+        ids = np.array([r[j] for r in rows])
+        used.append(j)
+    n_targets = len(target_names) if target_names else 1
+    if header is not None and feature_names is not None:
+        tcols = [header.index(n) for n in (target_names or []) if n in header]
+        missing = [n for n in feature_names if n not in header or header.index(n) in used]
+        if missing:
+            raise ValueError(f"data: {path!r} has no column {missing[0]!r}, one of the model's features "
+                             f"{feature_names}")
+        extra = [header[j] for j in range(width) if j not in used + tcols and header[j] not in feature_names]
+        if extra:
+            raise ValueError(f"data: {path!r} has a column {extra[0]!r} that is not one of the model's features "
+                             f"{feature_names} (an id column? give it as the id column, --id in the CLI)")
+        if tcols and len(tcols) != len(target_names):
+            absent = [n for n in target_names if n not in header][0]
+            raise ValueError(f"data: {path!r} has some of the model's target columns {target_names} but not "
+                             f"{absent!r}; give all or none")
+        fcols = [header.index(n) for n in feature_names]
+    else:
+        rest = [j for j in range(width) if j not in used]
+        if len(rest) == n_features:
+            fcols, tcols = rest, []
+        elif len(rest) == n_features + n_targets:
+            fcols, tcols = rest[:n_features], rest[n_features:]
+        else:
+            besides = " besides the id column" if ids is not None else ""
+            raise ValueError(f"data: {path!r} has {len(rest)} columns{besides}; the model expects {n_features} "
+                             f"features (or {n_features + n_targets} with the target)")
+    X = _numbers(path, header, rows, first_line, fcols)
+    y = _targets(path, header, rows, first_line, tcols) if tcols else None
+    return Inputs(X, y, ids, f"all {X.shape[0]} rows of {path!r}")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -309,18 +470,158 @@ def train_test_split(X, y, test_size=0.2, seed=0):
     return X[train], X[test], y[train], y[test]
 
 
+class Scaler:
+    """Per-column standardisation kept with a model: z = (x − mean) / std.
+
+    ``x_mean``/``x_std`` scale the features; ``y_mean``/``y_std`` (None for
+    classifiers) scale regression targets, and :meth:`inverse_y` maps outputs
+    back to the targets' units. A constant column gets std 1 (it becomes 0).
+    The statistics are float64 whatever the data's dtype.
+    """
+
+    def __init__(self, x_mean, x_std, y_mean=None, y_std=None):
+        self.x_mean, self.x_std = self._pair(x_mean, x_std, "x")
+        self.y_mean, self.y_std = (None, None) if y_mean is None else self._pair(y_mean, y_std, "y")
+
+    @staticmethod
+    def _pair(mean, std, name):
+        mean = np.asarray(mean, dtype=np.float64).reshape(-1)
+        std = np.asarray(std, dtype=np.float64).reshape(-1)
+        if mean.shape != std.shape or not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std)) and np.all(std > 0)):
+            raise ValueError(f"scaler: expected finite {name}_mean and positive {name}_std of one shape, "
+                             f"got shapes {mean.shape} and {std.shape}")
+        return mean, std
+
+    @staticmethod
+    def _stats(A):
+        A = np.asarray(A)
+        A = A.reshape(A.shape[0], -1)
+        mean = A.mean(axis=0, dtype=np.float64)  # float64 sums, without a float64 copy of A
+        std = A.std(axis=0, dtype=np.float64)
+        std[std == 0] = 1.0
+        return mean, std
+
+    @classmethod
+    def fit(cls, X, y=None):
+        """The statistics of the rows of X (n, d), and of y ((n,) or (n, k)) when given."""
+        return cls(*cls._stats(X), *((None, None) if y is None else cls._stats(y)))
+
+    def transform_X(self, X, dtype=None):
+        X = np.asarray(X)
+        return np.ascontiguousarray((X - self.x_mean) / self.x_std, dtype=dtype or X.dtype)
+
+    def transform_y(self, Y, dtype=None):
+        Y = np.asarray(Y)
+        if self.y_mean is None:
+            return Y
+        return np.ascontiguousarray((Y - self.y_mean.reshape(-1 if Y.ndim == 1 else (1, -1)))
+                                    / self.y_std.reshape(-1 if Y.ndim == 1 else (1, -1)), dtype=dtype or Y.dtype)
+
+    def inverse_y(self, A, dtype=None):
+        A = np.asarray(A)
+        if self.y_mean is None:
+            return A
+        return np.ascontiguousarray(A * self.y_std + self.y_mean, dtype=dtype or A.dtype)
+
+    def arrays(self):
+        """The statistics as named arrays (what a model file stores)."""
+        out = {"scaler_x_mean": self.x_mean, "scaler_x_std": self.x_std}
+        if self.y_mean is not None:
+            out.update(scaler_y_mean=self.y_mean, scaler_y_std=self.y_std)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays):
+        """The Scaler stored in ``arrays`` (a model file's), or None."""
+        if "scaler_x_mean" not in arrays:
+            return None
+        return cls(arrays["scaler_x_mean"], arrays["scaler_x_std"], arrays.get("scaler_y_mean"),
+                   arrays.get("scaler_y_std"))
+
+    def __repr__(self):
+        return f"Scaler(features={self.x_mean.size}, targets={None if self.y_mean is None else self.y_mean.size})"
+
+
 def standardize(X_train, X_test=None):
     """Scale each feature to mean 0, std 1 using the training rows' statistics (constant features: std 1).
 
     Returns (X_train_scaled, X_test_scaled or None, (mean, std)).
     """
     X_train = np.asarray(X_train)
-    mean = X_train.mean(axis=0)
-    std = X_train.std(axis=0)
-    std[std == 0] = 1
+    sc = Scaler.fit(X_train)
     dtype = X_train.dtype if X_train.dtype.kind == "f" else np.float32
-    scale = lambda A: ((np.asarray(A) - mean) / std).astype(dtype, copy=False)  # noqa: E731
-    return scale(X_train), None if X_test is None else scale(X_test), (mean, std)
+    return (sc.transform_X(X_train, dtype), None if X_test is None else sc.transform_X(X_test, dtype),
+            (sc.x_mean, sc.x_std))
+
+
+# Features whose magnitudes differ by more than this train badly without scaling.
+SCALE_RATIO = 100.0
+
+
+def scale_hint(X):
+    """A one-line hint when the features' magnitudes (largest |x| of each non-zero column) differ by more
+    than SCALE_RATIO×, else None."""
+    X = np.asarray(X)
+    if X.ndim != 2 or X.size == 0:
+        return None
+    mag = np.maximum(np.abs(X.max(axis=0)), np.abs(X.min(axis=0))).astype(np.float64)  # no |X| temporary
+    mag = mag[mag > 0]
+    if mag.size < 2 or mag.max() <= SCALE_RATIO * mag.min():
+        return None
+    return (f"the features' scales differ by {mag.max() / mag.min():.3g}x (largest |x| from {mag.min():.3g} to "
+            f"{mag.max():.3g}); standardize them (--standardize, or Network(..., standardize=True))")
+
+
+def _label_array(y, argname):
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        raise ValueError(f"{argname}: expected a 1-D array of class labels, got shape {arr.shape}")
+    if arr.dtype.kind == "f":
+        with np.errstate(invalid="ignore"):
+            bad = (arr != np.round(arr)) | ~(np.abs(arr) < 2.0**53)  # NaN, inf, and whole numbers int64 would change
+        if np.any(bad):
+            i = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{argname}: expected class labels, got the value {arr[i]} at row {i} "
+                             "(for a numeric target use the mse loss: regression)")
+        return arr.astype(np.int64)
+    if arr.dtype.kind in "biu":
+        return arr.astype(np.int64)
+    if arr.dtype.kind in "US":
+        return arr.astype(str)
+    if arr.dtype.kind == "O" and all(isinstance(v, str) for v in arr):
+        return arr.astype(str)
+    raise TypeError(f"{argname}: expected class labels (integers or strings), got dtype {arr.dtype}")
+
+
+def encode_labels(y, classes=None, argname="y"):
+    """Class labels → (indices into ``classes``, ``classes``).
+
+    Labels may be integers (any values) or strings. Without ``classes`` they
+    are the sorted distinct labels (as ``numpy.unique`` sorts them); with
+    ``classes``, a label not among them is a ValueError naming it.
+    """
+    arr = _label_array(y, argname)
+    if classes is None:
+        classes, codes = np.unique(arr, return_inverse=True)
+        return codes.astype(np.int64).reshape(-1), classes
+    classes = np.asarray(classes)
+    if classes.dtype.kind in "US" and arr.dtype.kind not in "US":
+        arr = arr.astype(str)
+    elif classes.dtype.kind not in "US" and arr.dtype.kind in "US":
+        bad = [v for v in arr if not _is_number(v)]
+        if bad:
+            raise ValueError(f"{argname}: label {bad[0]!r} is not one of the classes {classes.tolist()}")
+        arr = _label_array(arr.astype(np.float64), argname)
+    order = np.argsort(classes, kind="stable")
+    pos = np.searchsorted(classes[order], arr)
+    pos = np.minimum(pos, len(classes) - 1)
+    codes = order[pos]
+    unseen = classes[codes] != arr
+    if np.any(unseen):
+        i = int(np.flatnonzero(unseen)[0])
+        raise ValueError(f"{argname}: label {arr[i].item()!r} (row {i}) is not one of the classes "
+                         f"{classes.tolist()} the model was trained on")
+    return codes.astype(np.int64), classes
 
 
 def one_hot(labels, n_classes=None, dtype=np.float32):

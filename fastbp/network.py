@@ -6,10 +6,13 @@ sensitivities; ``fit`` is the one training path of training.py. Nothing here
 runs per batch.
 """
 
+import warnings
+
 import numpy as np
 
 from . import checks, io, plan, training
-from .activations import SIGMOID, SOFTMAX, STEP, get_activation
+from .activations import IDENTITY, SIGMOID, SOFTMAX, STEP, get_activation
+from .data import Scaler, encode_labels, scale_hint
 from .kernels import _full_pass, _predict
 from .layout import Layout
 from .losses import ACC_ARGMAX, ACC_NONE, ACC_THRESHOLD, DEFAULT_OUTPUT, LOSSES, get_loss
@@ -22,7 +25,8 @@ __all__ = ["Network", "History", "load"]
 INITS = ("glorot", "he")
 
 
-def _resolve_output_and_loss(output, loss):
+def resolve_output_and_loss(output, loss):
+    """(output Activation, loss name) from the user's ``output`` and ``loss``, either possibly None."""
     if loss is None and output is None:
         loss = "cross_entropy"
     if loss is None:
@@ -53,6 +57,28 @@ class Network:
         Seeds the initial weights and the shuffling; None draws a seed from the OS.
     init : {"glorot", "he"}, default "glorot"
         Glorot/Xavier uniform (Glorot & Bengio 2010), or He normal (for ReLU).
+    classes : sequence, optional
+        Class labels (strings or integers) for a classifier's outputs, in output
+        order: ``predict`` returns them and ``fit``/``evaluate`` accept labels among
+        them. Without it, y holds indices 0..k-1, unless the first ``fit`` is given
+        string labels: then ``classes_`` becomes their sorted distinct values.
+    standardize : bool, default False
+        On the first ``fit``, learn each feature's mean and standard deviation (and
+        the targets' for a regression with an identity output) into ``scaler_``;
+        ``forward``, ``predict``, ``evaluate``, ``save`` and ``to_onnx`` then apply
+        them, so the model takes and gives data in its own units.
+
+    Attributes
+    ----------
+    classes_ : ndarray or None
+        The class labels of the outputs (None: class indices).
+    scaler_ : fastbp.data.Scaler or None
+        The stored scaling (set by the first ``fit`` with ``standardize=True``).
+    target_1d : bool or None
+        Whether the first ``fit`` had 1-D targets: a one-output regression then predicts shape (n,).
+    feature_names, target_names : list of str or None
+        Column names of the training data, kept in the model file (the CLI sets them
+        from a CSV header, and matches prediction files by them).
 
     Examples
     --------
@@ -63,7 +89,7 @@ class Network:
     """
 
     def __init__(self, layers, activation="relu", output=None, loss=None, dtype="float32", seed=0,
-                 init="glorot"):
+                 init="glorot", classes=None, standardize=False):
         sizes = checks.check_layers(layers)
         self.layout = Layout(sizes)
         L = self.layout.n_layers
@@ -79,7 +105,7 @@ class Network:
         for i, a in enumerate(hidden):
             if a.output_only:
                 raise ValueError(f"activation: {a.name} is for the output layer only, got it for hidden layer {i + 1}")
-        out, loss = _resolve_output_and_loss(output, loss)
+        out, loss = resolve_output_and_loss(output, loss)
         n_out = sizes[-1]
         if out.code == SOFTMAX and n_out < 2:
             raise ValueError(f"output: softmax needs at least 2 output units, got layers[-1] = {n_out}")
@@ -106,6 +132,8 @@ class Network:
             self._acc_mode = ACC_ARGMAX if n_out > 1 else ACC_THRESHOLD
         else:
             self._acc_mode = ACC_NONE
+        if loss == "binary_cross_entropy" and n_out > 1:  # multi-label: no argmax; evaluate scores each label
+            self._acc_mode = ACC_NONE
 
         init_seq, shuffle_seq = np.random.SeedSequence(self.seed).spawn(2)
         self._params = np.zeros(self.layout.n_params, dtype=self.dtype)
@@ -114,6 +142,30 @@ class Network:
         self.epochs_trained = 0
         self.history = History()
         self.stop_training = False
+        self._set_classes(classes)
+        if not isinstance(standardize, (bool, np.bool_)):
+            raise TypeError(f"standardize: expected a bool, got {standardize!r}")
+        self.standardize = bool(standardize)
+        self.scaler_ = None
+        self.target_1d = None
+        self.feature_names = None
+        self.target_names = None
+
+    def _set_classes(self, classes):
+        if classes is None:
+            self.classes_ = None
+            return
+        if not self.is_classifier:
+            raise ValueError(f"classes: only a single-label classifier has classes; this network's loss is {self.loss!r}")
+        arr = np.asarray(list(classes) if not isinstance(classes, np.ndarray) else classes)
+        want = 2 if self._acc_mode == ACC_THRESHOLD else self.layout.sizes[-1]
+        if arr.ndim != 1 or len(arr) != want or len(np.unique(arr)) != len(arr):
+            raise ValueError(f"classes: expected {want} distinct labels (one per class of the output layer), got "
+                             f"{arr.tolist() if arr.ndim == 1 else arr.shape}")
+        if arr.dtype.kind not in "iuUS":
+            raise TypeError(f"classes: expected integer or string labels, got dtype {arr.dtype}")
+        self.classes_ = arr.astype(np.int64) if arr.dtype.kind in "iu" else arr.astype(str)
+
 
     # ------------------------------------------------------------------ layout
     @property
@@ -127,8 +179,13 @@ class Network:
 
     @property
     def is_classifier(self):
-        """True when ``predict`` returns class indices and ``evaluate`` reports accuracy."""
+        """True when ``predict`` returns one class per row and ``evaluate`` reports accuracy."""
         return self._acc_mode != ACC_NONE
+
+    @property
+    def is_multilabel(self):
+        """True for several sigmoid outputs with binary cross-entropy: ``predict`` gives 0/1 columns."""
+        return self.loss == "binary_cross_entropy" and self.layout.sizes[-1] > 1
 
     @property
     def params(self):
@@ -155,13 +212,53 @@ class Network:
     def _matmul_config(self, rows):
         return engine_for(self.layout.sizes, rows, self.n_params)
 
+    def _check_X(self, X, argname="X"):
+        """X checked and converted, then scaled by the stored scaler: what the kernels see."""
+        X = checks.check_X(X, self.layout.sizes[0], self.dtype, argname)
+        return X if self.scaler_ is None else self.scaler_.transform_X(X, self.dtype)
+
     def check_data(self, X, y, argname=None):
-        """(X, Y) checked and converted for this network: X (n, n_0), Y (n, n_L), both in its dtype.
-        ``argname`` names a pair such as "validation_data" in errors."""
+        """(X, Y) checked and converted for the kernels: X (n, n_0), Y (n, n_L), both in this network's
+        dtype, labels encoded by ``classes_`` and the stored scaling applied. ``argname`` names a pair
+        such as "validation_data" in errors."""
         xname, yname = ("X", "y") if argname is None else (f"{argname}[0]", f"{argname}[1]")
-        X = checks.check_X(X, self.layout.sizes[0], self.dtype, xname)
+        X = self._check_X(X, xname)
+        if self.classes_ is not None and np.ndim(y) == 1:
+            y = encode_labels(y, self.classes_, yname)[0]
         Y = checks.check_y(y, X.shape[0], self.layout.sizes[-1], self.loss, self.dtype, yname)
+        if self.scaler_ is not None:
+            Y = self.scaler_.transform_y(Y, self.dtype)
         return X, Y
+
+    def _scales_targets(self):
+        return self.activations[-1].code == IDENTITY and not self.is_classifier
+
+    def prepare_fit(self, X, y):
+        """What the first fit learns besides the weights: class names from string labels, whether targets
+        are 1-D, the scaling (``standardize``); and a warning when unscaled features differ widely in
+        scale. Called by ``fit`` (training.fit) before it checks the data."""
+        if self.epochs_trained > 0:
+            return
+        y_arr = np.asarray(y)
+        if self.classes_ is None and self.is_classifier and y_arr.ndim == 1 and y_arr.dtype.kind in "USO":
+            classes = encode_labels(y_arr)[1]
+            want = 2 if self._acc_mode == ACC_THRESHOLD else self.layout.sizes[-1]
+            if len(classes) != want:
+                raise ValueError(f"y: {len(classes)} distinct labels {classes.tolist()[:10]}, but the network has "
+                                 f"{want} classes (its output layer); give layers[-1] = {len(classes)} or classes=")
+            self._set_classes(classes)
+        if self.target_1d is None:
+            self.target_1d = y_arr.ndim == 1
+        X = checks.check_X(X, self.layout.sizes[0], self.dtype)  # the copy fit makes anyway, if any
+        if self.standardize:
+            Y = None
+            if self._scales_targets():
+                Y = checks.check_y(y, X.shape[0], self.layout.sizes[-1], self.loss, self.dtype)
+            self.scaler_ = Scaler.fit(X, Y)
+        else:
+            hint = scale_hint(X)
+            if hint is not None:
+                warnings.warn(f"fit: {hint}", stacklevel=4)
 
     def _pass(self, X, Y, param_grad=False, input_grad=False):
         n = X.shape[0]
@@ -176,8 +273,12 @@ class Network:
 
     # ------------------------------------------------------------------ public
     def forward(self, X):
-        """The output activations a^L, shape (n_samples, n_L)."""
-        X = checks.check_X(X, self.layout.sizes[0], self.dtype)
+        """The output activations a^L, shape (n_samples, n_L), in the targets' units (the stored scaling
+        applied to X, and undone on regression outputs)."""
+        A = self._forward(self._check_X(X))
+        return A if self.scaler_ is None else self.scaler_.inverse_y(A, self.dtype)
+
+    def _forward(self, X):
         n = X.shape[0]
         sizes = self.layout.sizes
         out = np.empty((n, sizes[-1]), dtype=self.dtype)
@@ -187,22 +288,52 @@ class Network:
         return out
 
     def predict(self, X):
-        """Class indices for classifiers (argmax; a ≥ 0.5 for one output unit), else the outputs."""
+        """Classifiers: the class of each row (argmax; a ≥ 0.5 for one output unit) as a label of
+        ``classes_``, or an index without it. Multi-label: 0/1 columns (a ≥ 0.5). Regression: the
+        outputs, shape (n,) when the model was trained on 1-D targets with one output, else (n, n_L)."""
         A = self.forward(X)
-        if self._acc_mode == ACC_ARGMAX:
-            return A.argmax(axis=1)
+        if self.is_multilabel:
+            return (A >= 0.5).astype(np.int64)
+        if self._acc_mode in (ACC_ARGMAX, ACC_THRESHOLD):
+            idx = A.argmax(axis=1) if self._acc_mode == ACC_ARGMAX else (A[:, 0] >= 0.5).astype(np.int64)
+            return idx if self.classes_ is None else self.classes_[idx]
+        return A[:, 0] if self.target_1d and A.shape[1] == 1 else A
+
+    def predict_proba(self, X):
+        """Classifiers: one column per class, in ``classes_`` order: the softmax (or sigmoid) outputs;
+        a single sigmoid unit p gives the columns (1 − p, p)."""
+        if not self.is_classifier:
+            raise ValueError(f"predict_proba: a {'multi-label' if self.is_multilabel else 'regression'} network "
+                             "has no class probabilities; use forward")
+        A = self.forward(X)
         if self._acc_mode == ACC_THRESHOLD:
-            return (A[:, 0] >= 0.5).astype(np.int64)
+            return np.concatenate([1 - A, A], axis=1)
         return A
 
     def evaluate(self, X, y):
-        """``{"loss": mean cost, "accuracy": fraction correct}`` (accuracy for classifiers only)."""
+        """Scores on (X, y), in the targets' own units.
+
+        ``loss`` is the mean cost (for mse, the paper's ½ Σ_j (a_j − y_j)² per row, averaged);
+        classifiers add ``accuracy``; multi-label networks ``exact_match`` (rows with every
+        label right) and ``hamming_accuracy`` (labels right); regression ``rmse``, ``mae`` and
+        ``r2`` (the coefficient of determination, averaged over outputs).
+        """
         X, Y = self.check_data(X, y)
+        n = X.shape[0]
+        if self.is_multilabel:
+            loss_sum, _, _, _ = self._pass(X, Y)
+            right = (self._forward(X) >= 0.5) == (Y >= 0.5)
+            return {"loss": loss_sum / n, "exact_match": float(right.all(axis=1).mean()),
+                    "hamming_accuracy": float(right.mean())}
+        if not self.is_classifier:
+            A = self._forward(X)
+            if self.scaler_ is not None and self.scaler_.y_mean is not None:
+                return _regression_scores(self.scaler_.inverse_y(A, np.float64), self.scaler_.inverse_y(Y, np.float64),
+                                          self.loss)
+            # Unscaled targets: the loss as the kernels sum it, the very number fit and loss_and_grad report.
+            return {**_regression_scores(A, Y, self.loss), "loss": self._pass(X, Y)[0] / n}
         loss_sum, correct, _, _ = self._pass(X, Y)
-        out = {"loss": loss_sum / X.shape[0]}
-        if self.is_classifier:
-            out["accuracy"] = correct / X.shape[0]
-        return out
+        return {"loss": loss_sum / n, "accuracy": correct / n}
 
     def loss_and_grad(self, X, y):
         """(mean cost over the rows, ∇C as a flat vector in the ``params`` layout)."""
@@ -217,6 +348,8 @@ class Network:
         """
         X, Y = self.check_data(X, y)
         _, _, _, dX = self._pass(X, Y, input_grad=True)
+        if self.scaler_ is not None:  # the chain rule through x ↦ (x − mean) / std
+            dX = (dX / self.scaler_.x_std).astype(self.dtype)
         return dX
 
     def fit(self, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], lr=None, optimizer=None,
@@ -288,6 +421,8 @@ class Network:
             "dtype": self.dtype.name,
             "seed": self.seed,
             "init": self.init,
+            "classes": None if self.classes_ is None else self.classes_.tolist(),
+            "standardize": self.standardize,
         }
 
     @classmethod
@@ -302,28 +437,68 @@ class Network:
         twin._params[...] = self._params
         twin.epochs_trained = self.epochs_trained
         twin.state.rng.bit_generator.state = self.state.rng.bit_generator.state
+        twin._set_data_info(self._data_info(), self.scaler_)
         return twin
+
+    def _data_info(self):
+        return {"feature_names": self.feature_names, "target_names": self.target_names, "target_1d": self.target_1d}
+
+    def _set_data_info(self, info, scaler):
+        self.feature_names = info.get("feature_names")
+        self.target_names = info.get("target_names")
+        self.target_1d = info.get("target_1d")
+        self.scaler_ = scaler
+        if scaler is not None and (scaler.x_mean.size != self.layout.sizes[0] or (
+                scaler.y_mean is not None and scaler.y_mean.size != self.layout.sizes[-1])):
+            raise ValueError(f"scaler: statistics for {scaler.x_mean.size} features, the network has "
+                             f"{self.layout.sizes[0]} inputs")
+
+    def to_onnx(self, path=None, opset=17):
+        """Export the forward pass (with the stored scaling) as an ONNX model; see :func:`fastbp.export.to_onnx`."""
+        from .export import to_onnx
+
+        return to_onnx(self, path, opset=opset)
+
 
     def save(self, path):
         """Write the network and its training state to ``path`` (.npz + JSON config), atomically.
 
         Stored: the parameters, the layer specs, the optimizer and its state, the
         step and epoch counts, the shuffling RNG's state and the History, so that
-        ``fastbp.load(path).fit(...)`` continues exactly where this one stopped.
+        ``fastbp.load(path).fit(...)`` continues exactly where this one stopped. The class names,
+        scaling, column names and target shape are kept too (JSON and arrays, no pickle).
         """
         st = self.state
-        config = {"network": self.get_config(), "epochs_trained": self.epochs_trained, "step": st.step,
+        config = {"network": self.get_config(), "data": self._data_info(),
+                  "epochs_trained": self.epochs_trained, "step": st.step,
                   "rng_state": st.rng.bit_generator.state,
                   "optimizer": None if st.optimizer is None else st.optimizer.get_config(),
                   "history": {"epoch": self.history.epoch, "history": self.history.history}}
         arrays = {"params": self._params}
         if st.slots is not None:
             arrays["opt_state"] = st.slots
+        if self.scaler_ is not None:
+            arrays.update(self.scaler_.arrays())
         io.save_npz(path, config, arrays)
 
     def __repr__(self):
         acts = ", ".join(repr(a) for a in self.activations)
         return f"Network({self.sizes}, activations=[{acts}], loss={self.loss!r}, dtype={self.dtype.name!r})"
+
+
+def _regression_scores(A, Y, loss):
+    """The cost (as the kernels define it) and rmse, mae, r2 of outputs A against targets Y, in float64."""
+    A = np.asarray(A, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    err = A - Y
+    sq = err * err
+    per_row = sq.sum(axis=1)
+    ss_res = sq.sum(axis=0)
+    ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+    # As scikit-learn's r2_score: a constant target scores 1 if predicted exactly, else 0.
+    r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), np.where(ss_res == 0, 1.0, 0.0))
+    return {"loss": float((0.5 if loss == "mse" else 1.0) * per_row.mean()), "rmse": float(np.sqrt(sq.mean())),
+            "mae": float(np.abs(err).mean()), "r2": float(r2.mean())}
 
 
 def load(path):
@@ -342,6 +517,7 @@ def load(path):
             raise ValueError("no 'params' array")
         net.params = arrays["params"]
         net.epochs_trained = checks.check_int(config.get("epochs_trained", 0), "epochs_trained", minimum=0)
+        net._set_data_info(config.get("data") or {}, Scaler.from_arrays(arrays))
         st = net.state
         st.step = checks.check_int(config.get("step", 0), "step", minimum=0)
         if "rng_state" in config:

@@ -120,9 +120,14 @@ def test_accuracy_is_the_fraction_predicted_right(loss, output, n_out):
     elif n_out == 1:
         y = rng.integers(0, 2, 40).astype(float)
         right = (a[:, 0] >= 0.5) == (y >= 0.5)
-    else:
-        y = np.eye(n_out)[rng.integers(0, n_out, 40)]
-        right = a.argmax(axis=1) == y.argmax(axis=1)
+    else:  # several sigmoid outputs with binary cross-entropy: multi-label, each output thresholded
+        y = (rng.random((40, n_out)) > 0.5).astype(float)
+        labels_right = (a >= 0.5) == (y >= 0.5)
+        scores = net.evaluate(X, y)
+        assert 0 < labels_right.mean() < 1 and "accuracy" not in scores
+        assert scores["hamming_accuracy"] == pytest.approx(labels_right.mean())
+        assert scores["exact_match"] == pytest.approx(labels_right.all(axis=1).mean())
+        return
     assert 0 < right.mean() < 1  # the check means something
     assert net.evaluate(X, y)["accuracy"] == pytest.approx(right.mean())
 
@@ -130,7 +135,7 @@ def test_accuracy_is_the_fraction_predicted_right(loss, output, n_out):
 def test_regression_has_no_accuracy():
     net = fastbp.Network([3, 2], loss="mse", dtype="float64")
     X = np.ones((2, 3))
-    assert set(net.evaluate(X, np.zeros((2, 2)))) == {"loss"}
+    assert set(net.evaluate(X, np.zeros((2, 2)))) == {"loss", "rmse", "mae", "r2"}
     assert not net.is_classifier
 
 
