@@ -213,7 +213,7 @@ def _numbers(path, header, rows, first_line, cols):
             if value is None or not math.isfinite(value):
                 raise ValueError(
                     f"data: {path!r} line {first_line + i}, column {j + 1}{_column_label(header, j)}: "
-                    f"{r[j]!r} is not a finite number"
+                    f"{r[j]!r} is not a {'number' if value is None else 'finite number'}"
                 ) from None
     return out
 
@@ -221,7 +221,12 @@ def _numbers(path, header, rows, first_line, cols):
 def _targets(path, header, rows, first_line, cols):
     """Target columns: numbers (int64 when all integral, float64 else), or text labels for one column."""
     if len(cols) == 1 and not all(_is_number(r[cols[0]]) for r in rows):
-        return np.array([r[cols[0]] for r in rows])
+        j = cols[0]
+        empty = [i for i, r in enumerate(rows) if not r[j]]
+        if empty:
+            raise ValueError(f"data: {path!r} line {first_line + empty[0]}, column {j + 1}{_column_label(header, j)}: "
+                             "an empty label (a missing value?)")
+        return np.array([r[j] for r in rows])
     y = _numbers(path, header, rows, first_line, cols)
     if len(cols) == 1:
         y = y[:, 0]
@@ -578,10 +583,12 @@ def _label_array(y, argname):
         raise ValueError(f"{argname}: expected a 1-D array of class labels, got shape {arr.shape}")
     if arr.dtype.kind == "f":
         with np.errstate(invalid="ignore"):
-            bad = (arr != np.round(arr)) | ~(np.abs(arr) < 2.0**53)  # NaN, inf, and whole numbers int64 would change
+            frac = np.isfinite(arr) & (arr != np.round(arr))
+            bad = frac | ~(np.abs(arr) < 2.0**53)  # also NaN, inf, and whole numbers that int64 would change
         if np.any(bad):
             i = int(np.flatnonzero(bad)[0])
-            raise ValueError(f"{argname}: expected class labels, got the value {arr[i]} at row {i} "
+            what = "non-integral value" if frac[i] else "value (not a class index int64 holds)"
+            raise ValueError(f"{argname}: expected class labels, got the {what} {arr[i]} at row {i} "
                              "(for a numeric target use the mse loss: regression)")
         return arr.astype(np.int64)
     if arr.dtype.kind in "biu":

@@ -207,7 +207,7 @@ def test_a_csv_label_too_large_for_int64_stays_a_number(tmp_path, capsys):
     (tmp_path / "d.csv").write_text("a,b,label\n1,2,1e300\n3,4,0\n5,6,1\n")
     ds = load(tmp_path / "d.csv")
     assert ds.y.dtype == np.float64 and ds.y[0] == 1e300
-    fails(capsys, "train", "--data", tmp_path / "d.csv", "--out", tmp_path / "r", names=["--data", "1e+300"])
+    fails(capsys, "train", "--data", tmp_path / "d.csv", "--out", tmp_path / "r", names=["--target", "1e+300"])
 
 
 def test_sweep_values_fit_refuses_are_refused_before_any_trial(tmp_path):
@@ -263,11 +263,16 @@ def test_idx_float_labels_that_are_not_whole_numbers(tmp_path):
         load(tmp_path)
 
 
-def test_string_labels_in_an_npz(tmp_path, capsys):
+def test_labels_in_an_npz_that_are_neither_numbers_nor_names(tmp_path, capsys):
+    np.savez(tmp_path / "c.npz", X=RNG.standard_normal((6, 2)), y=np.arange(6) * 1j)
+    with pytest.raises(ValueError, match=r"c.npz' holds labels of dtype complex128"):
+        load(tmp_path / "c.npz")
+    fails(capsys, "train", "--data", tmp_path / "c.npz", "--out", tmp_path / "r", names=["c.npz", "labels"])
     np.savez(tmp_path / "s.npz", X=RNG.standard_normal((6, 2)), y=np.array(["cat", "dog"] * 3))
-    with pytest.raises(ValueError, match=r"s.npz' holds labels of dtype <U3; expected numbers"):
-        load(tmp_path / "s.npz")
-    fails(capsys, "train", "--data", tmp_path / "s.npz", "--out", tmp_path / "r", names=["s.npz", "labels"])
+    assert load(tmp_path / "s.npz").y.tolist() == ["cat", "dog"] * 3  # class names: the CLI encodes them
+    np.savez(tmp_path / "t.npz", X=RNG.standard_normal((6, 2)), y=np.array([["cat"] * 2] * 6))
+    with pytest.raises(ValueError, match=r"t.npz' holds labels of dtype <U3, shape \(6, 2\)"):
+        load(tmp_path / "t.npz")
 
 
 def test_data_that_is_not_a_path():

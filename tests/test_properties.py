@@ -258,7 +258,9 @@ def _assert_dataset(ds):
         if X is None:
             continue
         assert X.ndim == 2 and X.shape[0] >= 1 and X.shape[1] >= 1 and X.dtype.kind in "biuf"
-        assert y.shape[0] == X.shape[0] and y.dtype.kind in "biuf"
+        assert y.shape[0] == X.shape[0] and y.dtype.kind in "biufU"
+        if y.dtype.kind == "U":  # class names (issue 17): one column, none empty
+            assert y.ndim == 1 and all(y)
         if X.dtype.kind == "f" and X.dtype.itemsize >= 4:
             assert np.all(np.isfinite(X))
 
