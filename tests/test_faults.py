@@ -107,9 +107,10 @@ def _check_files_after_interrupt(net, ck, reference):
 
 
 def test_ctrl_c_anywhere_in_fastbp_during_fit_leaves_a_completed_epoch(tmp_path, reference):
-    """Every line of fastbp's Python code that a fit runs (the loop, checks, saving, ...)."""
+    """Every other line of fastbp's Python code that a fit runs (the loop, checks, saving, ...); the next test
+    takes every line of the loop's own files."""
     total = _lines_in_fit(tmp_path, None)
-    for k in range(1, total + 1):
+    for k in range(1, total + 1, 2):
         ck = tmp_path / f"k{k}" / "ck.npz"
         ck.parent.mkdir()
         net, interrupted, _ = _interrupted_fit(ck, k)
