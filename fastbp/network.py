@@ -505,7 +505,7 @@ def load(path):
     """A Network, with its training state, from a file written by :meth:`Network.save`.
 
     Everything the file holds is checked as ``Network`` and ``fit`` check their arguments (finite
-    parameters and optimizer state, counts, the RNG state, a History of equal-length lists);
+    parameters and optimizer state, counts, the RNG state, a History of one number per epoch and key);
     anything else is a ValueError naming the file.
     """
     config, arrays = io.load_npz(path)
@@ -537,7 +537,8 @@ def load(path):
 
 
 def _checked_history(hist, epochs_trained):
-    """(epoch, logs) pairs of a saved History: epochs increasing in 1..epochs_trained, every key one number each."""
+    """(epoch, logs) pairs of a saved History: epochs increasing in 1..epochs_trained, each key's numbers for
+    its last epochs (a key first logged by a later fit has fewer)."""
     if not hist:
         return []
     if not (isinstance(hist, dict) and isinstance(hist.get("epoch"), list) and isinstance(hist.get("history"), dict)):
