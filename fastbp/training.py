@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from . import checks, plan
+from . import checks, io, plan
 from .callbacks import Progress, auto_verbose, call_callback, check_callbacks, get_early_stopping
 from .kernels import _evaluate_population, _full_pass, _train_epoch, _train_population
 from .matmul import engine_for, one_thread_rows, population_engine
@@ -37,7 +37,7 @@ DEFAULTS = {"layers": [64], "epochs": 20, "batch_size": 32, "lr": 0.1, "optimize
             "clip_norm": None}
 
 class History:
-    """Per-epoch records of a ``fit``: ``history["loss"][i]`` is epoch ``epoch[i]``'s mean cost.
+    """Per-epoch records: ``history["loss"][i]`` is epoch ``epoch[i]``'s mean cost.
 
     Keys: ``loss``, ``accuracy`` (classifiers), ``val_loss`` and ``val_accuracy`` (with
     validation data), ``lr``, ``seconds``, ``samples_per_second``.
@@ -48,10 +48,14 @@ class History:
         self.history = {}
 
     def append(self, epoch, logs):
-        """Add epoch ``epoch``'s ``logs`` (a dict of floats)."""
-        self.epoch.append(epoch)
+        """Add epoch ``epoch``'s ``logs`` (a dict of floats). Every key keeps one value per epoch: NaN
+        where an epoch did not log it (val_loss before a later fit was given validation data)."""
+        for k, v in self.history.items():
+            if k not in logs:
+                v.append(math.nan)
         for k, v in logs.items():
-            self.history.setdefault(k, []).append(v)
+            self.history.setdefault(k, [math.nan] * len(self.epoch)).append(v)
+        self.epoch.append(epoch)
 
     def _truncate(self, n):
         """Keep the first ``n`` epochs (what an interrupted epoch's restore puts back)."""
@@ -89,9 +93,9 @@ class State:
     def start(self, optimizer, n_params, dtype):
         """Continue the state if ``optimizer`` is the same rule, else start it afresh."""
         if self.optimizer is None or not self.optimizer.same_rule(optimizer):
-            self.optimizer = optimizer
-            self.slots = np.zeros((optimizer.n_slots, n_params), dtype=dtype)
-            self.step = 0
+            slots = np.zeros((optimizer.n_slots, n_params), dtype=dtype)
+            # One statement: an interrupt never leaves a new optimizer beside the old one's slots.
+            self.slots, self.step, self.optimizer = slots, 0, optimizer
 
 
 def resolve_optimizer(optimizer, lr):
@@ -143,9 +147,10 @@ class _Run:
         first = nets[0]
         sizes, n_params, dtype = first.layout.sizes, first.n_params, first.dtype
         self.nets, self.X, self.Y, self.Xv, self.Yv = nets, X, Y, Xv, Yv
-        self.batch_size = batch_size
         # Rows each network trains on per epoch (a population's members may train on different rows).
         self.n = np.broadcast_to(np.asarray(X.shape[0] if n is None else n, dtype=np.int64), (len(nets),)).copy()
+        # A batch larger than the data is the whole data (and a size near 2^63 would overflow the kernel's sums).
+        batch_size = self.batch_size = int(min(batch_size, self.n.max()))
         self.n_batches = (self.n + batch_size - 1) // batch_size
         cap = int(min(batch_size, self.n.max()))
         self.population = population
@@ -253,11 +258,9 @@ def check_fit_args(net, X, y, epochs, batch_size, lr, optimizer, schedule, clip_
                    validation_split):
     """fit's data and training settings, checked and converted: (X, Y, Xv, Yv, optimizer, schedule, clip)."""
     X, Y = net.check_data(X, y)
-    checks.check_int(epochs, "epochs", minimum=1)
-    checks.check_int(batch_size, "batch_size", minimum=1)
+    _, _, clip = checks.fit_settings(epochs, batch_size, clip_norm)
     opt = resolve_optimizer(optimizer, lr)
     sched = get_schedule(schedule)
-    clip = 0.0 if clip_norm is None else checks.check_positive_float(clip_norm, "clip_norm")
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle: expected a bool, got {shuffle!r}")
     X, Y, Xv, Yv = split_validation(net, X, Y, validation_data, validation_split)
@@ -305,6 +308,8 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
         raise ValueError(f"early_stopping: monitor {stopper.monitor!r} needs validation_data or validation_split")
     cbs = check_callbacks(callbacks)
     checkpoint_every = checks.check_int(checkpoint_every, "checkpoint_every", minimum=1)
+    if checkpoint is not None:
+        io.check_target(checkpoint, "checkpoint")
     if verbose == "auto":
         verbose = auto_verbose()
     verbose = checks.check_int(verbose, "verbose", minimum=0)

@@ -118,11 +118,6 @@ def test_ctrl_c_anywhere_in_fastbp_during_fit_leaves_a_completed_epoch(tmp_path,
         _check_files_after_interrupt(net, ck, reference)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18, for the lead's epoch loop: training.State.start sets optimizer, "
-                                       "slots and step one at a time, before fit's try; Ctrl-C just after "
-                                       "`self.optimizer = optimizer` leaves the new rule with no (or the old rule's) "
-                                       "slots, and the next fit fails in compiled code. Remove this mark once the "
-                                       "three change as one step (or inside the try, restored on interrupt)")
 def test_ctrl_c_at_every_line_of_the_loop_leaves_history_optimizer_and_rng_agreeing(tmp_path, reference):
     params, losses = reference
     total = _lines_in_fit(tmp_path, LOOP_FILES)

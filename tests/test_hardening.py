@@ -188,9 +188,6 @@ def test_float16_targets_and_inputs_are_converted():
         clf.fit(X, np.full(8, np.inf, dtype=np.float16), verbose=0)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18, for the lead's epoch loop: a batch size larger than the data must "
-                                       "act as the whole data (training._Run: batch_size = min(batch_size, n)) "
-                                       "before n + batch_size - 1 overflows int64; remove this mark then")
 @pytest.mark.parametrize("batch_size", [2**63 - 1, 2**64])
 def test_a_huge_batch_size_is_one_batch(batch_size):
     X = RNG.standard_normal((10, 2))
@@ -287,9 +284,6 @@ def test_a_checkpoint_into_a_missing_directory_names_it(tmp_path):
     assert str(path) in str(info.value) and ".tmp-" not in str(info.value)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 18, for the lead's epoch loop: fit checks its checkpoint path "
-                                       "before the first epoch (io.check_target(checkpoint, 'checkpoint')); "
-                                       "remove this mark then")
 def test_a_checkpoint_into_a_missing_directory_is_refused_before_training(tmp_path):
     net = fastbp.Network([2, 3, 2])
     path = tmp_path / "no" / "m.npz"
