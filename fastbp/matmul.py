@@ -23,9 +23,11 @@ from llvmlite import binding as ll
 from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
-from numba.extending import intrinsic, overload
+from numba.extending import intrinsic, overload, typeof_impl
 from numba.np.linalg import check_blas_return, ensure_blas, get_blas_kind
 from numba.np.ufunc.parallel import _launch_threads
+
+from . import _mkl
 
 # Cached code that calls a parallel kernel refers to the thread pool's symbols
 # (allocate_sched, do_scheduling); loading it before any parallel function has
@@ -85,6 +87,22 @@ class Blas(NamedTuple):
     """``mm`` of BLAS, for every product of at least ``smallest`` multiply-adds (one core in the loops below)."""
 
     smallest: int
+
+
+class Mkl(NamedTuple):
+    """``mm`` of Intel MKL (the ``mkl`` extra), for every product of at least ``smallest`` multiply-adds (one
+    core in the loops below), each on ``threads`` of MKL's threads (1: on the calling thread)."""
+
+    smallest: int
+    threads: int
+
+
+@typeof_impl.register(Mkl)
+def _typeof_mkl(val, c):
+    # Compiled code calls MKL through symbols registered when the library is loaded: load it before a kernel
+    # that takes an Mkl (compiled now or loaded from the cache) can be linked.
+    _mkl.library()
+    return typeof_impl.dispatch(tuple)(val, c)
 
 
 def config(engine, threads):
@@ -287,9 +305,14 @@ def _serial(mm, macs, parts):
     """Whether a product of ``macs`` multiply-adds, splittable into ``parts``, runs on one core in the loops."""
 
 
+def _is_blas(mm):
+    """Whether the Numba type ``mm`` is that of a BLAS engine (Blas or Mkl)."""
+    return _is(mm, Blas) or _is(mm, Mkl)
+
+
 @overload(_serial)
 def _serial_impl(mm, macs, parts):
-    if _is(mm, Blas):
+    if _is_blas(mm):
         return lambda mm, macs, parts: macs < mm.smallest
     return lambda mm, macs, parts: macs < SERIAL_MACS or mm.threads < 2 or parts < 2
 
@@ -302,6 +325,12 @@ def _engine(kind):
 
     @overload(run)
     def run_impl(X, W, Out, mm):
+        if _is(mm, Mkl):
+            if kind == _NT:
+                return lambda X, W, Out, mm: _mkl_product(_NO, _TR, X, W, 1.0, 0.0, Out, mm.threads)
+            if kind == _NN:
+                return lambda X, W, Out, mm: _mkl_product(_NO, _NO, X, W, 1.0, 0.0, Out, mm.threads)
+            return lambda X, W, Out, mm: _mkl_product(_TR, _NO, X, W, 1.0, 0.0, Out, mm.threads)
         if _is(mm, Blas):
             if kind == _NT:
                 return lambda X, W, Out, mm: np.dot(X, W.T, Out)
@@ -312,6 +341,44 @@ def _engine(kind):
         return lambda X, W, Out, mm: _par(np.int64(kind), X, W, Out, min(mm.threads, X.shape[part_axis]))
 
     return run
+
+
+_NO, _TR = _mkl.NO_TRANS, _mkl.TRANS
+_INT32 = (1 << 31) - 1
+
+
+@njit(cache=True, error_model="numpy")
+def _rows_ok(X):
+    """The leading dimension of X for a row-major gemm, or 0 if X cannot be passed (a strided row)."""
+    if X.strides[1] != X.itemsize and X.shape[1] > 1:
+        return 0
+    ld = max(X.strides[0] // X.itemsize, X.shape[1], 1)
+    return ld if ld <= _INT32 else 0
+
+
+@njit(cache=True, error_model="numpy")
+def _mkl_product(ta, tb, X, W, alpha, beta, Out, threads):
+    """Out ← alpha · op(X) op(W) + beta · Out by MKL on ``threads`` threads (op: transposed for _TR); the
+    compiled loops where an operand's rows are strided or a size exceeds MKL's 32-bit integers."""
+    m, n = Out.shape
+    k = X.shape[0] if ta == _TR else X.shape[1]
+    lx, lw, lo = _rows_ok(X), _rows_ok(W), _rows_ok(Out)
+    if lx == 0 or lw == 0 or lo == 0 or max(m, n, k) > _INT32:
+        if ta == _TR:
+            if beta == 0.0:
+                _small_tn(X[:, :], W, Out)
+            else:
+                G = np.empty_like(Out)
+                _small_tn(X[:, :], W, G)
+                Out += alpha * G
+        elif tb == _TR:
+            _small_nt(X, W, Out)
+        else:
+            _small_nn(X, W, Out)
+        return
+    before = _mkl.set_num_threads_local(threads)
+    _mkl.gemm(ta, tb, m, n, k, alpha, X, lx, W, lw, beta, Out, lo)
+    _mkl.set_num_threads_local(before)
 
 
 _nt_engine, _nn_engine, _tn_engine = _engine(_NT), _engine(_NN), _engine(_TN)
@@ -386,7 +453,7 @@ def _blas_folds(mm):
 
 @overload(_blas_folds)
 def _blas_folds_impl(mm):
-    folds = _is(mm, Blas)
+    folds = _is_blas(mm)
     return lambda mm: folds
 
 
@@ -395,14 +462,26 @@ def fold_descent(D, A, W, lr, mm):
     it did (if not, the caller takes the product and the step apart)."""
 
 
+def _tn_acc(D, A, W, alpha, mm):
+    """W += alpha · Dᵀ A on mm's BLAS."""
+
+
+@overload(_tn_acc)
+def _tn_acc_impl(D, A, W, alpha, mm):
+    if _is(mm, Mkl):
+        return lambda D, A, W, alpha, mm: _mkl_product(_TR, _NO, D, A, alpha, 1.0, W, mm.threads)
+    return lambda D, A, W, alpha, mm: _gemm_tn_acc(D, A, W, alpha)
+
+
 @overload(fold_descent)
 def _fold_descent_impl(D, A, W, lr, mm):
-    if _is(mm, Blas):
-        def fold(D, A, W, lr, mm):
-            if _serial(mm, D.shape[0] * D.shape[1] * A.shape[1], D.shape[1]):
-                return False
-            _gemm_tn_acc(D, A, W, -lr)
-            return True
+    if not _is_blas(mm):
+        return lambda D, A, W, lr, mm: False
 
-        return fold
-    return lambda D, A, W, lr, mm: False
+    def fold(D, A, W, lr, mm):
+        if _serial(mm, D.shape[0] * D.shape[1] * A.shape[1], D.shape[1]):
+            return False
+        _tn_acc(D, A, W, -lr, mm)
+        return True
+
+    return fold
