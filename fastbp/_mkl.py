@@ -26,7 +26,6 @@ import sys
 from llvmlite import binding as ll
 from llvmlite import ir
 from numba import types
-from numba.core import cgutils
 from numba.extending import intrinsic
 
 # MKL's C enums (mkl_cblas.h, mkl_service.h).
@@ -80,6 +79,12 @@ def _set_up(lib):
         lib.MKL_Set_Num_Threads(ctypes.c_int(numba.config.NUMBA_NUM_THREADS))
 
 
+@functools.cache
+def installed():
+    """Whether a libmkl_rt is there to load (without loading it: cheap)."""
+    return any(os.path.exists(p) for p in _candidates())
+
+
 def available():
     """Whether MKL's libmkl_rt could be loaded."""
     return library() is not None
@@ -93,6 +98,12 @@ def version():
     buf = ctypes.create_string_buffer(256)
     lib.MKL_Get_Version_String(buf, ctypes.c_int(len(buf)))
     return buf.value.decode(errors="replace").strip()
+
+
+def _function(builder, fnty, name):
+    """The declaration of C function ``name`` in the module being built."""
+    fn = builder.module.globals.get(name)
+    return fn if fn is not None else ir.Function(builder.module, fnty, name)
 
 
 def _ptr(builder, context, aryty, value):
@@ -115,7 +126,7 @@ def gemm(typingctx, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
         fl = context.get_value_type(dtype)
         i32, void_p = ir.IntType(32), ir.IntType(8).as_pointer()
         fnty = ir.FunctionType(ir.VoidType(), [i32] * 6 + [fl, void_p, i32, void_p, i32, fl, void_p, i32])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, _SGEMM if dtype == types.float32 else _DGEMM)
+        fn = _function(builder, fnty, _SGEMM if dtype == types.float32 else _DGEMM)
 
         def i(j):
             return builder.trunc(context.cast(builder, args[j], sig.args[j], types.int64), i32)
@@ -140,7 +151,7 @@ def set_num_threads_local(typingctx, nt):
 
     def codegen(context, builder, sig, args):
         i32 = ir.IntType(32)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i32, [i32]), _SET_LOCAL)
+        fn = _function(builder, ir.FunctionType(i32, [i32]), _SET_LOCAL)
         res = builder.call(fn, (builder.trunc(context.cast(builder, args[0], sig.args[0], types.int64), i32),))
         return builder.sext(res, ir.IntType(64))
 
