@@ -25,7 +25,7 @@ import sys
 
 from llvmlite import binding as ll
 from llvmlite import ir
-from numba import types
+from numba import errors, types
 from numba.extending import intrinsic
 
 # MKL's C enums (mkl_cblas.h, mkl_service.h).
@@ -120,6 +120,8 @@ def gemm(typingctx, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc):
             and isinstance(beta, types.Float)
             and all(isinstance(t, types.Integer) for t in (ta, tb, m, n, k, lda, ldb, ldc))):
         return None
+    if library() is None:
+        raise errors.TypingError('the Mkl engine needs MKL: pip install "fastbp[mkl]"')
 
     def codegen(context, builder, sig, args):
         dtype = sig.args[11].dtype

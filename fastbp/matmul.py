@@ -1,8 +1,9 @@
 """The three matrix products of backpropagation, for every size.
 
 Per layer and batch: the forward Z = A Wᵀ, the weight gradient G = Dᵀ A and
-the input gradient E = D W. They go to BLAS through ``np.dot`` on views (no
-copies of transposes), or, where a BLAS call costs more in set-up than in
+the input gradient E = D W. They go to a BLAS on views (no copies of
+transposes): OpenBLAS through ``np.dot``, or Intel MKL's gemm called from the
+compiled code (_mkl.py); or, where a BLAS call costs more in set-up than in
 arithmetic (which depends on the size and on the CPU's BLAS kernels), run in
 register-blocked loops compiled here: each inner loop is over a contiguous
 axis, so LLVM vectorises it, and the blocking gives every loaded value several
@@ -175,8 +176,8 @@ def _blas_mm(name, smallest, threads, rule):
 def engine_for(sizes, rows, n_params, threads=None):
     """``mm`` for passes over batches of ``rows`` samples of a network of layer widths ``sizes``:
     ``None`` when every product and the update stay on one core in the compiled loops, else
-    ``Loops(threads)``, ``Blas(smallest)`` or ``Mkl(smallest, threads, parallel)``; the kernels are compiled for that
-    engine only.
+    ``Loops(threads)``, ``Blas(smallest)`` or ``Mkl(smallest, threads, parallel)``; the kernels are
+    compiled for that engine only.
 
     The engine is the forced one (``forced_engine``) if any; else the rule's BLAS (calibration.rule: this
     machine's calibration, or the built-in rule) if the network's largest product reaches the BLAS's
@@ -434,8 +435,9 @@ def _rows_ok(X):
 
 @njit(cache=True, error_model="numpy")
 def _mkl_product(ta, tb, X, W, alpha, beta, Out, mm):
-    """Out ← alpha · op(X) op(W) + beta · Out by MKL on mm's threads (op: transposed for _TR); the
-    compiled loops where an operand's rows are strided or a size exceeds MKL's 32-bit integers."""
+    """Out ← alpha · op(X) op(W) + beta · Out by MKL on mm's threads (op: transposed for _TR), with beta 0
+    and alpha 1 (a product) or beta 1 (the folded descent step); the compiled loops where an operand's
+    rows are strided or a size exceeds MKL's 32-bit integers."""
     m, n = Out.shape
     k = X.shape[0] if ta == _TR else X.shape[1]
     lx, lw, lo = _rows_ok(X), _rows_ok(W), _rows_ok(Out)
