@@ -7,9 +7,12 @@ the kernels call are registered with LLVM under names of fastbp's own
 between, and a kernel loaded from Numba's cache finds them as soon as this
 module is imported.
 
-Threads: MKL is set up once, before its first product. Its threading layer is
-GNU OpenMP unless ``MKL_THREADING_LAYER`` says otherwise, and its thread count
-Numba's unless ``MKL_NUM_THREADS`` says otherwise. Each product then runs on
+Threads: MKL is set up once, before its first product, so that its threads and
+Numba's share one scheduler where they can: its threading layer is TBB when
+Numba's is (the ``mkl`` wheel brings TBB, and Numba then prefers it), else GNU
+OpenMP, the runtime of Numba's ``omp`` layer; ``MKL_THREADING_LAYER`` in the
+environment wins. Its thread count is Numba's unless ``MKL_NUM_THREADS`` says
+otherwise. Each product then runs on
 ``mm.threads`` threads through MKL's thread-local setting, set around the call
 and restored after it, so a product inside a population's ``prange`` stays on
 the calling thread and never touches the setting of the thread that runs ``fit``.
@@ -31,7 +34,6 @@ from numba.extending import intrinsic
 # MKL's C enums (mkl_cblas.h, mkl_service.h).
 ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
 _LAYERS = {"INTEL": 0, "SEQUENTIAL": 1, "GNU": 3, "TBB": 4}
-DEFAULT_LAYER = "GNU"
 
 _SGEMM, _DGEMM, _SET_LOCAL = "fastbp_mkl_sgemm", "fastbp_mkl_dgemm", "fastbp_mkl_set_num_threads_local"
 
@@ -74,7 +76,7 @@ def _set_up(lib):
     import numba
 
     if "MKL_THREADING_LAYER" not in os.environ:
-        lib.MKL_Set_Threading_Layer(ctypes.c_int(_LAYERS[DEFAULT_LAYER]))
+        lib.MKL_Set_Threading_Layer(ctypes.c_int(_LAYERS[threading_layer()]))
     if "MKL_NUM_THREADS" not in os.environ:
         lib.MKL_Set_Num_Threads(ctypes.c_int(numba.config.NUMBA_NUM_THREADS))
 
@@ -83,6 +85,16 @@ def _set_up(lib):
 def installed():
     """Whether a libmkl_rt is there to load (without loading it: cheap)."""
     return any(os.path.exists(p) for p in _candidates())
+
+
+def threading_layer():
+    """MKL's threading layer for this process: $MKL_THREADING_LAYER, else TBB beside Numba's TBB layer, else GNU."""
+    import numba
+
+    if "MKL_THREADING_LAYER" in os.environ:
+        return os.environ["MKL_THREADING_LAYER"].upper()
+    numba.get_num_threads()  # starts Numba's pool, which fixes its layer
+    return "TBB" if numba.threading_layer() == "tbb" else "GNU"
 
 
 def available():

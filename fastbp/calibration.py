@@ -291,11 +291,12 @@ def describe(r=None):
 
 def _mkl_advice(r):
     """What MKL gives or would give on this machine."""
-    if _mkl.installed():
+    if _mkl.available():
         ratio = (r.entry or {}).get("mkl_over_openblas")
+        found = f"MKL: {_mkl.version()}, threading layer {_mkl.threading_layer()}"
         if ratio is None:
-            return f"MKL: installed (libmkl_rt {_mkl.version()}); run `fastbp calibrate` to measure it"
-        return f"MKL: installed; {ratio:.2f}x OpenBLAS's speed on the products BLAS takes here"
+            return f"{found}; run `fastbp calibrate` to measure it"
+        return f"{found}; {ratio:.2f}x OpenBLAS's speed on the products a BLAS takes here"
     # Not installed: a calibration of this CPU made while it was (any library versions) tells what it gives.
     cpu = cpu_model()
     ratios = [e["mkl_over_openblas"] for e in _read(path()).values() if isinstance(e, dict)

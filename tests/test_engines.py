@@ -188,6 +188,7 @@ def test_info_and_calibrate_commands(cache_dir, monkeypatch, capsys):
 def test_info_tells_what_mkl_would_give(cache_dir, monkeypatch, capsys):
     fake_calibration(monkeypatch)
     monkeypatch.setattr(_mkl, "installed", lambda: False)
+    monkeypatch.setattr(_mkl, "available", lambda: False)
     calibration.rule.cache_clear()
     assert calibration.rule().entry is None  # the key's MKL version changed: not this installation's
     assert main(["info"]) == 0
