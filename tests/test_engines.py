@@ -224,12 +224,16 @@ def test_cached_mkl_kernels_load_in_a_fresh_process():
 
 @needs_mkl
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through /proc")
-def test_mkl_in_a_population_stays_on_the_calling_threads():
-    """Products told to run on the calling thread inside a prange start no MKL thread; two threads do."""
+@pytest.mark.parametrize("layer", ["GNU", "TBB"])
+def test_mkl_in_a_population_stays_on_the_calling_threads(layer):
+    """Products told to run on the calling thread inside a prange start no MKL thread. On two threads, GNU
+    OpenMP starts its own; MKL's TBB layer beside Numba's TBB layer runs on Numba's threads: no new one."""
     out = run_py("""
         import os
+        import numba
         import numpy as np
         from numba import njit, prange
+        from fastbp import _mkl
         from fastbp.matmul import Mkl, matmul_nt
 
         @njit(parallel=True)
@@ -246,10 +250,14 @@ def test_mkl_in_a_population_stays_on_the_calling_threads():
         alone = len(os.listdir("/proc/self/task"))
         ok = all(np.allclose(Z[t], A[t] @ W[t].T, rtol=1e-4) for t in range(4))
         matmul_nt(A[0], W[0], Z[0], Mkl(0, 2, 0))
-        print(ok, before, alone, len(os.listdir("/proc/self/task")))
-    """, env={"NUMBA_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"})
-    ok, before, alone, threaded = out.split()
-    assert ok == "True" and int(alone) == int(before) < int(threaded)
+        print(ok, before, alone, len(os.listdir("/proc/self/task")), numba.threading_layer(), _mkl.threading_layer())
+    """, env={"NUMBA_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "MKL_THREADING_LAYER": layer})
+    ok, before, alone, threaded, numba_layer, mkl_layer = out.split()
+    assert ok == "True" and mkl_layer == layer and int(alone) == int(before)
+    if layer == "GNU":
+        assert int(threaded) > int(before)
+    elif numba_layer == "tbb":
+        assert int(threaded) == int(before)
 
 
 # ----------------------------------------------------------------------------- without Numba's private names
