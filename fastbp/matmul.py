@@ -168,9 +168,10 @@ def _rule():
 
 
 def _blas_mm(name, smallest, threads, rule):
-    if name == "mkl":
-        return Mkl(int(smallest), threads, int(min(rule.mkl_parallel, 1 << 62)))
-    return Blas(int(smallest))
+    def macs(x):  # a threshold as the kernels' integer (inf: never)
+        return int(min(x, 1 << 62))
+
+    return Mkl(macs(smallest), threads, macs(rule.mkl_parallel)) if name == "mkl" else Blas(macs(smallest))
 
 
 def engine_for(sizes, rows, n_params, threads=None):
@@ -191,7 +192,8 @@ def engine_for(sizes, rows, n_params, threads=None):
     else:
         name, smallest = "loops", None
         if rule.blas is not None and largest >= rule.thresholds[rule.blas][0]:
-            name = rule.blas
+            # A calibration made with MKL stands while the same version is installed; if it cannot load, OpenBLAS.
+            name = rule.blas if rule.blas != "mkl" or _mkl.available() else "openblas"
     if name != "loops":
         return _blas_mm(name, rule.thresholds[name][1] if smallest is None else smallest, threads, rule)
     if threads < 2 or (largest < SERIAL_MACS and n_params < PAR_UPDATE_MIN):

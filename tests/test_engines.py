@@ -142,6 +142,8 @@ def test_calibration_round_trip(cache_dir, monkeypatch):
     assert engine_for(below, 16, 0, threads=2) is None
     mm = engine_for(above, 2048, 10**6, threads=2)
     assert isinstance(mm, Mkl) and mm.smallest == int(smallest) and mm.parallel == int(entry["mkl_parallel"])
+    monkeypatch.setattr(_mkl, "available", lambda: False)  # installed, but libmkl_rt does not load: OpenBLAS
+    assert engine_for(above, 2048, 10**6, threads=2) == Blas(int(entry["thresholds"]["openblas"][1]))
 
 
 def test_calibration_of_other_versions_or_a_broken_file_is_not_used(cache_dir, monkeypatch):
