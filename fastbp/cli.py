@@ -141,7 +141,8 @@ def _parser():
     sw.add_argument("--out", help="output directory (default sweeps/<timestamp>)")
     sw.add_argument("--max-trials", type=int, default=10_000, help="refuse larger grids (default 10000)")
 
-    sub.add_parser("info", help="versions, threads, BLAS and cache directory")
+    sub.add_parser("info", help="versions, threads, BLAS, the engine rule and cache directory")
+    sub.add_parser("calibrate", help="measure which engine computes the matrix products fastest here (seconds)")
 
     b = sub.add_parser("bench", help="samples/s against PyTorch, JAX and scikit-learn", add_help=False)
     b.add_argument("args", nargs=argparse.REMAINDER, help="options of scripts/bench.py (see fastbp bench --help)")
@@ -779,7 +780,20 @@ def _info(args):
     except ImportError:
         print("blas: install threadpoolctl to see the BLAS libraries and their threads")
     print(f"numba cache dir {numba.config.CACHE_DIR or '(__pycache__ beside the fastbp sources)'}")
+    from fastbp import calibration
+
+    print("\n".join(calibration.describe()))
     return 0
+
+
+def _calibrate(args):
+    from fastbp import calibration
+
+    print("timing the three products of a layer on every engine ...", flush=True)
+    entry = calibration.calibrate()
+    print(f"wrote {calibration.path()}")
+    print("\n".join(calibration.describe()))
+    return 0 if entry else 1
 
 
 def _bench(args):
@@ -799,8 +813,8 @@ def main(argv=None):
             return _bench(argparse.Namespace(args=rest[1:]))
         args = _parser().parse_args(argv)
         handler = {"train": _train, "evaluate": _evaluate, "predict": _predict, "export": _export,
-                   "gradcheck": _gradcheck,
-                   "info": _info, "bench": _bench, "sweep": _sweep}[args.command]
+                   "gradcheck": _gradcheck, "info": _info, "bench": _bench, "sweep": _sweep,
+                   "calibrate": _calibrate}[args.command]
         with contextlib.ExitStack() as args.resources:  # run-directory locks, released however the run ends
             return handler(args)
     except KeyboardInterrupt:

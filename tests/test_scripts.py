@@ -55,7 +55,7 @@ def test_bench_smoke(tmp_path):
 
 
 def test_profile_epoch_smoke():
-    r = run("profile_epoch.py", "--only", "tiny", "--samples", "256", "--repeats", "1", "--engine", "blas")
+    r = run("profile_epoch.py", "--only", "tiny", "--samples", "256", "--repeats", "1", "--engine", "openblas")
     assert r.returncode == 0, r.stderr
     assert "BLAS (its own threads)" in r.stdout and "forward products" in r.stdout and "the fused epoch" in r.stdout
     rows = [ln.split("|") for ln in r.stdout.splitlines() if ln.startswith("| ") and "µs" not in ln]
