@@ -1,5 +1,11 @@
 """fastbp: fast backpropagation for multilayer perceptrons on the CPU, compiled with Numba."""
 
+import os as _os
+
+from . import _cache
+
+_cache.sync(_os.path.dirname(_os.path.abspath(__file__)))  # before any kernel is loaded from the cache
+
 from .activations import (
     ACTIVATIONS,
     Activation,
