@@ -19,7 +19,7 @@ from .losses import LOSSES
 from .network import Network, load
 from .training import History
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
-from .schedules import Constant, CosineLR, ExponentialLR, Schedule, StepLR
+from .schedules import Constant, CosineLR, ExponentialLR, InvScaling, Schedule, StepLR
 from .sweep import SweepResult, choice, loguniform, sweep, uniform
 
 __version__ = "0.1.0"
@@ -34,6 +34,9 @@ __all__ = [
     "CosineLR",
     "EarlyStopping",
     "ExponentialLR",
+    "InvScaling",
+    "MLPClassifier",
+    "MLPRegressor",
     "Optimizer",
     "RMSprop",
     "SGD",
@@ -59,3 +62,12 @@ __all__ = [
     "sweep",
     "uniform",
 ]
+
+
+def __getattr__(name):
+    # The scikit-learn estimators import scikit-learn, an optional dependency: only when asked for.
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from . import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'fastbp' has no attribute {name!r}")

@@ -9,6 +9,8 @@ before the one the rate is for, from 0.
 - ``CosineLR(T_max=None, eta_min=0, warmup=0)``: η (t+1)/warmup during the first
   ``warmup``, then η_min + (η - η_min)(1 + cos(π p))/2 with p = (t - warmup)/(T_max - warmup)
   clipped to 1; T_max defaults to the length of the ``fit`` call (in epochs or steps).
+- ``InvScaling(power=0.5, scale=1)``: η / (scale·t + 1)^power (scikit-learn's "invscaling",
+  whose t counts samples seen: per epoch, with ``scale`` the rows per epoch)
 """
 
 import math
@@ -20,9 +22,9 @@ from numba import njit
 from .checks import check_int, check_positive_float
 from .specs import parse_spec
 
-__all__ = ["Schedule", "Constant", "StepLR", "ExponentialLR", "CosineLR", "SCHEDULES", "get_schedule"]
+__all__ = ["Schedule", "Constant", "StepLR", "ExponentialLR", "CosineLR", "InvScaling", "SCHEDULES", "get_schedule"]
 
-SCHED_CONSTANT, SCHED_STEP, SCHED_EXPONENTIAL, SCHED_COSINE = range(4)
+SCHED_CONSTANT, SCHED_STEP, SCHED_EXPONENTIAL, SCHED_COSINE, SCHED_INVSCALING = range(5)
 
 
 class Schedule:
@@ -111,7 +113,21 @@ class CosineLR(Schedule):
         return [T, self.eta_min, self.warmup]
 
 
-SCHEDULES = {cls.name: cls for cls in (Constant, StepLR, ExponentialLR, CosineLR)}
+class InvScaling(Schedule):
+    name, code = "invscaling", SCHED_INVSCALING
+
+    def __init__(self, power=0.5, scale=1.0, per="epoch"):
+        super().__init__(per)
+        if isinstance(power, bool) or not isinstance(power, numbers.Real) or not (math.isfinite(power) and power >= 0):
+            raise ValueError(f"InvScaling(power): expected a finite number >= 0, got {power!r}")
+        self.power = float(power)
+        self.scale = check_positive_float(scale, "InvScaling(scale)")
+
+    def _params(self):
+        return {"power": self.power, "scale": self.scale}
+
+
+SCHEDULES = {cls.name: cls for cls in (Constant, StepLR, ExponentialLR, CosineLR, InvScaling)}
 
 
 def get_schedule(spec, argname="schedule"):
@@ -143,4 +159,6 @@ def _scheduled_lr(code, sp, base, t):
             return base * (t + 1) / warmup
         p = min(1.0, (t - warmup) / max(1.0, T - warmup))
         return eta_min + (base - eta_min) * (1.0 + math.cos(math.pi * p)) / 2.0
+    if code == SCHED_INVSCALING:
+        return base / (sp[1] * t + 1.0) ** sp[0]
     return base
