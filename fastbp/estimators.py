@@ -12,6 +12,7 @@ scikit-learn is imported here only, and fastbp imports this module only when
 one of these classes is asked for.
 """
 
+import copy
 import numbers
 import warnings
 
@@ -24,7 +25,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from . import training
 from .activations import get_activation
@@ -189,16 +190,16 @@ class _BaseMLP(BaseEstimator):
         return SGD(lr=lr, momentum=self.momentum, nesterov=nesterov)
 
     # ------------------------------------------------------------------ weights
-    def _init_weights(self, net, rng):
+    def _init_weights(self, sizes, rng):
         """scikit-learn's initialisation (Glorot uniform, factor 2 for logistic, from ``random_state``),
         drawn in its order, so that a ``random_state`` starts from scikit-learn's very weights."""
-        sizes = net.sizes
+        dtype = np.dtype(self.dtype)
         factor = 2.0 if self._hidden_activation() == "sigmoid" else 6.0
         self.coefs_, self.intercepts_ = [], []
         for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
             bound = np.sqrt(factor / (fan_in + fan_out))
-            self.coefs_.append(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(net.dtype))
-            self.intercepts_.append(rng.uniform(-bound, bound, fan_out).astype(net.dtype))
+            self.coefs_.append(rng.uniform(-bound, bound, (fan_in, fan_out)).astype(dtype))
+            self.intercepts_.append(rng.uniform(-bound, bound, fan_out).astype(dtype))
 
     def _load_weights(self):
         """Copy ``coefs_`` and ``intercepts_`` (which the user may have assigned) into the network."""
@@ -228,13 +229,14 @@ class _BaseMLP(BaseEstimator):
     def _start(self, X, Y, hidden, rng):
         """A new network for (X, Y) with scikit-learn's starting weights, and the training records reset."""
         out, loss = self._output_and_loss()
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        self.network_ = Network([X.shape[1], *hidden, Y.shape[1]], activation=self._hidden_activation(),
-                                output=out, loss=loss, dtype=self.dtype, seed=seed)
+        sizes = [X.shape[1], *hidden, Y.shape[1]]
+        self._init_weights(sizes, rng)  # first, as scikit-learn draws them
+        seed = int(rng.randint(np.iinfo(np.int32).max))  # the network's shuffling
+        self.network_ = Network(sizes, activation=self._hidden_activation(), output=out, loss=loss, dtype=self.dtype,
+                                seed=seed)
         self.n_outputs_ = Y.shape[1]
         self.n_layers_ = len(hidden) + 2
         self.out_activation_ = _OUT_NAMES.get(out, out)
-        self._init_weights(self.network_, rng)
         self.n_iter_ = 0
         self.t_ = 0
         self.loss_curve_ = []
@@ -282,6 +284,8 @@ class _BaseMLP(BaseEstimator):
             if Xv.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
                                  "your dataset.")
+            if self._is_classifier():
+                yv = self._decode(yv)
             self._best_params = net.params.copy()
         n = X.shape[0]
         self._n_train = n
@@ -368,6 +372,14 @@ class _BaseMLP(BaseEstimator):
         tags.input_tags.sparse = False
         return tags
 
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        net = self.__dict__.get("network_")
+        if net is not None and not net.params.flags.writeable:
+            # Unpickled from read-only memory (joblib's memory maps): training and prediction write
+            # the weights into the network, so it gets arrays of its own.
+            self.network_ = copy.deepcopy(net)
+
 
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multilayer perceptron classifier: scikit-learn's ``MLPClassifier``, trained by fastbp.
@@ -394,7 +406,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     def _validate(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
-            y = y.ravel()  # scikit-learn's column_or_1d, without its warning
+            y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         if reset and not incremental:
             self._label_binarizer = LabelBinarizer()
@@ -498,6 +510,8 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
     def _validate(self, X, y, incremental, reset):
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=(np.float64, np.float32),
                              reset=reset)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = column_or_1d(y, warn=True)
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         return X, Y, Y
 
