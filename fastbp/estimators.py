@@ -230,10 +230,8 @@ class _BaseMLP(BaseEstimator):
         """A new network for (X, Y) with scikit-learn's starting weights, and the training records reset."""
         out, loss = self._output_and_loss()
         sizes = [X.shape[1], *hidden, Y.shape[1]]
-        self._init_weights(sizes, rng)  # first, as scikit-learn draws them
-        seed = int(rng.randint(np.iinfo(np.int32).max))  # the network's shuffling
-        self.network_ = Network(sizes, activation=self._hidden_activation(), output=out, loss=loss, dtype=self.dtype,
-                                seed=seed)
+        self._init_weights(sizes, rng)
+        self.network_ = Network(sizes, activation=self._hidden_activation(), output=out, loss=loss, dtype=self.dtype)
         self.n_outputs_ = Y.shape[1]
         self.n_layers_ = len(hidden) + 2
         self.out_activation_ = _OUT_NAMES.get(out, out)
@@ -287,6 +285,8 @@ class _BaseMLP(BaseEstimator):
             if self._is_classifier():
                 yv = self._decode(yv)
             self._best_params = net.params.copy()
+        # The shuffling continues random_state's stream after the draws scikit-learn makes (weights, split).
+        net.state.rng = np.random.default_rng(rng.randint(np.iinfo(np.int32).max))
         n = X.shape[0]
         self._n_train = n
         if self.batch_size == "auto":
