@@ -28,6 +28,9 @@ from .schedules import get_schedule
 
 __all__ = ["DEFAULTS", "State", "History", "fit", "train_population", "resolve_optimizer"]
 
+# Seconds of training between two in-epoch progress reports, when a progress bar is shown.
+CHUNK_SECONDS = 0.1
+
 # The defaults of training, for Network.fit, fastbp.sweep, the estimators and the command line alike
 # ("layers": the hidden widths where the data gives the input and output widths: sweep, command line).
 DEFAULTS = {"layers": [64], "epochs": 20, "batch_size": 32, "lr": 0.1, "optimizer": "sgd", "schedule": None,
@@ -146,6 +149,7 @@ class _Run:
         self.n_batches = (self.n + batch_size - 1) // batch_size
         cap = int(min(batch_size, self.n.max()))
         self.population = population
+        self._batch_seconds = None  # measured by an epoch run in chunks
         k = len(nets)
         lead = (k,) if population else ()
         self.mm = population_engine(sizes, cap, n_params) if population else engine_for(sizes, cap, n_params)
@@ -167,11 +171,18 @@ class _Run:
         else:
             self.rule = rules[0]
 
-    def epoch(self, epoch_idx, perms, active=None):
+    def epoch(self, epoch_idx, perms, active=None, on_batches=None):
         """One epoch of every (active) network over its rows ``perms[i]``; (summed costs, correct counts,
-        first non-finite batch or -1, last learning rates), one entry per network."""
+        first non-finite batch or -1, last learning rates), one entry per network.
+
+        ``on_batches(done, n_batches)`` (one network only): the epoch runs in chunks of batches of about
+        CHUNK_SECONDS each, reporting after each, where it is long enough for that to show.
+        """
         if not self.population:
             net = self.nets[0]
+            if on_batches is not None and (self._batch_seconds is None
+                                           or self._batch_seconds * self.n_batches[0] > 2 * CHUNK_SECONDS):
+                return self._epoch_in_chunks(epoch_idx, perms[0], on_batches)
             out = _train_epoch(net.params, net.state.slots, self.X, self.Y, perms[0], self.batch_size, epoch_idx,
                                net.state.step, self.net, self.work, self.rule)
             return tuple(np.array([v]) for v in out)
@@ -182,6 +193,28 @@ class _Run:
                           self.steps, self.net, self.work, self.rules, self.mm, *self.out)
         self.steps[active] += self.n_batches[active]
         return self.out
+
+    def _epoch_in_chunks(self, epoch_idx, perm, on_batches):
+        # Batches are cut from ``perm`` as one call cuts them, and each chunk's updates count on from the
+        # batches before it, so the parameters are bitwise those of one call; the epoch's summed cost is
+        # added up chunk by chunk (its last bits may differ).
+        net, bs, n_batches = self.nets[0], self.batch_size, int(self.n_batches[0])
+        loss, correct, done, chunk = 0.0, 0, 0, 1
+        while done < n_batches:
+            t0 = time.perf_counter()
+            c_loss, c_correct, bad, lr = _train_epoch(
+                net.params, net.state.slots, self.X, self.Y, perm[done * bs : (done + chunk) * bs], bs, epoch_idx,
+                net.state.step + done, self.net, self.work, self.rule)
+            seconds = time.perf_counter() - t0
+            loss += c_loss
+            correct += c_correct
+            if bad >= 0:
+                return np.array([loss]), np.array([correct]), np.array([done + bad]), np.array([lr])
+            done += chunk
+            self._batch_seconds = seconds / chunk
+            on_batches(done, n_batches)
+            chunk = max(1, min(n_batches - done, int(CHUNK_SECONDS / max(self._batch_seconds, 1e-9))))
+        return np.array([loss]), np.array([correct]), np.array([-1]), np.array([lr])
 
     def validate(self, active=None):
         """(summed validation costs, correct counts), one entry per network."""
@@ -297,7 +330,9 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
             epoch = net.epochs_trained + 1
             perm = net.state.rng.permutation(n).astype(np.int64, copy=False) if shuffle else order
             t0 = time.perf_counter()
-            loss, correct, bad, lr_used = run.epoch(epoch - 1, [perm])
+            loss, correct, bad, lr_used = run.epoch(
+                epoch - 1, [perm], on_batches=(lambda done, total, e=epoch: progress.batches(e, done, total))
+                if progress.shows_batches else None)
             seconds = time.perf_counter() - t0
             if bad[0] >= 0:
                 _restore(net, good)
