@@ -86,7 +86,7 @@ def _descend_layer(D, a_prev, W, gW, lr, mm):
 
 
 @njit(cache=True, error_model="numpy")
-def _backward(params, grad, A0, net, work, dA0, want_param_grad, want_input_grad, descend, lr):
+def _backward(params, grad, A0, net, work, dA0, want_param_grad, want_input_grad, descend, lr, decay):
     """Reverse mode from δ^L (already in work.Db) down to the input.
 
     Per layer: ∂C/∂a^{l-1} = δ W, which times f'_{l-1}(z) is the δ of the
@@ -94,6 +94,7 @@ def _backward(params, grad, A0, net, work, dA0, want_param_grad, want_input_grad
     With ``descend``, each layer then takes its gradient-descent step
     θ ← θ - lr ∇C right away (after δ W has used the old W), folded into the
     weight-gradient product where BLAS runs it; ``grad`` is then work space.
+    ``decay`` adds the L2 penalty's gradient decay · W to ∂C/∂W (0: none; never with ``descend``).
     """
     rows = A0.shape[0]
     sizes, cap, mm = net.sizes, work.cap, net.mm
@@ -117,40 +118,68 @@ def _backward(params, grad, A0, net, work, dA0, want_param_grad, want_input_grad
                 _sgd_step(_biases(params, net, l), gb, lr)
             else:
                 matmul_tn(D, a_prev, gW, mm)
+                if decay != 0.0:
+                    _add_decay(gW, W, decay)
 
 
 @njit(cache=True, error_model="numpy")
-def _loss_delta(Y, net, work, rows, scale):
-    """Output delta of the last layer into work.Db for the target rows Y; returns (summed cost, correct count)."""
+def _add_decay(gW, W, decay):
+    """gW += decay · W: the gradient of the L2 penalty (decay/2)·‖W‖²."""
+    d = gW.dtype.type(decay)
+    for i in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            gW[i, j] += d * W[i, j]
+
+
+@njit(cache=True, error_model="numpy")
+def _sum_sq_weights(params, net):
+    """Σ‖W‖² over the layers' weights (not the biases), in float64."""
+    total = 0.0
+    for l in range(net.sizes.shape[0] - 1):
+        for v in _weights(params, net, l).ravel():
+            total += float(v) * float(v)
+    return total
+
+
+@njit(cache=True, error_model="numpy")
+def _loss_delta(Y, net, work, rows, scale, w):
+    """Output delta of the last layer into work.Db for the target rows Y of weights w (empty: all 1);
+    returns (weighted summed cost, weight of the rows classified right)."""
     L = net.sizes.shape[0] - 1
     return _output_delta(_block(work.Zb, net.sizes, L - 1, work.cap, rows),
                          _block(work.Ab, net.sizes, L - 1, work.cap, rows), Y,
                          _block(work.Db, net.sizes, L - 1, work.cap, rows), net.loss_code, net.acts[L - 1],
-                         net.act_p[L - 1, 0], net.act_p[L - 1, 1], scale, net.acc_mode)
+                         net.act_p[L - 1, 0], net.act_p[L - 1, 1], scale, net.acc_mode, w)
 
 
 @njit(cache=True, error_model="numpy")
-def _train_epoch(params, state, X, Y, perm, batch_size, epoch_idx, step0, net, work, rule):
-    """One epoch of mini-batch training over the rows ``perm`` of X, Y.
+def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, net, work, rule):
+    """One epoch of mini-batch training over the rows ``perm`` of X, Y with sample weights ``sw``
+    (float64; empty: none).
 
-    Each batch: gather its rows of X and Y into work.Xb and work.Yb, forward,
-    cost and output delta (averaged over the batch), backward, then the
+    Each batch: gather its rows of X, Y and sw into work.Xb, work.Yb and work.wb,
+    forward, cost and output delta (the weighted mean over the batch, Σ w C / Σ w,
+    plus the L2 penalty (l2/2)·Σ‖W‖² / Σ w), backward, then the
     optimizer's update with the scheduled learning rate (per step: from the
     update count ``step0 + b``; per epoch: from ``epoch_idx``); plain SGD on
     BLAS takes its step inside the backward pass instead (see ``_backward``).
-    ``state`` is the optimizer's (slots, n_params) state. Returns (summed cost,
-    correct count, index of the first batch whose cost was not finite or -1,
-    the last learning rate used); on a non-finite cost the epoch stops before
-    that batch's update.
+    ``state`` is the optimizer's (slots, n_params) state. Returns (Σ over
+    batches of rows × the batch's cost, Σ over batches of rows × the batch's
+    weighted accuracy: divided by the epoch's rows, the mean cost and accuracy as
+    scikit-learn's MLP reports them, and without weights the summed cost and the
+    count of rows right; the index of the first batch whose cost was not finite
+    or -1; the last learning rate used). On a non-finite cost the epoch stops
+    before that batch's update; a batch whose weights are all zero is skipped.
     """
     n = perm.shape[0]
     n0 = net.sizes[0]
     m = Y.shape[1]
     loss_sum = 0.0
-    correct = 0
+    correct = 0.0
+    weighted = sw.shape[0] > 0
     lr = _scheduled_lr(rule.sched_code, rule.sched_p, rule.lr, epoch_idx)
     # Plain gradient descent steps each layer inside the backward pass where BLAS runs the products.
-    descend = _blas_folds(net.mm) and _plain_descent(rule.opt_code, rule.hyper, rule.clip)
+    descend = _blas_folds(net.mm) and _plain_descent(rule.opt_code, rule.hyper, rule.clip) and rule.l2 == 0.0
     dummy = work.Xb[:0]
     for bi in range((n + batch_size - 1) // batch_size):
         start = bi * batch_size
@@ -158,6 +187,15 @@ def _train_epoch(params, state, X, Y, perm, batch_size, epoch_idx, step0, net, w
         idx = perm[start : start + rows]
         A0 = work.Xb[:rows]
         Y0 = work.Yb[:rows]
+        w0 = work.wb[:rows]
+        wsum = float(rows)
+        if weighted:
+            wsum = 0.0
+            for i in range(rows):
+                w0[i] = sw[idx[i]]
+                wsum += w0[i]
+            if wsum == 0.0:  # nothing to learn from: no cost, no update
+                continue
         for i in range(rows):  # the targets with the inputs: their cache misses overlap
             r = idx[i]
             for j in range(m):
@@ -165,14 +203,21 @@ def _train_epoch(params, state, X, Y, perm, batch_size, epoch_idx, step0, net, w
             for j in range(n0):
                 A0[i, j] = X[r, j]
         _forward(params, A0, net, work)
-        c, ok = _loss_delta(Y0, net, work, rows, 1.0 / rows)
+        c, ok = _loss_delta(Y0, net, work, rows, 1.0 / wsum, w0)
+        decay = 0.0
+        if rule.l2 != 0.0:
+            decay = rule.l2 / wsum
+            c += 0.5 * rule.l2 * _sum_sq_weights(params, net)
         if not math.isfinite(c):
             return loss_sum, correct, bi, lr
+        if weighted:  # the batch's mean, counted for its rows
+            c *= rows / wsum
+            ok *= rows / wsum
         loss_sum += c
         correct += ok
         if rule.per_step:
             lr = _scheduled_lr(rule.sched_code, rule.sched_p, rule.lr, step0 + bi)
-        _backward(params, work.grad, A0, net, work, dummy, True, False, descend, lr)
+        _backward(params, work.grad, A0, net, work, dummy, True, False, descend, lr, decay)
         if not descend:
             _update(params, work.grad, state, rule.opt_code, rule.hyper, lr, step0 + bi + 1, rule.clip, net.mm)
     return loss_sum, correct, -1, lr
@@ -191,18 +236,19 @@ def _with_engine(net, mm):
 @njit(cache=True, error_model="numpy")
 def _member_work(works, t):
     """Member t's Work from a population's stacked buffers (plan.work with ``lead=(k,)``)."""
-    return Work(works.cap, works.Xb[t], works.Yb[t], works.Zb[t], works.Ab[t], works.Db[t], works.grad[t])
+    return Work(works.cap, works.Xb[t], works.Yb[t], works.wb[t], works.Zb[t], works.Ab[t], works.Db[t],
+                works.grad[t])
 
 
 @njit(cache=True, error_model="numpy")
 def _member_rule(rules, t):
     """Member t's Rule from a population's Rule of arrays."""
     return Rule(rules.opt_code[t], rules.hyper[t], rules.lr[t], rules.clip[t], rules.sched_code[t],
-                rules.sched_p[t], rules.per_step[t])
+                rules.sched_p[t], rules.per_step[t], rules.l2[t])
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _train_population(P, S, X, Y, perms, counts, active, batch_size, epoch_idx, steps, net, works, rules, mm,
+def _train_population(P, S, X, Y, sw, perms, counts, active, batch_size, epoch_idx, steps, net, works, rules, mm,
                       out_loss, out_correct, out_bad, out_lr):
     """One epoch of every active network of a population, side by side: network t is row t of P, S,
     steps, of every array of ``works`` and ``rules`` (a Rule of arrays), and of the outputs; it trains
@@ -216,7 +262,7 @@ def _train_population(P, S, X, Y, perms, counts, active, batch_size, epoch_idx, 
     """
     for t in prange(P.shape[0]):
         if active[t]:
-            loss, correct, bad, lr = _train_epoch(P[t], S[t], X, Y, perms[t, : counts[t]], batch_size, epoch_idx,
+            loss, correct, bad, lr = _train_epoch(P[t], S[t], X, Y, sw, perms[t, : counts[t]], batch_size, epoch_idx,
                                                   steps[t],
                                                   _with_engine(net, mm), _member_work(works, t),
                                                   _member_rule(rules, t))
@@ -227,30 +273,37 @@ def _train_population(P, S, X, Y, perms, counts, active, batch_size, epoch_idx, 
 
 
 @njit(cache=True, error_model="numpy")
-def _full_pass(params, X, Y, net, work, want_param_grad, grad, want_input_grad, dX):
-    """Cost (and gradients) over all rows of X, in chunks of the buffers' capacity.
+def _full_pass(params, X, Y, sw, net, work, want_param_grad, grad, want_input_grad, dX):
+    """Cost (and gradients) over all rows of X with sample weights sw (float64; empty: none), in chunks
+    of the buffers' capacity.
 
-    With ``want_param_grad``, ``grad`` receives ∇C of the mean cost over all
-    rows (work.grad is the per-chunk space). With ``want_input_grad``, ``dX``
-    receives each sample's own ∂C_k/∂a^0. Returns (summed cost, correct count).
+    With ``want_param_grad``, ``grad`` receives ∇C of the weighted mean cost
+    Σ w C / Σ w over all rows (work.grad is the per-chunk space). With
+    ``want_input_grad``, ``dX`` receives each sample's own ∂C_k/∂a^0. Returns
+    (Σ w C, weight of the rows classified right).
     """
     n = X.shape[0]
     cap = work.cap
-    scale = 1.0 if want_input_grad else 1.0 / n
+    wsum = float(n)
+    if sw.shape[0] > 0:
+        wsum = 0.0
+        for i in range(n):
+            wsum += sw[i]
+    scale = 1.0 if want_input_grad else 1.0 / wsum
     if want_param_grad:
         grad[:] = 0
     loss_sum = 0.0
-    correct = 0
+    correct = 0.0
     for start in range(0, n, cap):
         rows = min(cap, n - start)
         A0 = X[start : start + rows]
         _forward(params, A0, net, work)
-        c, ok = _loss_delta(Y[start : start + rows], net, work, rows, scale)
+        c, ok = _loss_delta(Y[start : start + rows], net, work, rows, scale, sw[start : start + rows])
         loss_sum += c
         correct += ok
         if want_param_grad or want_input_grad:
             _backward(params, work.grad, A0, net, work, dX[start : start + rows], want_param_grad, want_input_grad,
-                      False, 0.0)
+                      False, 0.0, 0.0)
             if want_param_grad:
                 for i in range(grad.shape[0]):
                     grad[i] += work.grad[i]
@@ -272,14 +325,14 @@ def _predict(params, X, out, net, work):
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _evaluate_population(P, X, Y, active, net, works, mm, out_loss, out_correct):
-    """Summed cost and correct count of every active network of a population on X, Y (row t of P is
-    network t); ``net`` and ``mm`` as for ``_train_population``."""
+def _evaluate_population(P, X, Y, sw, active, net, works, mm, out_loss, out_correct):
+    """Σ w C and the weight of the rows right of every active network of a population on X, Y with
+    sample weights sw (empty: none; row t of P is network t); ``net`` and ``mm`` as for ``_train_population``."""
     no_grad = np.zeros(0, dtype=P.dtype)
     no_dX = np.zeros((0, X.shape[1]), dtype=P.dtype)
     for t in prange(P.shape[0]):
         if active[t]:
-            loss, correct = _full_pass(P[t], X, Y, _with_engine(net, mm), _member_work(works, t), False, no_grad,
+            loss, correct = _full_pass(P[t], X, Y, sw, _with_engine(net, mm), _member_work(works, t), False, no_grad,
                                        False, no_dX)
             out_loss[t] = loss
             out_correct[t] = correct

@@ -38,13 +38,14 @@ class Net(NamedTuple):
 
 class Work(NamedTuple):
     """Work buffers for up to ``cap`` rows at a time: the gathered batch ``Xb`` (cap, n_0) and its
-    targets ``Yb`` (cap, n_L); ``Zb``, ``Ab``, ``Db`` (``cap * sum(sizes[1:])`` each) hold z, a and
+    targets ``Yb`` (cap, n_L) and sample weights ``wb`` (cap, float64; empty without weights); ``Zb``, ``Ab``, ``Db`` (``cap * sum(sizes[1:])`` each) hold z, a and
     δ = ∂C/∂z of every layer, layer after layer; ``grad`` is a gradient in the parameter layout.
     Buffers a call does not use are empty."""
 
     cap: int
     Xb: np.ndarray
     Yb: np.ndarray
+    wb: np.ndarray
     Zb: np.ndarray
     Ab: np.ndarray
     Db: np.ndarray
@@ -54,7 +55,8 @@ class Work(NamedTuple):
 class Rule(NamedTuple):
     """The training rule: optimizer ``opt_code`` with its float64 ``hyper`` vector (optimizers.py) and
     base learning rate ``lr``; ``clip`` the gradient-norm bound (0: none); schedule ``sched_code``
-    with its float64 ``sched_p`` (schedules.py), evaluated per update if ``per_step`` else per epoch."""
+    with its float64 ``sched_p`` (schedules.py), evaluated per update if ``per_step`` else per epoch;
+    ``l2`` the L2 penalty on the weights (scikit-learn's ``alpha``: (l2/2)·Σ‖W‖² over each batch's Σw)."""
 
     opt_code: int
     hyper: np.ndarray
@@ -63,6 +65,7 @@ class Rule(NamedTuple):
     sched_code: int
     sched_p: np.ndarray
     per_step: bool
+    l2: float
 
 
 def net_plan(layout, acts, act_p, loss_code, acc_mode, mm):
@@ -70,27 +73,28 @@ def net_plan(layout, acts, act_p, loss_code, acc_mode, mm):
     return Net(layout.sizes_arr, layout.w_off, layout.b_off, acts, act_p, int(loss_code), int(acc_mode), mm)
 
 
-def work(sizes, n_params, dtype, cap, batch=False, delta=True, grad=False, lead=()):
+def work(sizes, n_params, dtype, cap, batch=False, delta=True, grad=False, lead=(), weights=False):
     """Work buffers for ``cap`` rows of a network of widths ``sizes``: ``batch`` adds the gathered
-    inputs and targets, ``delta`` the δ buffer, ``grad`` a gradient. ``lead`` prepends axes (one
+    inputs and targets (and their sample weights with ``weights``), ``delta`` the δ buffer, ``grad`` a gradient. ``lead`` prepends axes (one
     set of buffers per member of a population: index them with ``member``)."""
     width = cap * sum(sizes[1:])
     n0, nL = sizes[0], sizes[-1]
     return Work(int(cap),
                 np.empty((*lead, cap if batch else 0, n0), dtype),
                 np.empty((*lead, cap if batch else 0, nL), dtype),
+                np.empty((*lead, cap if batch and weights else 0), np.float64),
                 np.empty((*lead, width), dtype),
                 np.empty((*lead, width), dtype),
                 np.empty((*lead, width if delta else 0), dtype),
                 np.zeros((*lead, n_params if grad else 0), dtype))
 
 
-def rule(optimizer, schedule, clip, length):
-    """The ``Rule`` of an Optimizer spec, a Schedule spec and a clip bound (0 or None: none);
-    ``length`` is the run's length in the schedule's unit (epochs, or updates with ``per="step"``)."""
+def rule(optimizer, schedule, clip, length, l2=0.0):
+    """The ``Rule`` of an Optimizer spec, a Schedule spec, a clip bound (0 or None: none) and an L2
+    penalty; ``length`` is the run's length in the schedule's unit (epochs, or updates with ``per="step"``)."""
     return Rule(int(optimizer.code), optimizer.hyper_vector(), float(optimizer.lr),
                 0.0 if clip is None else float(clip), int(schedule.code), schedule.kernel_params(length),
-                schedule.per == "step")
+                schedule.per == "step", float(l2))
 
 
 def chunk_rows(sizes, n):

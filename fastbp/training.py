@@ -36,6 +36,10 @@ CHUNK_SECONDS = 0.1
 DEFAULTS = {"layers": [64], "epochs": 20, "batch_size": 32, "lr": 0.1, "optimizer": "sgd", "schedule": None,
             "clip_norm": None}
 
+# The kernels' "no sample weights" (an empty vector).
+NO_WEIGHTS = np.zeros(0, dtype=np.float64)
+
+
 class History:
     """Per-epoch records of a ``fit``: ``history["loss"][i]`` is epoch ``epoch[i]``'s mean cost.
 
@@ -139,10 +143,15 @@ class _Run:
     and the validation pass. One network (``fit``) runs ``_train_epoch`` on its own parameters with
     the engine of its size; several run ``_train_population`` on stacked copies, one core each."""
 
-    def __init__(self, nets, X, Y, batch_size, rules, Xv=None, Yv=None, population=False, n=None):
+    def __init__(self, nets, X, Y, batch_size, rules, Xv=None, Yv=None, population=False, n=None, sw=None, swv=None):
         first = nets[0]
         sizes, n_params, dtype = first.layout.sizes, first.n_params, first.dtype
         self.nets, self.X, self.Y, self.Xv, self.Yv = nets, X, Y, Xv, Yv
+        # Sample weights as the kernels take them (empty: none), and the validation rows' total weight.
+        self.sw = NO_WEIGHTS if sw is None else sw
+        self.swv = NO_WEIGHTS if swv is None else swv
+        if Xv is not None:
+            self.val_weight = float(Xv.shape[0]) if swv is None else float(swv.sum())
         self.batch_size = batch_size
         # Rows each network trains on per epoch (a population's members may train on different rows).
         self.n = np.broadcast_to(np.asarray(X.shape[0] if n is None else n, dtype=np.int64), (len(nets),)).copy()
@@ -155,7 +164,7 @@ class _Run:
         self.mm = population_engine(sizes, cap, n_params) if population else engine_for(sizes, cap, n_params)
         # A population's kernels take the engine apart from the Net (see kernels._train_population).
         self.net = first.kernel_net(None if population else self.mm)
-        self.work = plan.work(sizes, n_params, dtype, cap, batch=True, grad=True, lead=lead)
+        self.work = plan.work(sizes, n_params, dtype, cap, batch=True, grad=True, lead=lead, weights=sw is not None)
         if Xv is not None:
             self.val_work = plan.work(sizes, n_params, dtype, validation_rows(first, Xv.shape[0], cap), lead=lead)
         if population:
@@ -165,15 +174,15 @@ class _Run:
             for i, net in enumerate(nets):
                 self.S[i, : net.state.slots.shape[0]] = net.state.slots
             self.rules = plan.Rule(*(np.array([r[f] for r in rules]) for f in range(len(plan.Rule._fields))))
-            self.out = (np.zeros(k), np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64), np.zeros(k))
+            self.out = (np.zeros(k), np.zeros(k), np.zeros(k, dtype=np.int64), np.zeros(k))
             self.steps = np.array([net.state.step for net in nets], dtype=np.int64)
             self.perms = np.zeros((k, int(self.n.max())), dtype=np.int64)
         else:
             self.rule = rules[0]
 
     def epoch(self, epoch_idx, perms, active=None, on_batches=None):
-        """One epoch of every (active) network over its rows ``perms[i]``; (summed costs, correct counts,
-        first non-finite batch or -1, last learning rates), one entry per network.
+        """One epoch of every (active) network over its rows ``perms[i]``; (costs and accuracies summed as
+        ``kernels._train_epoch`` does, first non-finite batch or -1, last learning rates), one entry per network.
 
         ``on_batches(done, n_batches)`` (one network only): the epoch runs in chunks of batches of about
         CHUNK_SECONDS each, reporting after each, where it is long enough for that to show.
@@ -183,13 +192,13 @@ class _Run:
             if on_batches is not None and (self._batch_seconds is None
                                            or self._batch_seconds * self.n_batches[0] > 2 * CHUNK_SECONDS):
                 return self._epoch_in_chunks(epoch_idx, perms[0], on_batches)
-            out = _train_epoch(net.params, net.state.slots, self.X, self.Y, perms[0], self.batch_size, epoch_idx,
+            out = _train_epoch(net.params, net.state.slots, self.X, self.Y, self.sw, perms[0], self.batch_size, epoch_idx,
                                net.state.step, self.net, self.work, self.rule)
             return tuple(np.array([v]) for v in out)
         active = np.ones(len(self.nets), dtype=np.bool_) if active is None else active
         for i, p in enumerate(perms):
             self.perms[i, : p.shape[0]] = p
-        _train_population(self.P, self.S, self.X, self.Y, self.perms, self.n, active, self.batch_size, epoch_idx,
+        _train_population(self.P, self.S, self.X, self.Y, self.sw, self.perms, self.n, active, self.batch_size, epoch_idx,
                           self.steps, self.net, self.work, self.rules, self.mm, *self.out)
         self.steps[active] += self.n_batches[active]
         return self.out
@@ -203,7 +212,7 @@ class _Run:
         while done < n_batches:
             t0 = time.perf_counter()
             c_loss, c_correct, bad, lr = _train_epoch(
-                net.params, net.state.slots, self.X, self.Y, perm[done * bs : (done + chunk) * bs], bs, epoch_idx,
+                net.params, net.state.slots, self.X, self.Y, self.sw, perm[done * bs : (done + chunk) * bs], bs, epoch_idx,
                 net.state.step + done, self.net, self.work, self.rule)
             seconds = time.perf_counter() - t0
             loss += c_loss
@@ -217,14 +226,14 @@ class _Run:
         return np.array([loss]), np.array([correct]), np.array([-1]), np.array([lr])
 
     def validate(self, active=None):
-        """(summed validation costs, correct counts), one entry per network."""
+        """(validation Σ w C, weights of the rows right), one entry per network."""
         if not self.population:
-            loss, correct = _full_pass(self.nets[0].params, self.Xv, self.Yv, self.net, self.val_work, False,
+            loss, correct = _full_pass(self.nets[0].params, self.Xv, self.Yv, self.swv, self.net, self.val_work, False,
                                        self.val_work.grad, False, self.Xv[:0])
             return np.array([loss]), np.array([correct])
         active = np.ones(len(self.nets), dtype=np.bool_) if active is None else active
-        v_loss, v_correct = np.zeros(len(self.nets)), np.zeros(len(self.nets), dtype=np.int64)
-        _evaluate_population(self.P, self.Xv, self.Yv, active, self.net, self.val_work, self.mm, v_loss, v_correct)
+        v_loss, v_correct = np.zeros(len(self.nets)), np.zeros(len(self.nets))
+        _evaluate_population(self.P, self.Xv, self.Yv, self.swv, active, self.net, self.val_work, self.mm, v_loss, v_correct)
         return v_loss, v_correct
 
     def logs(self, i, loss, correct, lr, val=None):
@@ -232,11 +241,11 @@ class _Run:
         logs = {"loss": float(loss[i]) / int(self.n[i])}
         classifier = self.nets[i].is_classifier
         if classifier:
-            logs["accuracy"] = int(correct[i]) / int(self.n[i])
+            logs["accuracy"] = float(correct[i]) / int(self.n[i])
         if val is not None:
-            logs["val_loss"] = float(val[0][i]) / self.Xv.shape[0]
+            logs["val_loss"] = float(val[0][i]) / self.val_weight
             if classifier:
-                logs["val_accuracy"] = int(val[1][i]) / self.Xv.shape[0]
+                logs["val_accuracy"] = float(val[1][i]) / self.val_weight
         logs["lr"] = float(lr[i])
         return logs
 
@@ -250,9 +259,17 @@ class _Run:
 
 
 def check_fit_args(net, X, y, epochs, batch_size, lr, optimizer, schedule, clip_norm, shuffle, validation_data,
-                   validation_split):
-    """fit's data and training settings, checked and converted: (X, Y, Xv, Yv, optimizer, schedule, clip)."""
+                   validation_split, sample_weight=None, class_weight=None, l2=0.0):
+    """fit's data and training settings, checked and converted: (X, Y, Xv, Yv, optimizer, schedule, clip,
+    sw, swv, l2), the sample weights (float64, class weights folded in) None where not given."""
     X, Y = net.check_data(X, y)
+    l2 = checks.check_nonnegative_float(l2, "l2")
+    sw = None if sample_weight is None else checks.check_sample_weight(sample_weight, X.shape[0])
+    if class_weight is not None:
+        cw = row_class_weights(net, Y, class_weight)
+        sw = cw if sw is None else sw * cw
+        if not (sw > 0).any():
+            raise ValueError("class_weight: with sample_weight, every row's weight is zero")
     checks.check_int(epochs, "epochs", minimum=1)
     checks.check_int(batch_size, "batch_size", minimum=1)
     opt = resolve_optimizer(optimizer, lr)
@@ -260,8 +277,51 @@ def check_fit_args(net, X, y, epochs, batch_size, lr, optimizer, schedule, clip_
     clip = 0.0 if clip_norm is None else checks.check_positive_float(clip_norm, "clip_norm")
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle: expected a bool, got {shuffle!r}")
+    n = X.shape[0]
     X, Y, Xv, Yv = split_validation(net, X, Y, validation_data, validation_split)
-    return X, Y, Xv, Yv, opt, sched, clip
+    swv = None
+    if validation_data is not None and len(validation_data) == 3 and validation_data[2] is not None:
+        swv = checks.check_sample_weight(validation_data[2], Xv.shape[0], "validation_data[2]")
+    elif validation_split is not None and sw is not None:
+        sw, swv = sw[: X.shape[0]], sw[X.shape[0]:]
+        for part, name in ((sw, "training"), (swv, "validation")):
+            if not (part > 0).any():
+                raise ValueError(f"sample_weight: the {name} rows of validation_split={validation_split} all "
+                                 f"have weight zero (of {n} rows)")
+    return X, Y, Xv, Yv, opt, sched, clip, sw, swv, l2
+
+
+def row_class_weights(net, Y, class_weight):
+    """Each row's weight (float64) from ``class_weight``: "balanced" (n / (n_classes · count(class)) over the
+    classes present, as scikit-learn's ``compute_class_weight``) or a dict {label: weight} (labels of
+    ``classes_``, or class indices without them; classes not named weigh 1). Y holds the encoded targets."""
+    if not net.is_classifier:
+        raise ValueError(f"class_weight: only a single-label classifier has classes; this network's loss is "
+                         f"{net.loss!r} with {net.layout.sizes[-1]} outputs")
+    idx = Y.argmax(axis=1) if Y.shape[1] > 1 else (Y[:, 0] >= 0.5).astype(np.int64)
+    n_classes = max(Y.shape[1], 2)
+    labels = list(range(n_classes)) if net.classes_ is None else net.classes_.tolist()
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight: expected 'balanced' or a dict {{label: weight}}, got {class_weight!r}")
+        counts = np.bincount(idx, minlength=n_classes).astype(np.float64)
+        present = counts > 0
+        per_class = np.zeros(n_classes)
+        per_class[present] = Y.shape[0] / (present.sum() * counts[present])
+        return per_class[idx]
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight: expected 'balanced' or a dict {{label: weight}}, got "
+                        f"{type(class_weight).__name__}")
+    per_class = np.ones(n_classes)
+    for label, weight in class_weight.items():
+        matches = [i for i, c in enumerate(labels) if c == label]
+        if not matches:
+            raise ValueError(f"class_weight: unknown class {label!r}; the classes are {labels}")
+        per_class[matches[0]] = checks.check_nonnegative_float(weight, f"class_weight[{label!r}]")
+    w = per_class[idx]
+    if not (w > 0).any():
+        raise ValueError(f"class_weight: every row's class has weight zero ({class_weight!r})")
+    return w
 
 
 def split_validation(net, X, Y, validation_data, validation_split):
@@ -269,8 +329,10 @@ def split_validation(net, X, Y, validation_data, validation_split):
     if validation_data is not None and validation_split is not None:
         raise ValueError("validation_data, validation_split: give one or the other, not both")
     if validation_data is not None:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise TypeError(f"validation_data: expected a pair (X_val, y_val), got {type(validation_data).__name__}")
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3)):
+            raise TypeError(f"validation_data: expected (X_val, y_val) or (X_val, y_val, sample_weight_val), got "
+                            f"{type(validation_data).__name__}"
+                            f"{' of length ' + str(len(validation_data)) if isinstance(validation_data, (tuple, list)) else ''}")
         Xv, Yv = net.check_data(validation_data[0], validation_data[1], "validation_data")
         return X, Y, Xv, Yv
     if validation_split is not None:
@@ -295,11 +357,13 @@ def _schedule_length(sched, epochs, n_batches):
 
 def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], lr=None, optimizer=None,
         schedule=None, clip_norm=None, shuffle=True, validation_data=None, validation_split=None,
-        early_stopping=None, callbacks=None, checkpoint=None, checkpoint_every=1, verbose="auto"):
+        early_stopping=None, callbacks=None, checkpoint=None, checkpoint_every=1, verbose="auto", sample_weight=None,
+        class_weight=None, l2=0.0):
     """Train ``net`` (see ``Network.fit``, which is this); returns this call's History."""
     net.prepare_fit(X, y)
-    X, Y, Xv, Yv, opt, sched, clip = check_fit_args(net, X, y, epochs, batch_size, lr, optimizer, schedule,
-                                                    clip_norm, shuffle, validation_data, validation_split)
+    X, Y, Xv, Yv, opt, sched, clip, sw, swv, l2 = check_fit_args(
+        net, X, y, epochs, batch_size, lr, optimizer, schedule, clip_norm, shuffle, validation_data, validation_split,
+        sample_weight, class_weight, l2)
     stopper = get_early_stopping(early_stopping)
     if stopper is not None and stopper.monitor.startswith("val_") and Xv is None:
         raise ValueError(f"early_stopping: monitor {stopper.monitor!r} needs validation_data or validation_split")
@@ -314,8 +378,8 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
     n = X.shape[0]
     net.state.start(opt, net.n_params, net.dtype)
     n_batches = (n + batch_size - 1) // batch_size
-    run = _Run([net], X, Y, batch_size, [plan.rule(opt, sched, clip, _schedule_length(sched, epochs, n_batches))],
-               Xv, Yv)
+    run = _Run([net], X, Y, batch_size,
+               [plan.rule(opt, sched, clip, _schedule_length(sched, epochs, n_batches), l2)], Xv, Yv, sw=sw, swv=swv)
     order = np.arange(n, dtype=np.int64)
 
     good = _snapshot(net)
@@ -377,7 +441,7 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
 
 
 def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clips, Xv=None, Yv=None,
-                     on_epoch=None, length=None, rows=None):
+                     on_epoch=None, length=None, rows=None, l2s=None, sample_weight=None, sample_weight_val=None):
     """Train networks of one shape side by side, each on one core, each as ``fit`` would (its own
     optimizer, schedule, clip bound and shuffling RNG; bitwise fit's result where fit takes the same
     engine). X, Y (and Xv, Yv) are already checked for the networks' shape and dtype.
@@ -388,7 +452,9 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
     each network its own training rows (int arrays into X; default all rows): network i then
     trains as ``fit`` on ``X[rows[i]]``. ``on_epoch(epoch, logs, active)`` runs after each epoch
     with every network's logs (None for those not active) and the boolean ``active`` array, which
-    it may change to stop networks. A network whose cost stops being finite stops there, its
+    it may change to stop networks. ``l2s`` gives each network's L2 penalty (default 0);
+    ``sample_weight`` and ``sample_weight_val`` weigh the rows of X and Xv (float64 vectors, checked;
+    default none). A network whose cost stops being finite stops there, its
     parameters and optimizer state those of its last completed epoch.
 
     Returns, per network, ``{"history": {key: [values]}, "diverged_at_epoch": E}`` (the latter only
@@ -399,9 +465,11 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
     length = epochs if length is None else length
     for net, opt in zip(nets, optimizers):
         net.state.start(opt, net.n_params, net.dtype)
-    rules = [plan.rule(o, s, c, _schedule_length(s, length, (m + batch_size - 1) // batch_size))
-             for o, s, c, m in zip(optimizers, schedules, clips, counts)]
-    run = _Run(nets, X, Y, batch_size, rules, Xv, Yv, population=True, n=counts)
+    l2s = [0.0] * k if l2s is None else l2s
+    rules = [plan.rule(o, s, c, _schedule_length(s, length, (m + batch_size - 1) // batch_size), a)
+             for o, s, c, m, a in zip(optimizers, schedules, clips, counts, l2s)]
+    run = _Run(nets, X, Y, batch_size, rules, Xv, Yv, population=True, n=counts, sw=sample_weight,
+               swv=sample_weight_val)
     active = np.ones(k, dtype=np.bool_)
     records = [{"history": {}} for _ in range(k)]
     for _ in range(epochs):
