@@ -24,10 +24,11 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer
 from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from . import training
+from . import checks, training
 from .activations import get_activation
 from .network import Network
 from .optimizers import SGD, Adam
@@ -74,13 +75,13 @@ class _StopRule:
     validation_scores_), counts epochs without improvement by ``tol``, keeps the best weights
     under early stopping, and stops training after ``n_iter_no_change`` such epochs."""
 
-    def __init__(self, est, net, Xv, yv):
-        self.est, self.net, self.Xv, self.yv = est, net, Xv, yv
+    def __init__(self, est, net, Xv, yv, swv):
+        self.est, self.net, self.Xv, self.yv, self.swv = est, net, Xv, yv, swv
         self.triggered = False
 
     def __call__(self, net, epoch, logs):
         est = self.est
-        loss = est._reported_loss(logs["loss"])
+        loss = est._reported_loss(logs["loss"], est._sw_sum, est._n_batches)
         est.loss_ = loss
         est.loss_curve_.append(loss)
         est.n_iter_ += 1
@@ -88,7 +89,7 @@ class _StopRule:
         if est.verbose:
             print(f"Iteration {est.n_iter_}, loss = {loss:.8f}")
         if self.Xv is not None:
-            score = est._score_output(net.forward(self.Xv), self.yv)
+            score = est._score_output(net.forward(self.Xv), self.yv, self.swv)
             est.validation_scores_.append(score)
             if est.verbose:
                 print(f"Validation score: {score:f}")
@@ -219,9 +220,18 @@ class _BaseMLP(BaseEstimator):
         self.intercepts_ = [net.biases(l).copy() for l in range(1, L + 1)]
 
     # ------------------------------------------------------------------ fitting
-    def _reported_loss(self, loss):
-        """scikit-learn's loss_ from fastbp's mean cost: squared_error is averaged over outputs too."""
-        return loss if self._is_classifier() else loss / self.n_outputs_
+    def _reported_loss(self, loss, weight_sum, n_batches=1):
+        """scikit-learn's loss_ from fastbp's (weighted) mean cost plus L2 penalty: scikit-learn also averages
+        squared_error over the outputs, the penalty not (which an epoch adds once per batch). For several
+        outputs the penalty is taken at the current weights (within an epoch it changes with each batch,
+        and with sample weights each batch's share differs: there the figure is close, not exact)."""
+        m = self.n_outputs_
+        if self._is_classifier() or m == 1:
+            return loss
+        net = self.network_
+        penalty = 0.5 * float(self.alpha) * sum(
+            float(np.vdot(net.weights(l), net.weights(l))) for l in range(1, len(net.sizes))) * n_batches / weight_sum
+        return (loss - penalty) / m + penalty
 
     def _is_classifier(self):
         return isinstance(self, ClassifierMixin)
@@ -248,9 +258,10 @@ class _BaseMLP(BaseEstimator):
     def _fit(self, X, y, sample_weight=None, incremental=False):
         hidden = self._check_params()
         first = not hasattr(self, "coefs_") or (not self.warm_start and not incremental)
-        X, Y, y_out = self._validate(X, y, incremental, reset=first)
+        X, Y, y = self._validate(X, y, incremental, reset=first)
         if sample_weight is not None:
-            raise NotImplementedError("sample_weight: not supported yet")
+            sample_weight = checks.check_sample_weight(sample_weight, X.shape[0])
+        sample_weight = self._with_class_weight(y, sample_weight)
         rng = check_random_state(self.random_state)
         if first:
             self._start(X, Y, hidden, rng)
@@ -258,27 +269,30 @@ class _BaseMLP(BaseEstimator):
             raise ValueError(f"y: expected {self.n_outputs_} outputs as in the previous fit, got {Y.shape[1]}")
         self._load_weights()
         if self.solver == "lbfgs":
-            self._fit_lbfgs(X, Y)
+            self._fit_lbfgs(X, Y, sample_weight)
         else:
-            self._fit_stochastic(X, Y, y_out, rng, incremental)
+            self._fit_stochastic(X, Y, sample_weight, rng, incremental)
         self._store_weights()
         if not all(np.isfinite(w).all() for w in self.coefs_ + self.intercepts_):
             raise ValueError("Solver produced non-finite parameter weights. The input data may contain large "
                              "values and need to be preprocessed.")
         return self
 
-    def _fit_stochastic(self, X, Y, y_out, rng, incremental):
+    def _fit_stochastic(self, X, Y, sw, rng, incremental):
         net = self.network_
         if self.early_stopping and incremental:
             raise ValueError("partial_fit does not support early_stopping=True")
         if not incremental:
             net.state.optimizer = None  # scikit-learn starts its optimizer afresh on every fit
             self._lr = float(self.learning_rate_init)
-        Xv = yv = None
+        Xv = yv = swv = None
         if self.early_stopping:
             stratify = Y if self._is_classifier() and self.n_outputs_ == 1 else None
-            X, Xv, Y, yv = train_test_split(X, Y, random_state=rng, test_size=self.validation_fraction,
-                                            stratify=stratify)
+            parts = train_test_split(X, Y, *([] if sw is None else [sw]), random_state=rng,
+                                     test_size=self.validation_fraction, stratify=stratify)
+            X, Xv, Y, yv = parts[:4]
+            if sw is not None:
+                sw, swv = parts[4:]
             if Xv.shape[0] < 2:
                 raise ValueError("The validation set is too small. Increase 'validation_fraction' or the size of "
                                  "your dataset.")
@@ -298,7 +312,9 @@ class _BaseMLP(BaseEstimator):
         schedule = None
         if self.solver == "sgd" and self.learning_rate == "invscaling":
             schedule = InvScaling(power=self.power_t, scale=n)
-        rule = _StopRule(self, net, Xv, yv)
+        self._sw_sum = n if sw is None else float(sw.sum())
+        self._n_batches = -(-n // batch_size)
+        rule = _StopRule(self, net, Xv, yv, swv)
         self.n_iter_ = 0
         epochs = 1 if incremental else self.max_iter
         with warnings.catch_warnings():
@@ -306,7 +322,8 @@ class _BaseMLP(BaseEstimator):
             while epochs > 0:
                 rule.triggered = False
                 hist = training.fit(net, X, Y, epochs=epochs, batch_size=batch_size, optimizer=self._optimizer(self._lr),
-                                    schedule=schedule, shuffle=bool(self.shuffle), callbacks=[rule], verbose=0)
+                                    schedule=schedule, shuffle=bool(self.shuffle), callbacks=[rule], verbose=0,
+                                    sample_weight=sw, l2=float(self.alpha))
                 epochs -= len(hist)
                 if not rule.triggered:
                     break
@@ -331,24 +348,15 @@ class _BaseMLP(BaseEstimator):
         if self.early_stopping:
             net.params = self._best_params
 
-    def _fit_lbfgs(self, X, Y):
+    def _fit_lbfgs(self, X, Y, sw):
         net = self.network_
-        n = X.shape[0]
-        alpha = float(self.alpha)
-        sizes = net.sizes
-        L = len(sizes) - 1
+        weight_sum = X.shape[0] if sw is None else float(sw.sum())
 
         def cost(theta):
             net.params = theta
-            loss, grad = net.loss_and_grad(X, Y)
-            grad = grad.astype(np.float64)
-            loss = float(loss)
-            if alpha > 0:
-                for l in range(1, L + 1):
-                    W = net.weights(l).astype(np.float64)
-                    loss += 0.5 * alpha * float(np.vdot(W, W)) / n
-                    grad[net.layout.w_off[l - 1]: net.layout.w_off[l - 1] + W.size] += alpha * W.ravel() / n
-            return self._reported_loss(loss), grad
+            loss, grad = net.loss_and_grad(X, Y, sample_weight=sw, l2=float(self.alpha))
+            # scikit-learn's value (squared_error averaged over outputs too) with its gradient, as it passes them.
+            return self._reported_loss(float(loss), weight_sum), grad.astype(np.float64)
 
         res = scipy.optimize.minimize(cost, net.params.astype(np.float64), method="L-BFGS-B", jac=True,
                                       options={"maxfun": self.max_fun, "maxiter": self.max_iter, "gtol": self.tol})
@@ -385,9 +393,11 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multilayer perceptron classifier: scikit-learn's ``MLPClassifier``, trained by fastbp.
 
     Parameters are scikit-learn's (same names, defaults and meanings), plus ``dtype``
-    ("float32" default, or "float64"): the precision of the compiled training. ``activation``
-    also takes fastbp's own activations by name or object. See docs/sklearn.md for the
-    (small) differences: Adam's epsilon placement, momentum under a changing learning rate.
+    ("float32" default, or "float64"): the precision of the compiled training, and
+    ``class_weight`` (None, "balanced" or {label: weight}, as scikit-learn's linear models
+    take it): multiplied into the sample weights. ``activation`` also takes fastbp's own
+    activations by name or object. See docs/sklearn.md for the (small) differences: Adam's
+    epsilon placement, momentum under a changing learning rate.
 
     Attributes
     ----------
@@ -397,6 +407,29 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     network_ : fastbp.Network
         The trained network (save, export to ONNX, input gradients).
     """
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam", alpha=0.0001,
+                 batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
+                 shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype="float32", class_weight=None):
+        super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+                         learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
+                         max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
+                         warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
+                         early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
+                         beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
+                         dtype=dtype)
+        self.class_weight = class_weight
+
+    def _with_class_weight(self, y, sample_weight):
+        if self.class_weight is None:
+            return sample_weight
+        if not (self.class_weight == "balanced" or isinstance(self.class_weight, dict)):
+            raise ValueError(f"class_weight: expected None, 'balanced' or a dict {{label: weight}}, "
+                             f"got {self.class_weight!r}")
+        w = compute_sample_weight(self.class_weight, y)
+        return w if sample_weight is None else w * sample_weight
 
     def _output_and_loss(self):
         if self._label_binarizer.y_type_ == "multiclass":
@@ -423,11 +456,10 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             elif classes is not None and set(classes) - set(self.classes_):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
                                  f"'y' has {classes}.")
-        Y = self._label_binarizer.transform(y).astype(np.float64)
-        return X, Y, y
+        return X, self._label_binarizer.transform(y).astype(np.float64), y
 
-    def _score_output(self, A, y):
-        return accuracy_score(y, self._decode(A))
+    def _score_output(self, A, y, sample_weight=None):
+        return accuracy_score(y, self._decode(A), sample_weight=sample_weight)
 
     def _decode(self, A):
         if self.n_outputs_ == 1:
@@ -512,11 +544,13 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                              reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
-        Y = y.reshape(-1, 1) if y.ndim == 1 else y
-        return X, Y, Y
+        return X, (y.reshape(-1, 1) if y.ndim == 1 else y), y
 
-    def _score_output(self, A, y):
-        return r2_score(y, A)
+    def _with_class_weight(self, y, sample_weight):
+        return sample_weight
+
+    def _score_output(self, A, y, sample_weight=None):
+        return r2_score(y, A, sample_weight=sample_weight)
 
     def fit(self, X, y, sample_weight=None):
         """Fit the model to X and real targets y ((n,) or (n, n_outputs))."""
