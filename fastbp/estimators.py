@@ -75,8 +75,8 @@ class _StopRule:
     validation_scores_), counts epochs without improvement by ``tol``, keeps the best weights
     under early stopping, and stops training after ``n_iter_no_change`` such epochs."""
 
-    def __init__(self, est, net, Xv, yv, swv):
-        self.est, self.net, self.Xv, self.yv, self.swv = est, net, Xv, yv, swv
+    def __init__(self, est, Xv, yv, swv):
+        self.est, self.Xv, self.yv, self.swv = est, Xv, yv, swv
         self.triggered = False
 
     def __call__(self, net, epoch, logs):
@@ -314,7 +314,7 @@ class _BaseMLP(BaseEstimator):
             schedule = InvScaling(power=self.power_t, scale=n)
         self._sw_sum = n if sw is None else float(sw.sum())
         self._n_batches = -(-n // batch_size)
-        rule = _StopRule(self, net, Xv, yv, swv)
+        rule = _StopRule(self, Xv, yv, swv)
         self.n_iter_ = 0
         epochs = 1 if incremental else self.max_iter
         with warnings.catch_warnings():

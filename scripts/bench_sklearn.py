@@ -21,8 +21,8 @@ from sklearn.preprocessing import StandardScaler
 import fastbp
 
 
-def _mnist_like(n=25_000, d=784, k=10, seed=0):
-    """Random data of MNIST's shape with a learnable rule (a random two-layer teacher)."""
+def _mnist_like(n=26_667, d=784, k=10, seed=0):
+    """Random data of MNIST's shape with a learnable rule (a random two-layer teacher): 20,000 rows to train on."""
     rng = np.random.default_rng(seed)
     X = rng.random((n, d))
     H = np.tanh((X - 0.5) @ rng.normal(scale=0.1, size=(d, 64)))
