@@ -76,13 +76,15 @@ class History:
 
 class State:
     """What a network's next update continues from: the ``optimizer`` spec (None before any fit),
-    its ``slots`` ((n_slots, n_params): momentum, moments), the update count ``step`` and the
-    shuffling ``rng`` (a numpy Generator)."""
+    its ``slots`` ((n_slots, n_params): momentum, moments), the update count ``step``, the
+    shuffling ``rng`` (a numpy Generator) and the key of the dropout masks ``dropout_key`` (an int
+    below 2**64: with the epoch and batch indices, all the masks' generator needs)."""
 
-    __slots__ = ("optimizer", "slots", "step", "rng")
+    __slots__ = ("optimizer", "slots", "step", "rng", "dropout_key")
 
-    def __init__(self, rng, optimizer=None, slots=None, step=0):
+    def __init__(self, rng, optimizer=None, slots=None, step=0, dropout_key=0):
         self.rng = rng
+        self.dropout_key = dropout_key
         self.optimizer = optimizer
         self.slots = slots
         self.step = step
@@ -160,7 +162,8 @@ class _Run:
         self.mm = population_engine(sizes, cap, n_params) if population else engine_for(sizes, cap, n_params)
         # A population's kernels take the engine apart from the Net (see kernels._train_population).
         self.net = first.kernel_net(None if population else self.mm)
-        self.work = plan.work(sizes, n_params, dtype, cap, batch=True, grad=True, lead=lead, weights=sw is not None)
+        self.work = plan.work(sizes, n_params, dtype, cap, batch=True, grad=True, lead=lead, weights=sw is not None,
+                              dropout=any(net.dropout_rates.any() for net in nets))
         if Xv is not None:
             self.val_work = plan.work(sizes, n_params, dtype, validation_rows(first, Xv.shape[0], cap), lead=lead)
         if population:
@@ -318,6 +321,11 @@ def split_validation(net, X, Y, validation_data, validation_split):
     return X, Y, None, None
 
 
+def _rule(net, optimizer, schedule, clip, length, l2):
+    """The kernels' ``plan.Rule`` of a network's training: the settings and the network's dropout."""
+    return plan.rule(optimizer, schedule, clip, length, l2, net.dropout_rates, net.state.dropout_key)
+
+
 def _schedule_length(sched, epochs, n_batches):
     return epochs * n_batches if sched.per == "step" else epochs
 
@@ -345,8 +353,8 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
     n = X.shape[0]
     net.state.start(opt, net.n_params, net.dtype)
     n_batches = (n + batch_size - 1) // batch_size
-    run = _Run([net], X, Y, batch_size,
-               [plan.rule(opt, sched, clip, _schedule_length(sched, epochs, n_batches), l2)], Xv, Yv, sw=sw, swv=swv)
+    run = _Run([net], X, Y, batch_size, [_rule(net, opt, sched, clip, _schedule_length(sched, epochs, n_batches), l2)],
+               Xv, Yv, sw=sw, swv=swv)
     order = np.arange(n, dtype=np.int64)
 
     good = _snapshot(net)
@@ -431,8 +439,8 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
     for net, opt in zip(nets, optimizers):
         net.state.start(opt, net.n_params, net.dtype)
     l2s = [0.0] * k if l2s is None else l2s
-    rules = [plan.rule(o, s, c, _schedule_length(s, length, (m + batch_size - 1) // batch_size), a)
-             for o, s, c, m, a in zip(optimizers, schedules, clips, counts, l2s)]
+    rules = [_rule(net, o, s, c, _schedule_length(s, length, (m + batch_size - 1) // batch_size), a)
+             for net, o, s, c, m, a in zip(nets, optimizers, schedules, clips, counts, l2s)]
     run = _Run(nets, X, Y, batch_size, rules, Xv, Yv, population=True, n=counts, sw=sample_weight,
                swv=sample_weight_val)
     active = np.ones(k, dtype=np.bool_)
