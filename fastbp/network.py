@@ -417,7 +417,9 @@ class Network:
             A later ``fit`` with the same optimizer settings continues its state
             (moments, step count); other settings start it afresh.
         schedule : Schedule, optional
-            How the learning rate changes with epochs or steps (constant if None).
+            How the learning rate changes with epochs or steps (constant if None);
+            ``fastbp.ReduceLROnPlateau(...)`` lowers it when a logged value stops
+            improving (its monitor must be logged: "val_loss" needs validation data).
         clip_norm : float, optional
             Rescale each batch's gradient to at most this global L2 norm.
         shuffle : bool, default True
@@ -530,7 +532,8 @@ class Network:
         """Write the network and its training state to ``path`` (.npz + JSON config), atomically.
 
         Stored: the parameters, the layer specs, the optimizer and its state, the
-        step and epoch counts, the shuffling RNG's state and the History, so that
+        step and epoch counts, the shuffling RNG's state, the dropout key, a plateau
+        schedule's state and the History, so that
         ``fastbp.load(path).fit(...)`` continues exactly where this one stopped. The class names,
         scaling, column names and target shape are kept too (JSON and arrays, no pickle).
         """
@@ -538,6 +541,7 @@ class Network:
         config = {"network": self.get_config(), "data": self._data_info(),
                   "epochs_trained": self.epochs_trained, "step": st.step,
                   "rng_state": st.rng.bit_generator.state, "dropout_key": str(st.dropout_key),
+                  "schedule_state": st.schedule,
                   "optimizer": None if st.optimizer is None else st.optimizer.get_config(),
                   "history": {"epoch": self.history.epoch, "history": self.history.history}}
         arrays = {"params": self._params}
@@ -602,6 +606,7 @@ def load(path):
             st.rng.bit_generator.state = config["rng_state"]
         if "dropout_key" in config:
             st.dropout_key = int(config["dropout_key"])
+        st.schedule = config.get("schedule_state")
         if config.get("optimizer") is not None:
             st.optimizer = get_optimizer(config["optimizer"])
             slots = arrays.get("opt_state", np.zeros((0, net.n_params)))
