@@ -19,7 +19,7 @@ from .losses import LOSSES
 from .network import Network, load
 from .training import History
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
-from .schedules import Constant, CosineLR, ExponentialLR, InvScaling, Schedule, StepLR
+from .schedules import Constant, CosineLR, ExponentialLR, InvScaling, ReduceLROnPlateau, Schedule, StepLR
 from .sweep import SweepResult, choice, loguniform, sweep, uniform
 
 __version__ = "0.1.0"
@@ -39,6 +39,7 @@ __all__ = [
     "MLPRegressor",
     "Optimizer",
     "RMSprop",
+    "ReduceLROnPlateau",
     "SGD",
     "Schedule",
     "StepLR",

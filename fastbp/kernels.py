@@ -54,11 +54,106 @@ def _biases(params, net, l):
 
 
 @njit(cache=True, error_model="numpy")
+def _input_block(buf, sizes, l, cap, rows):
+    """The (rows, n_l) block of the input of layer l (0-based: l = 0 is the network's input) in a
+    dropout buffer (work.Mb, work.Tb)."""
+    off = 0
+    for k in range(l):
+        off += sizes[k]
+    off *= cap
+    m = sizes[l]
+    return buf[off : off + rows * m].reshape((rows, m))
+
+
+# splitmix64's constants (Steele, Lea & Flood 2014): a counter-based generator, so a mask depends
+# only on its key and counters, not on threads or on how many numbers were drawn before.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_U53 = 1.0 / 9007199254740992.0  # 2**-53
+
+
+@njit(cache=True, error_model="numpy")
+def _mix(z):
+    """splitmix64's finaliser: a bijection of uint64 whose output bits each depend on all input bits."""
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, error_model="numpy")
+def _dropout_stream(key, epoch, batch):
+    """The stream of the masks of one batch of one epoch (both from 0) of the network of dropout ``key``."""
+    s = _mix(key + _GOLDEN * np.uint64(epoch + 1))
+    return _mix(s + _GOLDEN * np.uint64(batch + 1))
+
+
+@njit(cache=True, error_model="numpy")
+def _layer_stream(stream, layer):
+    """The stream of the masks of the input of layer ``layer`` (0: the network's input) in a batch's stream."""
+    return _mix(stream + _GOLDEN * np.uint64(layer + 1))
+
+
+@njit(cache=True, error_model="numpy")
+def _dropout(a, p, stream, M, T):
+    """Inverted dropout of the activations ``a`` (rows, n) at rate p: unit j of row i is kept when the
+    uniform number of counter i·n + j of ``stream`` is ≥ p; M gets each unit's factor (0, or
+    1/(1-p) if kept) and T = a ⊙ M, what the next layer takes."""
+    n = a.shape[1]
+    keep = M.dtype.type(1.0 / (1.0 - p))
+    zero = M.dtype.type(0.0)
+    for i in range(a.shape[0]):
+        c = np.uint64(i * n)
+        for j in range(n):
+            u = float(_mix(stream + _GOLDEN * (c + np.uint64(j))) >> np.uint64(11)) * _U53
+            m = keep if u >= p else zero
+            M[i, j] = m
+            T[i, j] = a[i, j] * m
+
+
+def dropout_mask(key, epoch, batch, layer, rows, n, p):
+    """The mask (0 or 1/(1-p), float64, (rows, n)) that training draws for the input of layer ``layer``
+    (0: the network's input) in batch ``batch`` of epoch ``epoch`` (both from 0) of a network whose
+    dropout key is ``key``: what tests compare with a written-out reference."""
+    M = np.empty((rows, n))
+    _mask_into(M, np.uint64(key), epoch, batch, layer, p)
+    return M
+
+
+@njit(cache=True, error_model="numpy")
+def _mask_into(M, key, epoch, batch, layer, p):
+    # All in compiled code: a uint64 that comes back to Python and goes in again is typed int64.
+    _dropout(np.ones(M.shape), p, _layer_stream(_dropout_stream(key, epoch, batch), layer), M, np.empty(M.shape))
+
+
+# The dropout rates of a pass without dropout.
+_NO_DROP = np.zeros(0)
+
+
+@njit(cache=True, error_model="numpy")
+def _dropping(work, drop, l):
+    """Whether the input of layer l is dropped out (training with masks and a rate > 0)."""
+    return work.Mb.shape[0] > 0 and drop.shape[0] > l and drop[l] > 0.0
+
+
+@njit(cache=True, error_model="numpy")
 def _forward(params, A0, net, work):
     """z^l = W^l a^{l-1} + b^l, a^l = f_l(z^l) for every layer; returns a^L (a view into work.Ab)."""
+    return _forward_dropout(params, A0, net, work, _NO_DROP, np.uint64(0))
+
+
+@njit(cache=True, error_model="numpy")
+def _forward_dropout(params, A0, net, work, drop, stream):
+    """``_forward`` with the input of each layer l dropped out at rate ``drop[l]`` (where > 0 and the work
+    has mask buffers), its masks drawn from ``stream`` (``_dropout_stream`` of the epoch and batch)."""
     rows = A0.shape[0]
     a = A0
     for l in range(net.sizes.shape[0] - 1):
+        if _dropping(work, drop, l):
+            M = _input_block(work.Mb, net.sizes, l, work.cap, rows)
+            T = _input_block(work.Tb, net.sizes, l, work.cap, rows)
+            _dropout(a, drop[l], _layer_stream(stream, l), M, T)
+            a = T
         Z = _block(work.Zb, net.sizes, l, work.cap, rows)
         A = _block(work.Ab, net.sizes, l, work.cap, rows)
         matmul_nt(a, _weights(params, net, l), Z, net.mm)
@@ -86,7 +181,7 @@ def _descend_layer(D, a_prev, W, gW, lr, mm):
 
 
 @njit(cache=True, error_model="numpy")
-def _backward(params, grad, A0, net, work, dA0, want_param_grad, want_input_grad, descend, lr, decay):
+def _backward(params, grad, A0, net, work, dA0, want_param_grad, want_input_grad, descend, lr, decay, drop):
     """Reverse mode from δ^L (already in work.Db) down to the input.
 
     Per layer: ∂C/∂a^{l-1} = δ W, which times f'_{l-1}(z) is the δ of the
@@ -95,6 +190,8 @@ def _backward(params, grad, A0, net, work, dA0, want_param_grad, want_input_grad
     θ ← θ - lr ∇C right away (after δ W has used the old W), folded into the
     weight-gradient product where BLAS runs it; ``grad`` is then work space.
     ``decay`` adds the L2 penalty's gradient decay · W to ∂C/∂W (0: none; never with ``descend``).
+    Where ``drop`` dropped a layer's input out (see ``_forward_dropout``), the layer saw the masked
+    activations: its weight gradient takes them, and δ W goes through the mask to the layer below.
     """
     rows = A0.shape[0]
     sizes, cap, mm = net.sizes, work.cap, net.mm
@@ -104,12 +201,16 @@ def _backward(params, grad, A0, net, work, dA0, want_param_grad, want_input_grad
         if l > 0:
             Dp = _block(work.Db, sizes, l - 1, cap, rows)
             matmul_nn(D, W, Dp, mm)
+            if _dropping(work, drop, l):
+                _scale_by(Dp, _input_block(work.Mb, sizes, l, cap, rows))
             _act_backward(Dp, _block(work.Zb, sizes, l - 1, cap, rows), _block(work.Ab, sizes, l - 1, cap, rows),
                           net.acts[l - 1], net.act_p[l - 1, 0], net.act_p[l - 1, 1])
         elif want_input_grad:
             matmul_nn(D, W, dA0, mm)
         if want_param_grad:
             a_prev = A0 if l == 0 else _block(work.Ab, sizes, l - 1, cap, rows)
+            if _dropping(work, drop, l):
+                a_prev = _input_block(work.Tb, sizes, l, cap, rows)
             gW = _weights(grad, net, l)
             gb = _biases(grad, net, l)
             _bias_grad(D, gb)
@@ -120,6 +221,14 @@ def _backward(params, grad, A0, net, work, dA0, want_param_grad, want_input_grad
                 matmul_tn(D, a_prev, gW, mm)
                 if decay != 0.0:
                     _add_decay(gW, W, decay)
+
+
+@njit(cache=True, error_model="numpy")
+def _scale_by(D, M):
+    """D ⊙= M."""
+    for i in range(D.shape[0]):
+        for j in range(D.shape[1]):
+            D[i, j] *= M[i, j]
 
 
 @njit(cache=True, error_model="numpy")
@@ -202,7 +311,7 @@ def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, ne
                 Y0[i, j] = Y[r, j]
             for j in range(n0):
                 A0[i, j] = X[r, j]
-        _forward(params, A0, net, work)
+        _forward_dropout(params, A0, net, work, rule.drop, _dropout_stream(rule.drop_key, epoch_idx, bi))
         c, ok = _loss_delta(Y0, net, work, rows, 1.0 / wsum, w0)
         decay = 0.0
         if rule.l2 != 0.0:
@@ -217,7 +326,7 @@ def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, ne
         correct += ok
         if rule.per_step:
             lr = _scheduled_lr(rule.sched_code, rule.sched_p, rule.lr, step0 + bi)
-        _backward(params, work.grad, A0, net, work, dummy, True, False, descend, lr, decay)
+        _backward(params, work.grad, A0, net, work, dummy, True, False, descend, lr, decay, rule.drop)
         if not descend:
             _update(params, work.grad, state, rule.opt_code, rule.hyper, lr, step0 + bi + 1, rule.clip, net.mm)
     return loss_sum, correct, -1, lr
@@ -237,14 +346,14 @@ def _with_engine(net, mm):
 def _member_work(works, t):
     """Member t's Work from a population's stacked buffers (plan.work with ``lead=(k,)``)."""
     return Work(works.cap, works.Xb[t], works.Yb[t], works.wb[t], works.Zb[t], works.Ab[t], works.Db[t],
-                works.grad[t])
+                works.grad[t], works.Mb[t], works.Tb[t])
 
 
 @njit(cache=True, error_model="numpy")
 def _member_rule(rules, t):
     """Member t's Rule from a population's Rule of arrays."""
     return Rule(rules.opt_code[t], rules.hyper[t], rules.lr[t], rules.clip[t], rules.sched_code[t],
-                rules.sched_p[t], rules.per_step[t], rules.l2[t])
+                rules.sched_p[t], rules.per_step[t], rules.l2[t], rules.drop[t], rules.drop_key[t])
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
@@ -303,7 +412,7 @@ def _full_pass(params, X, Y, sw, net, work, want_param_grad, grad, want_input_gr
         correct += ok
         if want_param_grad or want_input_grad:
             _backward(params, work.grad, A0, net, work, dX[start : start + rows], want_param_grad, want_input_grad,
-                      False, 0.0, 0.0)
+                      False, 0.0, 0.0, _NO_DROP)
             if want_param_grad:
                 for i in range(grad.shape[0]):
                     grad[i] += work.grad[i]

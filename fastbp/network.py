@@ -6,6 +6,7 @@ sensitivities; ``fit`` is the one training path of training.py. Nothing here
 runs per batch.
 """
 
+import numbers
 import warnings
 
 import numpy as np
@@ -67,6 +68,16 @@ class Network:
         the targets' for a regression with an identity output) into ``scaler_``;
         ``forward``, ``predict``, ``evaluate``, ``save`` and ``to_onnx`` then apply
         them, so the model takes and gives data in its own units.
+    dropout : float or list of float, default 0
+        Inverted dropout (Srivastava et al. 2014) during ``fit``: each hidden layer's
+        units are zeroed with this probability and the kept ones scaled by 1/(1-p); one
+        rate for every hidden layer or one per hidden layer. The masks come from a
+        counter-based generator keyed by the network's seed, the epoch, the batch, the
+        layer and the unit, so training stays reproducible whatever the thread count,
+        and continues exactly after ``save``/``load``. ``forward``, ``predict``,
+        ``evaluate``, ``loss_and_grad`` and ``input_grad`` never drop.
+    input_dropout : float, default 0
+        The same for the input features.
 
     Attributes
     ----------
@@ -89,7 +100,7 @@ class Network:
     """
 
     def __init__(self, layers, activation="relu", output=None, loss=None, dtype="float32", seed=0,
-                 init="glorot", classes=None, standardize=False):
+                 init="glorot", classes=None, standardize=False, dropout=0.0, input_dropout=0.0):
         sizes = checks.check_layers(layers)
         self.layout = Layout(sizes)
         L = self.layout.n_layers
@@ -135,10 +146,15 @@ class Network:
         if loss == "binary_cross_entropy" and n_out > 1:  # multi-label: no argmax; evaluate scores each label
             self._acc_mode = ACC_NONE
 
-        init_seq, shuffle_seq = np.random.SeedSequence(self.seed).spawn(2)
+        self.dropout = _check_dropout(dropout, n_hidden)
+        self.input_dropout = _check_rate(input_dropout, "input_dropout")
+
+        # A third child for the dropout masks' key (spawning more children leaves the first two as they were).
+        init_seq, shuffle_seq, dropout_seq = np.random.SeedSequence(self.seed).spawn(3)
         self._params = np.zeros(self.layout.n_params, dtype=self.dtype)
         self.layout.init(self._params, np.random.default_rng(init_seq), [init] * L)
-        self.state = training.State(np.random.default_rng(shuffle_seq))
+        self.state = training.State(np.random.default_rng(shuffle_seq),
+                                    dropout_key=int(dropout_seq.generate_state(1, np.uint64)[0]))
         self.epochs_trained = 0
         self.history = History()
         self.stop_training = False
@@ -172,6 +188,11 @@ class Network:
     def sizes(self):
         """The layer widths ``[n_0, ..., n_L]``."""
         return list(self.layout.sizes)
+
+    @property
+    def dropout_rates(self):
+        """The dropout rate of each layer's input, float64 (L,): the input's, then each hidden layer's."""
+        return np.array([self.input_dropout, *self.dropout], dtype=np.float64)
 
     @property
     def n_params(self):
@@ -396,7 +417,9 @@ class Network:
             A later ``fit`` with the same optimizer settings continues its state
             (moments, step count); other settings start it afresh.
         schedule : Schedule, optional
-            How the learning rate changes with epochs or steps (constant if None).
+            How the learning rate changes with epochs or steps (constant if None);
+            ``fastbp.ReduceLROnPlateau(...)`` lowers it when a logged value stops
+            improving (its monitor must be logged: "val_loss" needs validation data).
         clip_norm : float, optional
             Rescale each batch's gradient to at most this global L2 norm.
         shuffle : bool, default True
@@ -465,6 +488,8 @@ class Network:
             "init": self.init,
             "classes": None if self.classes_ is None else self.classes_.tolist(),
             "standardize": self.standardize,
+            "dropout": list(self.dropout),
+            "input_dropout": self.input_dropout,
         }
 
     @classmethod
@@ -479,6 +504,7 @@ class Network:
         twin._params[...] = self._params
         twin.epochs_trained = self.epochs_trained
         twin.state.rng.bit_generator.state = self.state.rng.bit_generator.state
+        twin.state.dropout_key = self.state.dropout_key
         twin._set_data_info(self._data_info(), self.scaler_)
         return twin
 
@@ -506,14 +532,16 @@ class Network:
         """Write the network and its training state to ``path`` (.npz + JSON config), atomically.
 
         Stored: the parameters, the layer specs, the optimizer and its state, the
-        step and epoch counts, the shuffling RNG's state and the History, so that
+        step and epoch counts, the shuffling RNG's state, the dropout key, a plateau
+        schedule's state and the History, so that
         ``fastbp.load(path).fit(...)`` continues exactly where this one stopped. The class names,
         scaling, column names and target shape are kept too (JSON and arrays, no pickle).
         """
         st = self.state
         config = {"network": self.get_config(), "data": self._data_info(),
                   "epochs_trained": self.epochs_trained, "step": st.step,
-                  "rng_state": st.rng.bit_generator.state,
+                  "rng_state": st.rng.bit_generator.state, "dropout_key": str(st.dropout_key),
+                  "schedule_state": st.schedule,
                   "optimizer": None if st.optimizer is None else st.optimizer.get_config(),
                   "history": {"epoch": self.history.epoch, "history": self.history.history}}
         arrays = {"params": self._params}
@@ -526,6 +554,24 @@ class Network:
     def __repr__(self):
         acts = ", ".join(repr(a) for a in self.activations)
         return f"Network({self.sizes}, activations=[{acts}], loss={self.loss!r}, dtype={self.dtype.name!r})"
+
+
+def _check_rate(p, argname):
+    """A dropout rate: a number in [0, 1)."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"{argname}: expected a dropout rate in [0, 1), got {p!r}")
+    if not 0.0 <= float(p) < 1.0:
+        raise ValueError(f"{argname}: expected a dropout rate in [0, 1), got {p!r}")
+    return float(p)
+
+
+def _check_dropout(dropout, n_hidden):
+    """Network's ``dropout``: one rate for every hidden layer, or a list of one per hidden layer."""
+    if isinstance(dropout, (list, tuple, np.ndarray)):
+        if len(dropout) != n_hidden:
+            raise ValueError(f"dropout: expected one rate per hidden layer ({n_hidden}), got {len(dropout)}")
+        return [_check_rate(p, f"dropout[{i}]") for i, p in enumerate(dropout)]
+    return [_check_rate(dropout, "dropout")] * n_hidden
 
 
 def _regression_scores(A, Y, loss, sw=None):
@@ -558,6 +604,9 @@ def load(path):
         st.step = int(config.get("step", 0))
         if "rng_state" in config:
             st.rng.bit_generator.state = config["rng_state"]
+        if "dropout_key" in config:
+            st.dropout_key = int(config["dropout_key"])
+        st.schedule = config.get("schedule_state")
         if config.get("optimizer") is not None:
             st.optimizer = get_optimizer(config["optimizer"])
             slots = arrays.get("opt_state", np.zeros((0, net.n_params)))

@@ -14,6 +14,7 @@ shuffling RNG) travels with it, so a later ``fit`` or a loaded model continues
 exactly where the last one stopped.
 """
 
+import copy
 import math
 import time
 
@@ -24,7 +25,7 @@ from .callbacks import Progress, auto_verbose, call_callback, check_callbacks, g
 from .kernels import _evaluate_population, _full_pass, _train_epoch, _train_population
 from .matmul import engine_for, one_thread_rows, population_engine
 from .optimizers import SGD, Optimizer, get_optimizer
-from .schedules import get_schedule
+from .schedules import ReduceLROnPlateau, get_schedule
 
 __all__ = ["DEFAULTS", "State", "History", "fit", "train_population", "resolve_optimizer"]
 
@@ -79,23 +80,36 @@ class History:
 
 class State:
     """What a network's next update continues from: the ``optimizer`` spec (None before any fit),
-    its ``slots`` ((n_slots, n_params): momentum, moments), the update count ``step`` and the
-    shuffling ``rng`` (a numpy Generator)."""
+    its ``slots`` ((n_slots, n_params): momentum, moments), the update count ``step``, the
+    shuffling ``rng`` (a numpy Generator), the key of the dropout masks ``dropout_key`` (an int
+    below 2**64: with the epoch and batch indices, all the masks' generator needs) and an adaptive
+    schedule's ``schedule`` state (``{"config": ReduceLROnPlateau config, "state": its state}`` or None)."""
 
-    __slots__ = ("optimizer", "slots", "step", "rng")
+    __slots__ = ("optimizer", "slots", "step", "rng", "dropout_key", "schedule")
 
-    def __init__(self, rng, optimizer=None, slots=None, step=0):
+    def __init__(self, rng, optimizer=None, slots=None, step=0, dropout_key=0, schedule=None):
         self.rng = rng
+        self.dropout_key = dropout_key
+        self.schedule = schedule
         self.optimizer = optimizer
         self.slots = slots
         self.step = step
 
-    def start(self, optimizer, n_params, dtype):
-        """Continue the state if ``optimizer`` is the same rule, else start it afresh."""
-        if self.optimizer is None or not self.optimizer.same_rule(optimizer):
+    def start(self, optimizer, n_params, dtype, schedule=None):
+        """Continue the state if ``optimizer`` is the same rule, else start it afresh; the same for a
+        plateau ``schedule`` (continued with the optimizer and its own settings). Returns the learning
+        rate of the next epoch where the plateau sets it, else None."""
+        fresh = self.optimizer is None or not self.optimizer.same_rule(optimizer)
+        if fresh:
             self.optimizer = optimizer
             self.slots = np.zeros((optimizer.n_slots, n_params), dtype=dtype)
             self.step = 0
+        if not isinstance(schedule, ReduceLROnPlateau):
+            self.schedule = None
+            return None
+        if fresh or self.schedule is None or self.schedule["config"] != schedule.get_config():
+            self.schedule = {"config": schedule.get_config(), "state": schedule.start(optimizer.lr)}
+        return self.schedule["state"]["lr"]
 
 
 def resolve_optimizer(optimizer, lr):
@@ -124,7 +138,8 @@ def _snapshot(net):
     """Everything an epoch changes, copied: what an error or interrupt puts back."""
     s = net.state
     return {"params": net.params.copy(), "slots": None if s.slots is None else s.slots.copy(), "step": s.step,
-            "epochs_trained": net.epochs_trained, "rng": s.rng.bit_generator.state, "history": len(net.history)}
+            "epochs_trained": net.epochs_trained, "rng": s.rng.bit_generator.state, "history": len(net.history),
+            "schedule": copy.deepcopy(s.schedule)}
 
 
 def _restore(net, snap):
@@ -135,6 +150,7 @@ def _restore(net, snap):
     s.step = snap["step"]
     net.epochs_trained = snap["epochs_trained"]
     s.rng.bit_generator.state = snap["rng"]
+    s.schedule = copy.deepcopy(snap["schedule"])
     net.history._truncate(snap["history"])
 
 
@@ -164,7 +180,8 @@ class _Run:
         self.mm = population_engine(sizes, cap, n_params) if population else engine_for(sizes, cap, n_params)
         # A population's kernels take the engine apart from the Net (see kernels._train_population).
         self.net = first.kernel_net(None if population else self.mm)
-        self.work = plan.work(sizes, n_params, dtype, cap, batch=True, grad=True, lead=lead, weights=sw is not None)
+        self.work = plan.work(sizes, n_params, dtype, cap, batch=True, grad=True, lead=lead, weights=sw is not None,
+                              dropout=any(net.dropout_rates.any() for net in nets))
         if Xv is not None:
             self.val_work = plan.work(sizes, n_params, dtype, validation_rows(first, Xv.shape[0], cap), lead=lead)
         if population:
@@ -248,6 +265,18 @@ class _Run:
                 logs["val_accuracy"] = float(val[1][i]) / self.val_weight
         logs["lr"] = float(lr[i])
         return logs
+
+    def set_lr(self, i, lr):
+        """Network i's base learning rate from the next epoch on."""
+        if self.population:
+            self.rules.lr[i] = lr
+        else:
+            self.rule = self.rule._replace(lr=float(lr))
+
+    def step_schedule(self, i, schedule, logs):
+        """After an epoch: a plateau schedule judges network i's ``logs`` and sets its next rate."""
+        if isinstance(schedule, ReduceLROnPlateau):
+            self.set_lr(i, schedule.step(self.nets[i].state.schedule["state"], logs[schedule.monitor]))
 
     def finish(self, i):
         """Copy network i's stacked parameters and optimizer state back into it (populations)."""
@@ -351,6 +380,24 @@ def split_validation(net, X, Y, validation_data, validation_split):
     return X, Y, None, None
 
 
+def check_monitor(schedule, net, Xv):
+    """A plateau schedule's monitor must be logged: a ValueError before training if it is not."""
+    if not isinstance(schedule, ReduceLROnPlateau):
+        return
+    logged = ["loss"] + (["accuracy"] if net.is_classifier else [])
+    if Xv is not None:
+        logged += ["val_" + k for k in logged]
+    if schedule.monitor not in logged:
+        raise ValueError(f"schedule: monitor {schedule.monitor!r} is not among the logged values {logged}"
+                         + (" (pass validation_data or validation_split)" if schedule.monitor.startswith("val_")
+                            else ""))
+
+
+def _rule(net, optimizer, schedule, clip, length, l2):
+    """The kernels' ``plan.Rule`` of a network's training: the settings and the network's dropout."""
+    return plan.rule(optimizer, schedule, clip, length, l2, net.dropout_rates, net.state.dropout_key)
+
+
 def _schedule_length(sched, epochs, n_batches):
     return epochs * n_batches if sched.per == "step" else epochs
 
@@ -375,11 +422,14 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
     if verbose > 2:
         raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose}")
 
+    check_monitor(sched, net, Xv)
     n = X.shape[0]
-    net.state.start(opt, net.n_params, net.dtype)
+    plateau_lr = net.state.start(opt, net.n_params, net.dtype, sched)
     n_batches = (n + batch_size - 1) // batch_size
-    run = _Run([net], X, Y, batch_size,
-               [plan.rule(opt, sched, clip, _schedule_length(sched, epochs, n_batches), l2)], Xv, Yv, sw=sw, swv=swv)
+    run = _Run([net], X, Y, batch_size, [_rule(net, opt, sched, clip, _schedule_length(sched, epochs, n_batches), l2)],
+               Xv, Yv, sw=sw, swv=swv)
+    if plateau_lr is not None:
+        run.set_lr(0, plateau_lr)
     order = np.arange(n, dtype=np.int64)
 
     good = _snapshot(net)
@@ -407,6 +457,7 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
                 )
             logs = run.logs(0, loss, correct, lr_used, run.validate() if Xv is not None else None)
             logs.update(seconds=seconds, samples_per_second=n / seconds if seconds > 0 else math.inf)
+            run.step_schedule(0, sched, logs)
             # The epoch's results land together: parameters (already), update count, epoch count, History.
             net.state.step += n_batches
             net.epochs_trained = epoch
@@ -463,13 +514,18 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
     k = len(nets)
     counts = np.array([X.shape[0] if rows is None else len(r) for r in (rows or [None] * k)], dtype=np.int64)
     length = epochs if length is None else length
-    for net, opt in zip(nets, optimizers):
-        net.state.start(opt, net.n_params, net.dtype)
+    plateau_lrs = []
+    for net, opt, sched in zip(nets, optimizers, schedules):
+        check_monitor(sched, net, Xv)
+        plateau_lrs.append(net.state.start(opt, net.n_params, net.dtype, sched))
     l2s = [0.0] * k if l2s is None else l2s
-    rules = [plan.rule(o, s, c, _schedule_length(s, length, (m + batch_size - 1) // batch_size), a)
-             for o, s, c, m, a in zip(optimizers, schedules, clips, counts, l2s)]
+    rules = [_rule(net, o, s, c, _schedule_length(s, length, (m + batch_size - 1) // batch_size), a)
+             for net, o, s, c, m, a in zip(nets, optimizers, schedules, clips, counts, l2s)]
     run = _Run(nets, X, Y, batch_size, rules, Xv, Yv, population=True, n=counts, sw=sample_weight,
                swv=sample_weight_val)
+    for i, lr in enumerate(plateau_lrs):
+        if lr is not None:
+            run.set_lr(i, lr)
     active = np.ones(k, dtype=np.bool_)
     records = [{"history": {}} for _ in range(k)]
     for _ in range(epochs):
@@ -493,6 +549,7 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
                 records[i]["diverged_at_epoch"] = e + 1
                 continue
             logs = run.logs(i, loss, correct, lr, val)
+            run.step_schedule(i, schedules[i], logs)
             net.epochs_trained = e + 1
             net.history.append(e + 1, logs)
             for key, v in logs.items():
