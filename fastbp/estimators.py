@@ -120,7 +120,7 @@ class _BaseMLP(BaseEstimator):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype="float32"):
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype="float32", dropout=0.0):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -145,6 +145,7 @@ class _BaseMLP(BaseEstimator):
         self.n_iter_no_change = n_iter_no_change
         self.max_fun = max_fun
         self.dtype = dtype
+        self.dropout = dropout
 
     # ------------------------------------------------------------------ parameters
     def _hidden_sizes(self):
@@ -176,6 +177,9 @@ class _BaseMLP(BaseEstimator):
         _check_real(self.epsilon, "epsilon", 0.0, low_open=True)
         for name in ("shuffle", "warm_start", "nesterovs_momentum", "early_stopping"):
             _check_bool(getattr(self, name), name)
+        if self.solver == "lbfgs" and np.any(np.asarray(self.dropout, dtype=object) != 0):
+            raise ValueError(f"dropout: only the stochastic solvers ('sgd', 'adam') train with dropout, got "
+                             f"dropout={self.dropout!r} with solver='lbfgs'")
         if not isinstance(self.verbose, (bool, np.bool_, numbers.Integral)):
             raise ValueError(f"verbose: expected a bool or an int, got {self.verbose!r}")
         return self._hidden_sizes()
@@ -241,7 +245,8 @@ class _BaseMLP(BaseEstimator):
         out, loss = self._output_and_loss()
         sizes = [X.shape[1], *hidden, Y.shape[1]]
         self._init_weights(sizes, rng)
-        self.network_ = Network(sizes, activation=self._hidden_activation(), output=out, loss=loss, dtype=self.dtype)
+        self.network_ = Network(sizes, activation=self._hidden_activation(), output=out, loss=loss, dtype=self.dtype,
+                                dropout=self.dropout)
         self.n_outputs_ = Y.shape[1]
         self.n_layers_ = len(hidden) + 2
         self.out_activation_ = _OUT_NAMES.get(out, out)
@@ -299,8 +304,11 @@ class _BaseMLP(BaseEstimator):
             if self._is_classifier():
                 yv = self._decode(yv)
             self._best_params = net.params.copy()
-        # The shuffling continues random_state's stream after the draws scikit-learn makes (weights, split).
-        net.state.rng = np.random.default_rng(rng.randint(np.iinfo(np.int32).max))
+        # Shuffling and dropout masks continue random_state's stream after the draws scikit-learn makes
+        # (weights, validation split).
+        seq = np.random.SeedSequence(rng.randint(np.iinfo(np.int32).max))
+        net.state.rng = np.random.default_rng(seq)
+        net.state.dropout_key = int(seq.generate_state(1, np.uint64)[0])
         n = X.shape[0]
         self._n_train = n
         if self.batch_size == "auto":
@@ -393,7 +401,8 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multilayer perceptron classifier: scikit-learn's ``MLPClassifier``, trained by fastbp.
 
     Parameters are scikit-learn's (same names, defaults and meanings), plus ``dtype``
-    ("float32" default, or "float64"): the precision of the compiled training, and
+    ("float32" default, or "float64"): the precision of the compiled training, ``dropout``
+    (a rate, or one per hidden layer: inverted dropout during training, see ``fastbp.Network``), and
     ``class_weight`` (None, "balanced" or {label: weight}, as scikit-learn's linear models
     take it): multiplied into the sample weights. ``activation`` also takes fastbp's own
     activations by name or object. See docs/sklearn.md for the (small) differences: Adam's
@@ -412,14 +421,14 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9, beta_2=0.999,
-                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype="float32", class_weight=None):
+                 epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype="float32", dropout=0.0, class_weight=None):
         super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
                          learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
                          max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
                          warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
                          early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
                          beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-                         dtype=dtype)
+                         dtype=dtype, dropout=dropout)
         self.class_weight = class_weight
 
     def _with_class_weight(self, y, sample_weight):
@@ -521,14 +530,14 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
                  batch_size="auto", learning_rate="constant", learning_rate_init=0.001, power_t=0.5, max_iter=200,
                  loss="squared_error", shuffle=True, random_state=None, tol=1e-4, verbose=False, warm_start=False,
                  momentum=0.9, nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1, beta_1=0.9,
-                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype="float32"):
+                 beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000, dtype="float32", dropout=0.0):
         super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
                          learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
                          max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol, verbose=verbose,
                          warm_start=warm_start, momentum=momentum, nesterovs_momentum=nesterovs_momentum,
                          early_stopping=early_stopping, validation_fraction=validation_fraction, beta_1=beta_1,
                          beta_2=beta_2, epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun,
-                         dtype=dtype)
+                         dtype=dtype, dropout=dropout)
         self.loss = loss
 
     def _check_params(self):

@@ -231,6 +231,21 @@ def test_early_stopping_as_sklearn():
         clf.partial_fit(X, c)
 
 
+def test_dropout_trains_with_masks_and_predicts_without():
+    X, _, c = _data(n=90)
+    kw = dict(hidden_layer_sizes=(16,), max_iter=20, random_state=0, learning_rate_init=0.01)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = MLPClassifier(**kw).fit(X, c)
+        dropped = MLPClassifier(dropout=0.5, **kw).fit(X, c)
+        again = MLPClassifier(dropout=0.5, **kw).fit(X, c)
+    assert not np.allclose(plain.coefs_[0], dropped.coefs_[0])
+    np.testing.assert_array_equal(dropped.coefs_[0], again.coefs_[0])  # masks from random_state
+    np.testing.assert_array_equal(dropped.predict_proba(X), dropped.predict_proba(X))
+    with pytest.raises(ValueError, match="dropout"):
+        MLPClassifier(dropout=0.5, solver="lbfgs").fit(X, c)
+
+
 def test_bad_parameters_name_the_parameter():
     X, _, c = _data()
     for kw, name in ((dict(solver="newton"), "solver"), (dict(hidden_layer_sizes=(3, 0)), "hidden_layer_sizes"),
