@@ -118,6 +118,18 @@ def test_invscaling_epochs_give_sklearns_weights():
     np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
 
 
+@pytest.mark.parametrize("learning_rate", ["constant", "adaptive"])
+def test_stopping_rule_and_adaptive_rate_as_sklearn(learning_rate):
+    X, _, c = _data()
+    kw = {**{k: v for k, v in SGD_ONE_EPOCH.items() if k != "dtype"}, "max_iter": 60, "tol": 0.05,
+          "n_iter_no_change": 2, "learning_rate": learning_rate, "learning_rate_init": 0.2}
+    ours, theirs = _same_run(MLPClassifier(dtype="float64"), sk.MLPClassifier(), X, c, **kw)
+    assert ours.n_iter_ == theirs.n_iter_ < 60
+    np.testing.assert_allclose(ours.loss_curve_, theirs.loss_curve_, rtol=1e-9)
+    for a, b in zip(ours.coefs_, theirs.coefs_):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
+
+
 def test_momentum_and_adam_follow_sklearn_closely():
     X, _, c = _data()
     for solver, kw in (("sgd", dict(momentum=0.9, nesterovs_momentum=True)), ("adam", {})):
