@@ -266,3 +266,11 @@ def test_bad_parameters_name_the_parameter():
             MLPClassifier(**kw).fit(X, c)
     with pytest.raises(ValueError, match="loss"):
         MLPRegressor(loss="poisson").fit(X, c.astype(float))
+
+
+def test_import_fastbp_does_not_import_sklearn():
+    import subprocess
+    import sys
+
+    code = "import sys, fastbp; assert 'sklearn' not in sys.modules; fastbp.MLPRegressor; assert 'sklearn' in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
