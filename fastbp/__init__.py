@@ -25,7 +25,7 @@ from .losses import LOSSES
 from .network import Network, load
 from .training import History
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
-from .schedules import Constant, CosineLR, ExponentialLR, Schedule, StepLR
+from .schedules import Constant, CosineLR, ExponentialLR, InvScaling, ReduceLROnPlateau, Schedule, StepLR
 from .sweep import SweepResult, choice, loguniform, sweep, uniform
 
 __version__ = "0.1.0"
@@ -40,8 +40,12 @@ __all__ = [
     "CosineLR",
     "EarlyStopping",
     "ExponentialLR",
+    "InvScaling",
+    "MLPClassifier",
+    "MLPRegressor",
     "Optimizer",
     "RMSprop",
+    "ReduceLROnPlateau",
     "SGD",
     "Schedule",
     "StepLR",
@@ -65,3 +69,12 @@ __all__ = [
     "sweep",
     "uniform",
 ]
+
+
+def __getattr__(name):
+    # The scikit-learn estimators import scikit-learn, an optional dependency: only when asked for.
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from . import estimators
+
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'fastbp' has no attribute {name!r}")

@@ -55,6 +55,33 @@ def fit_settings(epochs, batch_size, clip_norm):
     return epochs, batch_size, clip
 
 
+def check_sample_weight(sample_weight, n, argname="sample_weight"):
+    """Sample weights for n rows as a float64 vector: finite, ≥ 0, not all zero."""
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{argname}: expected {n} real numbers, got {type(sample_weight).__name__}") from None
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(f"{argname}: expected a 1-D array of {n} weights (one per row), got shape {w.shape}")
+    if not np.isfinite(w).all():
+        raise ValueError(f"{argname}: expected finite weights, got {w[~np.isfinite(w)][0]!r} at row "
+                         f"{int(np.flatnonzero(~np.isfinite(w))[0])}")
+    if (w < 0).any():
+        raise ValueError(f"{argname}: expected weights >= 0, got {w[w < 0][0]!r} at row {int(np.flatnonzero(w < 0)[0])}")
+    if not (w > 0).any():
+        raise ValueError(f"{argname}: the weights are all zero; expected at least one positive weight")
+    return np.ascontiguousarray(w)
+
+
+def check_nonnegative_float(value, argname):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{argname}: expected a finite number >= 0, got {value!r}")
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{argname}: expected a finite number >= 0, got {value!r}")
+    return value
+
+
 def check_layers(layers, argname="layers"):
     if isinstance(layers, (str, bytes)) or not hasattr(layers, "__len__"):
         raise TypeError(f"{argname}: expected a list of layer widths such as [784, 128, 10], got {layers!r}")

@@ -54,11 +54,106 @@ def _biases(params, net, l):
 
 
 @njit(cache=True, error_model="numpy")
+def _input_block(buf, sizes, l, cap, rows):
+    """The (rows, n_l) block of the input of layer l (0-based: l = 0 is the network's input) in a
+    dropout buffer (work.Mb, work.Tb)."""
+    off = 0
+    for k in range(l):
+        off += sizes[k]
+    off *= cap
+    m = sizes[l]
+    return buf[off : off + rows * m].reshape((rows, m))
+
+
+# splitmix64's constants (Steele, Lea & Flood 2014): a counter-based generator, so a mask depends
+# only on its key and counters, not on threads or on how many numbers were drawn before.
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_U53 = 1.0 / 9007199254740992.0  # 2**-53
+
+
+@njit(cache=True, error_model="numpy")
+def _mix(z):
+    """splitmix64's finaliser: a bijection of uint64 whose output bits each depend on all input bits."""
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, error_model="numpy")
+def _dropout_stream(key, epoch, batch):
+    """The stream of the masks of one batch of one epoch (both from 0) of the network of dropout ``key``."""
+    s = _mix(key + _GOLDEN * np.uint64(epoch + 1))
+    return _mix(s + _GOLDEN * np.uint64(batch + 1))
+
+
+@njit(cache=True, error_model="numpy")
+def _layer_stream(stream, layer):
+    """The stream of the masks of the input of layer ``layer`` (0: the network's input) in a batch's stream."""
+    return _mix(stream + _GOLDEN * np.uint64(layer + 1))
+
+
+@njit(cache=True, error_model="numpy")
+def _dropout(a, p, stream, M, T):
+    """Inverted dropout of the activations ``a`` (rows, n) at rate p: unit j of row i is kept when the
+    uniform number of counter i·n + j of ``stream`` is ≥ p; M gets each unit's factor (0, or
+    1/(1-p) if kept) and T = a ⊙ M, what the next layer takes."""
+    n = a.shape[1]
+    keep = M.dtype.type(1.0 / (1.0 - p))
+    zero = M.dtype.type(0.0)
+    for i in range(a.shape[0]):
+        c = np.uint64(i * n)
+        for j in range(n):
+            u = float(_mix(stream + _GOLDEN * (c + np.uint64(j))) >> np.uint64(11)) * _U53
+            m = keep if u >= p else zero
+            M[i, j] = m
+            T[i, j] = a[i, j] * m
+
+
+def dropout_mask(key, epoch, batch, layer, rows, n, p):
+    """The mask (0 or 1/(1-p), float64, (rows, n)) that training draws for the input of layer ``layer``
+    (0: the network's input) in batch ``batch`` of epoch ``epoch`` (both from 0) of a network whose
+    dropout key is ``key``: what tests compare with a written-out reference."""
+    M = np.empty((rows, n))
+    _mask_into(M, np.uint64(key), epoch, batch, layer, p)
+    return M
+
+
+@njit(cache=True, error_model="numpy")
+def _mask_into(M, key, epoch, batch, layer, p):
+    # All in compiled code: a uint64 that comes back to Python and goes in again is typed int64.
+    _dropout(np.ones(M.shape), p, _layer_stream(_dropout_stream(key, epoch, batch), layer), M, np.empty(M.shape))
+
+
+# The dropout rates of a pass without dropout.
+_NO_DROP = np.zeros(0)
+
+
+@njit(cache=True, error_model="numpy")
+def _dropping(work, drop, l):
+    """Whether the input of layer l is dropped out (training with masks and a rate > 0)."""
+    return work.Mb.shape[0] > 0 and drop.shape[0] > l and drop[l] > 0.0
+
+
+@njit(cache=True, error_model="numpy")
 def _forward(params, A0, net, work):
     """z^l = W^l a^{l-1} + b^l, a^l = f_l(z^l) for every layer; returns a^L (a view into work.Ab)."""
+    return _forward_dropout(params, A0, net, work, _NO_DROP, np.uint64(0))
+
+
+@njit(cache=True, error_model="numpy")
+def _forward_dropout(params, A0, net, work, drop, stream):
+    """``_forward`` with the input of each layer l dropped out at rate ``drop[l]`` (where > 0 and the work
+    has mask buffers), its masks drawn from ``stream`` (``_dropout_stream`` of the epoch and batch)."""
     rows = A0.shape[0]
     a = A0
     for l in range(net.sizes.shape[0] - 1):
+        if _dropping(work, drop, l):
+            M = _input_block(work.Mb, net.sizes, l, work.cap, rows)
+            T = _input_block(work.Tb, net.sizes, l, work.cap, rows)
+            _dropout(a, drop[l], _layer_stream(stream, l), M, T)
+            a = T
         Z = _block(work.Zb, net.sizes, l, work.cap, rows)
         A = _block(work.Ab, net.sizes, l, work.cap, rows)
         matmul_nt(a, _weights(params, net, l), Z, net.mm)
@@ -86,7 +181,7 @@ def _descend_layer(D, a_prev, W, gW, lr, mm):
 
 
 @njit(cache=True, error_model="numpy")
-def _backward(params, grad, A0, net, work, dA0, want_param_grad, want_input_grad, descend, lr):
+def _backward(params, grad, A0, net, work, dA0, want_param_grad, want_input_grad, descend, lr, decay, drop):
     """Reverse mode from δ^L (already in work.Db) down to the input.
 
     Per layer: ∂C/∂a^{l-1} = δ W, which times f'_{l-1}(z) is the δ of the
@@ -94,6 +189,9 @@ def _backward(params, grad, A0, net, work, dA0, want_param_grad, want_input_grad
     With ``descend``, each layer then takes its gradient-descent step
     θ ← θ - lr ∇C right away (after δ W has used the old W), folded into the
     weight-gradient product where BLAS runs it; ``grad`` is then work space.
+    ``decay`` adds the L2 penalty's gradient decay · W to ∂C/∂W (0: none; never with ``descend``).
+    Where ``drop`` dropped a layer's input out (see ``_forward_dropout``), the layer saw the masked
+    activations: its weight gradient takes them, and δ W goes through the mask to the layer below.
     """
     rows = A0.shape[0]
     sizes, cap, mm = net.sizes, work.cap, net.mm
@@ -103,12 +201,16 @@ def _backward(params, grad, A0, net, work, dA0, want_param_grad, want_input_grad
         if l > 0:
             Dp = _block(work.Db, sizes, l - 1, cap, rows)
             matmul_nn(D, W, Dp, mm)
+            if _dropping(work, drop, l):
+                _scale_by(Dp, _input_block(work.Mb, sizes, l, cap, rows))
             _act_backward(Dp, _block(work.Zb, sizes, l - 1, cap, rows), _block(work.Ab, sizes, l - 1, cap, rows),
                           net.acts[l - 1], net.act_p[l - 1, 0], net.act_p[l - 1, 1])
         elif want_input_grad:
             matmul_nn(D, W, dA0, mm)
         if want_param_grad:
             a_prev = A0 if l == 0 else _block(work.Ab, sizes, l - 1, cap, rows)
+            if _dropping(work, drop, l):
+                a_prev = _input_block(work.Tb, sizes, l, cap, rows)
             gW = _weights(grad, net, l)
             gb = _biases(grad, net, l)
             _bias_grad(D, gb)
@@ -117,40 +219,76 @@ def _backward(params, grad, A0, net, work, dA0, want_param_grad, want_input_grad
                 _sgd_step(_biases(params, net, l), gb, lr)
             else:
                 matmul_tn(D, a_prev, gW, mm)
+                if decay != 0.0:
+                    _add_decay(gW, W, decay)
 
 
 @njit(cache=True, error_model="numpy")
-def _loss_delta(Y, net, work, rows, scale):
-    """Output delta of the last layer into work.Db for the target rows Y; returns (summed cost, correct count)."""
+def _scale_by(D, M):
+    """D ⊙= M."""
+    for i in range(D.shape[0]):
+        for j in range(D.shape[1]):
+            D[i, j] *= M[i, j]
+
+
+@njit(cache=True, error_model="numpy")
+def _add_decay(gW, W, decay):
+    """gW += decay · W: the gradient of the L2 penalty (decay/2)·‖W‖²."""
+    d = gW.dtype.type(decay)
+    for i in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            gW[i, j] += d * W[i, j]
+
+
+@njit(cache=True, error_model="numpy")
+def _sum_sq_weights(params, net):
+    """Σ‖W‖² over the layers' weights (not the biases), in float64."""
+    total = 0.0
+    for l in range(net.sizes.shape[0] - 1):
+        for v in _weights(params, net, l).ravel():
+            total += float(v) * float(v)
+    return total
+
+
+@njit(cache=True, error_model="numpy")
+def _loss_delta(Y, net, work, rows, scale, w):
+    """Output delta of the last layer into work.Db for the target rows Y of weights w (empty: all 1);
+    returns (weighted summed cost, weight of the rows classified right)."""
     L = net.sizes.shape[0] - 1
     return _output_delta(_block(work.Zb, net.sizes, L - 1, work.cap, rows),
                          _block(work.Ab, net.sizes, L - 1, work.cap, rows), Y,
                          _block(work.Db, net.sizes, L - 1, work.cap, rows), net.loss_code, net.acts[L - 1],
-                         net.act_p[L - 1, 0], net.act_p[L - 1, 1], scale, net.acc_mode)
+                         net.act_p[L - 1, 0], net.act_p[L - 1, 1], scale, net.acc_mode, w)
 
 
 @njit(cache=True, error_model="numpy")
-def _train_epoch(params, state, X, Y, perm, batch_size, epoch_idx, step0, net, work, rule):
-    """One epoch of mini-batch training over the rows ``perm`` of X, Y.
+def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, net, work, rule):
+    """One epoch of mini-batch training over the rows ``perm`` of X, Y with sample weights ``sw``
+    (float64; empty: none).
 
-    Each batch: gather its rows of X and Y into work.Xb and work.Yb, forward,
-    cost and output delta (averaged over the batch), backward, then the
+    Each batch: gather its rows of X, Y and sw into work.Xb, work.Yb and work.wb,
+    forward, cost and output delta (the weighted mean over the batch, Σ w C / Σ w,
+    plus the L2 penalty (l2/2)·Σ‖W‖² / Σ w), backward, then the
     optimizer's update with the scheduled learning rate (per step: from the
     update count ``step0 + b``; per epoch: from ``epoch_idx``); plain SGD on
     BLAS takes its step inside the backward pass instead (see ``_backward``).
-    ``state`` is the optimizer's (slots, n_params) state. Returns (summed cost,
-    correct count, index of the first batch whose cost was not finite or -1,
-    the last learning rate used); on a non-finite cost the epoch stops before
-    that batch's update.
+    ``state`` is the optimizer's (slots, n_params) state. Returns (Σ over
+    batches of rows × the batch's cost, Σ over batches of rows × the batch's
+    weighted accuracy: divided by the epoch's rows, the mean cost and accuracy as
+    scikit-learn's MLP reports them, and without weights the summed cost and the
+    count of rows right; the index of the first batch whose cost was not finite
+    or -1; the last learning rate used). On a non-finite cost the epoch stops
+    before that batch's update; a batch whose weights are all zero is skipped.
     """
     n = perm.shape[0]
     n0 = net.sizes[0]
     m = Y.shape[1]
     loss_sum = 0.0
-    correct = 0
+    correct = 0.0
+    weighted = sw.shape[0] > 0
     lr = _scheduled_lr(rule.sched_code, rule.sched_p, rule.lr, epoch_idx)
     # Plain gradient descent steps each layer inside the backward pass where BLAS runs the products.
-    descend = _blas_folds(net.mm) and _plain_descent(rule.opt_code, rule.hyper, rule.clip)
+    descend = _blas_folds(net.mm) and _plain_descent(rule.opt_code, rule.hyper, rule.clip) and rule.l2 == 0.0
     dummy = work.Xb[:0]
     for bi in range((n + batch_size - 1) // batch_size):
         start = bi * batch_size
@@ -158,21 +296,37 @@ def _train_epoch(params, state, X, Y, perm, batch_size, epoch_idx, step0, net, w
         idx = perm[start : start + rows]
         A0 = work.Xb[:rows]
         Y0 = work.Yb[:rows]
+        w0 = work.wb[:rows]
+        wsum = float(rows)
+        if weighted:
+            wsum = 0.0
+            for i in range(rows):
+                w0[i] = sw[idx[i]]
+                wsum += w0[i]
+            if wsum == 0.0:  # nothing to learn from: no cost, no update
+                continue
         for i in range(rows):  # the targets with the inputs: their cache misses overlap
             r = idx[i]
             for j in range(m):
                 Y0[i, j] = Y[r, j]
             for j in range(n0):
                 A0[i, j] = X[r, j]
-        _forward(params, A0, net, work)
-        c, ok = _loss_delta(Y0, net, work, rows, 1.0 / rows)
+        _forward_dropout(params, A0, net, work, rule.drop, _dropout_stream(rule.drop_key, epoch_idx, bi))
+        c, ok = _loss_delta(Y0, net, work, rows, 1.0 / wsum, w0)
+        decay = 0.0
+        if rule.l2 != 0.0:
+            decay = rule.l2 / wsum
+            c += 0.5 * rule.l2 * _sum_sq_weights(params, net)
         if not math.isfinite(c):
             return loss_sum, correct, bi, lr
+        if weighted:  # the batch's mean, counted for its rows
+            c *= rows / wsum
+            ok *= rows / wsum
         loss_sum += c
         correct += ok
         if rule.per_step:
             lr = _scheduled_lr(rule.sched_code, rule.sched_p, rule.lr, step0 + bi)
-        _backward(params, work.grad, A0, net, work, dummy, True, False, descend, lr)
+        _backward(params, work.grad, A0, net, work, dummy, True, False, descend, lr, decay, rule.drop)
         if not descend:
             _update(params, work.grad, state, rule.opt_code, rule.hyper, lr, step0 + bi + 1, rule.clip, net.mm)
     return loss_sum, correct, -1, lr
@@ -191,18 +345,19 @@ def _with_engine(net, mm):
 @njit(cache=True, error_model="numpy")
 def _member_work(works, t):
     """Member t's Work from a population's stacked buffers (plan.work with ``lead=(k,)``)."""
-    return Work(works.cap, works.Xb[t], works.Yb[t], works.Zb[t], works.Ab[t], works.Db[t], works.grad[t])
+    return Work(works.cap, works.Xb[t], works.Yb[t], works.wb[t], works.Zb[t], works.Ab[t], works.Db[t],
+                works.grad[t], works.Mb[t], works.Tb[t])
 
 
 @njit(cache=True, error_model="numpy")
 def _member_rule(rules, t):
     """Member t's Rule from a population's Rule of arrays."""
     return Rule(rules.opt_code[t], rules.hyper[t], rules.lr[t], rules.clip[t], rules.sched_code[t],
-                rules.sched_p[t], rules.per_step[t])
+                rules.sched_p[t], rules.per_step[t], rules.l2[t], rules.drop[t], rules.drop_key[t])
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _train_population(P, S, X, Y, perms, counts, active, batch_size, epoch_idx, steps, net, works, rules, mm,
+def _train_population(P, S, X, Y, sw, perms, counts, active, batch_size, epoch_idx, steps, net, works, rules, mm,
                       out_loss, out_correct, out_bad, out_lr):
     """One epoch of every active network of a population, side by side: network t is row t of P, S,
     steps, of every array of ``works`` and ``rules`` (a Rule of arrays), and of the outputs; it trains
@@ -216,7 +371,7 @@ def _train_population(P, S, X, Y, perms, counts, active, batch_size, epoch_idx, 
     """
     for t in prange(P.shape[0]):
         if active[t]:
-            loss, correct, bad, lr = _train_epoch(P[t], S[t], X, Y, perms[t, : counts[t]], batch_size, epoch_idx,
+            loss, correct, bad, lr = _train_epoch(P[t], S[t], X, Y, sw, perms[t, : counts[t]], batch_size, epoch_idx,
                                                   steps[t],
                                                   _with_engine(net, mm), _member_work(works, t),
                                                   _member_rule(rules, t))
@@ -227,30 +382,37 @@ def _train_population(P, S, X, Y, perms, counts, active, batch_size, epoch_idx, 
 
 
 @njit(cache=True, error_model="numpy")
-def _full_pass(params, X, Y, net, work, want_param_grad, grad, want_input_grad, dX):
-    """Cost (and gradients) over all rows of X, in chunks of the buffers' capacity.
+def _full_pass(params, X, Y, sw, net, work, want_param_grad, grad, want_input_grad, dX):
+    """Cost (and gradients) over all rows of X with sample weights sw (float64; empty: none), in chunks
+    of the buffers' capacity.
 
-    With ``want_param_grad``, ``grad`` receives ∇C of the mean cost over all
-    rows (work.grad is the per-chunk space). With ``want_input_grad``, ``dX``
-    receives each sample's own ∂C_k/∂a^0. Returns (summed cost, correct count).
+    With ``want_param_grad``, ``grad`` receives ∇C of the weighted mean cost
+    Σ w C / Σ w over all rows (work.grad is the per-chunk space). With
+    ``want_input_grad``, ``dX`` receives each sample's own ∂C_k/∂a^0. Returns
+    (Σ w C, weight of the rows classified right).
     """
     n = X.shape[0]
     cap = work.cap
-    scale = 1.0 if want_input_grad else 1.0 / n
+    wsum = float(n)
+    if sw.shape[0] > 0:
+        wsum = 0.0
+        for i in range(n):
+            wsum += sw[i]
+    scale = 1.0 if want_input_grad else 1.0 / wsum
     if want_param_grad:
         grad[:] = 0
     loss_sum = 0.0
-    correct = 0
+    correct = 0.0
     for start in range(0, n, cap):
         rows = min(cap, n - start)
         A0 = X[start : start + rows]
         _forward(params, A0, net, work)
-        c, ok = _loss_delta(Y[start : start + rows], net, work, rows, scale)
+        c, ok = _loss_delta(Y[start : start + rows], net, work, rows, scale, sw[start : start + rows])
         loss_sum += c
         correct += ok
         if want_param_grad or want_input_grad:
             _backward(params, work.grad, A0, net, work, dX[start : start + rows], want_param_grad, want_input_grad,
-                      False, 0.0)
+                      False, 0.0, 0.0, _NO_DROP)
             if want_param_grad:
                 for i in range(grad.shape[0]):
                     grad[i] += work.grad[i]
@@ -272,14 +434,14 @@ def _predict(params, X, out, net, work):
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _evaluate_population(P, X, Y, active, net, works, mm, out_loss, out_correct):
-    """Summed cost and correct count of every active network of a population on X, Y (row t of P is
-    network t); ``net`` and ``mm`` as for ``_train_population``."""
+def _evaluate_population(P, X, Y, sw, active, net, works, mm, out_loss, out_correct):
+    """Σ w C and the weight of the rows right of every active network of a population on X, Y with
+    sample weights sw (empty: none; row t of P is network t); ``net`` and ``mm`` as for ``_train_population``."""
     no_grad = np.zeros(0, dtype=P.dtype)
     no_dX = np.zeros((0, X.shape[1]), dtype=P.dtype)
     for t in prange(P.shape[0]):
         if active[t]:
-            loss, correct = _full_pass(P[t], X, Y, _with_engine(net, mm), _member_work(works, t), False, no_grad,
+            loss, correct = _full_pass(P[t], X, Y, sw, _with_engine(net, mm), _member_work(works, t), False, no_grad,
                                        False, no_dX)
             out_loss[t] = loss
             out_correct[t] = correct

@@ -66,65 +66,78 @@ def _argmax_row(A, i):
 
 
 @njit(cache=True, error_model="numpy")
-def _count_correct(A, Y, acc_mode):
-    """How many rows of A match their target row of Y (argmax, or a ≥ ½ for one unit)."""
-    correct = 0
+def _row_weight(w, i):
+    """Row i's sample weight, 1 without weights (an empty ``w``): multiplying by exactly 1.0 keeps the
+    unweighted results bitwise."""
+    return w[i] if w.shape[0] > 0 else 1.0
+
+
+@njit(cache=True, error_model="numpy")
+def _count_correct(A, Y, acc_mode, w):
+    """The weight (the count, without weights) of the rows of A that match their target row of Y
+    (argmax, or a ≥ ½ for one unit); float64."""
+    correct = 0.0
     if acc_mode == ACC_ARGMAX:
         for i in range(A.shape[0]):
-            correct += _argmax_row(A, i) == _argmax_row(Y, i)
+            correct += _row_weight(w, i) * (_argmax_row(A, i) == _argmax_row(Y, i))
     elif acc_mode == ACC_THRESHOLD:
         for i in range(A.shape[0]):
-            correct += (A[i, 0] >= 0.5) == (Y[i, 0] >= 0.5)
+            correct += _row_weight(w, i) * ((A[i, 0] >= 0.5) == (Y[i, 0] >= 0.5))
     return correct
 
 
 @njit(cache=True, error_model="numpy")
-def _output_delta(Z, A, Y, D, loss_code, act_code, p0, p1, scale, acc_mode):
-    """D = scale · ∂(Σ_k C_k)/∂z^L for target rows Y (row i is sample i's); returns Σ_k C_k (float64)
-    and how many rows are classified right (see ``_count_correct``).
+def _output_delta(Z, A, Y, D, loss_code, act_code, p0, p1, scale, acc_mode, w):
+    """D = scale · ∂(Σ_k w_k C_k)/∂z^L for target rows Y (row i is sample i's, of weight w_i; an empty
+    ``w``: all 1); returns Σ_k w_k C_k (float64) and the weight of the rows classified right (see
+    ``_count_correct``).
 
-    ``scale`` is 1/n for the batch mean, or 1 for per-sample sensitivities.
+    ``scale`` is 1/Σw for the batch's weighted mean, or 1 for per-sample sensitivities.
     """
     n, m = Z.shape
-    s = D.dtype.type(scale)
     total = 0.0
     if loss_code == CROSS_ENTROPY:  # softmax output: ∂C_k/∂z = a Σy - y
-        correct = 0
+        correct = 0.0
         for i in range(n):
+            wi = _row_weight(w, i)
+            s = D.dtype.type(wi * scale)
             # log Σ_j e^(z_j) = z_k - log a_k for any k; the largest a_k (≥ 1/m) keeps the log exact,
             # and reuses the forward pass's exponentials instead of taking m more. It is also the
             # predicted class.
             k = _argmax_row(A, i)
             if acc_mode == ACC_ARGMAX:
-                correct += k == _argmax_row(Y, i)
+                correct += wi * (k == _argmax_row(Y, i))
             lse = float(Z[i, k]) - math.log(float(A[i, k]))
             sy = D.dtype.type(0.0)
             for j in range(m):
                 y = Y[i, j]
                 sy += y
-                total += float(y) * (lse - float(Z[i, j]))
+                total += wi * (float(y) * (lse - float(Z[i, j])))
             for j in range(m):
                 D[i, j] = (A[i, j] * sy - Y[i, j]) * s
         if acc_mode != ACC_ARGMAX:
-            correct = _count_correct(A, Y, acc_mode)
+            correct = _count_correct(A, Y, acc_mode, w)
         return total, correct
     if loss_code == BINARY_CROSS_ENTROPY:  # sigmoid output: ∂C_k/∂z = β(a - y)
         beta = D.dtype.type(p0)
         for i in range(n):
+            wi = _row_weight(w, i)
+            s = D.dtype.type(wi * scale)
             for j in range(m):
                 t = p0 * float(Z[i, j])
                 y = float(Y[i, j])
                 # softplus(t) - y t, with softplus(t) = max(t, 0) + log1p(e^-|t|)
-                total += max(t, 0.0) + math.log1p(math.exp(-abs(t))) - y * t
+                total += wi * (max(t, 0.0) + math.log1p(math.exp(-abs(t))) - y * t)
                 D[i, j] = beta * (A[i, j] - Y[i, j]) * s
     else:  # MSE or SQUARED: ∂C_k/∂a = c (a - y), then through the output activation
         c = 1.0 if loss_code == MSE else 2.0
         h = 0.5 * c
-        cs = D.dtype.type(c) * s
         for i in range(n):
+            wi = _row_weight(w, i)
+            cs = D.dtype.type(c) * D.dtype.type(wi * scale)
             for j in range(m):
                 d = A[i, j] - Y[i, j]
-                total += h * float(d) * float(d)
+                total += wi * (h * float(d) * float(d))
                 D[i, j] = cs * d
         if act_code == SOFTMAX:  # full Jacobian: a ⊙ (g - Σ_j a_j g_j)
             for i in range(n):
@@ -135,4 +148,4 @@ def _output_delta(Z, A, Y, D, loss_code, act_code, p0, p1, scale, acc_mode):
                     D[i, j] = A[i, j] * (D[i, j] - dot)
         else:
             _act_backward(D, Z, A, act_code, p0, p1)
-    return total, _count_correct(A, Y, acc_mode)
+    return total, _count_correct(A, Y, acc_mode, w)

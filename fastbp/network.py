@@ -6,6 +6,7 @@ sensitivities; ``fit`` is the one training path of training.py. Nothing here
 runs per batch.
 """
 
+import numbers
 import warnings
 
 import numpy as np
@@ -67,6 +68,16 @@ class Network:
         the targets' for a regression with an identity output) into ``scaler_``;
         ``forward``, ``predict``, ``evaluate``, ``save`` and ``to_onnx`` then apply
         them, so the model takes and gives data in its own units.
+    dropout : float or list of float, default 0
+        Inverted dropout (Srivastava et al. 2014) during ``fit``: each hidden layer's
+        units are zeroed with this probability and the kept ones scaled by 1/(1-p); one
+        rate for every hidden layer or one per hidden layer. The masks come from a
+        counter-based generator keyed by the network's seed, the epoch, the batch, the
+        layer and the unit, so training stays reproducible whatever the thread count,
+        and continues exactly after ``save``/``load``. ``forward``, ``predict``,
+        ``evaluate``, ``loss_and_grad`` and ``input_grad`` never drop.
+    input_dropout : float, default 0
+        The same for the input features.
 
     Attributes
     ----------
@@ -89,7 +100,7 @@ class Network:
     """
 
     def __init__(self, layers, activation="relu", output=None, loss=None, dtype="float32", seed=0,
-                 init="glorot", classes=None, standardize=False):
+                 init="glorot", classes=None, standardize=False, dropout=0.0, input_dropout=0.0):
         sizes = checks.check_layers(layers)
         self.layout = Layout(sizes)
         L = self.layout.n_layers
@@ -135,10 +146,15 @@ class Network:
         if loss == "binary_cross_entropy" and n_out > 1:  # multi-label: no argmax; evaluate scores each label
             self._acc_mode = ACC_NONE
 
-        init_seq, shuffle_seq = np.random.SeedSequence(self.seed).spawn(2)
+        self.dropout = _check_dropout(dropout, n_hidden)
+        self.input_dropout = _check_rate(input_dropout, "input_dropout")
+
+        # A third child for the dropout masks' key (spawning more children leaves the first two as they were).
+        init_seq, shuffle_seq, dropout_seq = np.random.SeedSequence(self.seed).spawn(3)
         self._params = np.zeros(self.layout.n_params, dtype=self.dtype)
         self.layout.init(self._params, np.random.default_rng(init_seq), [init] * L)
-        self.state = training.State(np.random.default_rng(shuffle_seq))
+        self.state = training.State(np.random.default_rng(shuffle_seq),
+                                    dropout_key=int(dropout_seq.generate_state(1, np.uint64)[0]))
         self.epochs_trained = 0
         self.history = History()
         self.stop_training = False
@@ -172,6 +188,11 @@ class Network:
     def sizes(self):
         """The layer widths ``[n_0, ..., n_L]``."""
         return list(self.layout.sizes)
+
+    @property
+    def dropout_rates(self):
+        """The dropout rate of each layer's input, float64 (L,): the input's, then each hidden layer's."""
+        return np.array([self.input_dropout, *self.dropout], dtype=np.float64)
 
     @property
     def n_params(self):
@@ -260,14 +281,15 @@ class Network:
             if hint is not None:
                 warnings.warn(f"fit: {hint}", stacklevel=4)
 
-    def _pass(self, X, Y, param_grad=False, input_grad=False):
+    def _pass(self, X, Y, param_grad=False, input_grad=False, sw=None):
         n = X.shape[0]
         sizes = self.layout.sizes
         rows = plan.chunk_rows(sizes, n)
         work = plan.work(sizes, self.n_params, self.dtype, rows, grad=param_grad)
         grad = np.zeros(self.n_params if param_grad else 0, dtype=self.dtype)
         dX = np.zeros((n if input_grad else 0, sizes[0]), dtype=self.dtype)
-        loss_sum, correct = _full_pass(self._params, X, Y, self.kernel_net(self._matmul_config(rows)), work,
+        sw = training.NO_WEIGHTS if sw is None else sw
+        loss_sum, correct = _full_pass(self._params, X, Y, sw, self.kernel_net(self._matmul_config(rows)), work,
                                        param_grad, grad, input_grad, dX)
         return loss_sum, correct, grad, dX
 
@@ -310,36 +332,52 @@ class Network:
             return np.concatenate([1 - A, A], axis=1)
         return A
 
-    def evaluate(self, X, y):
+    def evaluate(self, X, y, sample_weight=None):
         """Scores on (X, y), in the targets' own units.
 
         ``loss`` is the mean cost (for mse, the paper's ½ Σ_j (a_j − y_j)² per row, averaged);
         classifiers add ``accuracy``; multi-label networks ``exact_match`` (rows with every
         label right) and ``hamming_accuracy`` (labels right); regression ``rmse``, ``mae`` and
-        ``r2`` (the coefficient of determination, averaged over outputs).
+        ``r2`` (the coefficient of determination, averaged over outputs). With ``sample_weight``
+        (one weight ≥ 0 per row), every score is the weighted mean over the rows (r2 as
+        scikit-learn's ``r2_score`` with weights).
         """
         X, Y = self.check_data(X, y)
         n = X.shape[0]
+        sw = None if sample_weight is None else checks.check_sample_weight(sample_weight, n)
+        total = n if sw is None else float(sw.sum())
         if self.is_multilabel:
-            loss_sum, _, _, _ = self._pass(X, Y)
+            loss_sum, _, _, _ = self._pass(X, Y, sw=sw)
             right = (self._forward(X) >= 0.5) == (Y >= 0.5)
-            return {"loss": loss_sum / n, "exact_match": float(right.all(axis=1).mean()),
-                    "hamming_accuracy": float(right.mean())}
+            return {"loss": loss_sum / total, "exact_match": float(np.average(right.all(axis=1), weights=sw)),
+                    "hamming_accuracy": float(np.average(right.mean(axis=1), weights=sw))}
         if not self.is_classifier:
             A = self._forward(X)
             if self.scaler_ is not None and self.scaler_.y_mean is not None:
                 return _regression_scores(self.scaler_.inverse_y(A, np.float64), self.scaler_.inverse_y(Y, np.float64),
-                                          self.loss)
+                                          self.loss, sw)
             # Unscaled targets: the loss as the kernels sum it, the very number fit and loss_and_grad report.
-            return {**_regression_scores(A, Y, self.loss), "loss": self._pass(X, Y)[0] / n}
-        loss_sum, correct, _, _ = self._pass(X, Y)
-        return {"loss": loss_sum / n, "accuracy": correct / n}
+            return {**_regression_scores(A, Y, self.loss, sw), "loss": self._pass(X, Y, sw=sw)[0] / total}
+        loss_sum, correct, _, _ = self._pass(X, Y, sw=sw)
+        return {"loss": loss_sum / total, "accuracy": correct / total}
 
-    def loss_and_grad(self, X, y):
-        """(mean cost over the rows, ∇C as a flat vector in the ``params`` layout)."""
+    def loss_and_grad(self, X, y, sample_weight=None, l2=0.0):
+        """(cost, ∇C as a flat vector in the ``params`` layout) over all rows: the mean cost, or with
+        ``sample_weight`` the weighted mean Σ_k w_k C_k / Σ_k w_k; ``l2`` adds the penalty
+        (l2/2)·Σ_l ‖W^l‖² / Σ_k w_k on the weights (not the biases), scikit-learn's ``alpha``."""
         X, Y = self.check_data(X, y)
-        loss_sum, _, grad, _ = self._pass(X, Y, param_grad=True)
-        return loss_sum / X.shape[0], grad
+        sw = None if sample_weight is None else checks.check_sample_weight(sample_weight, X.shape[0])
+        l2 = checks.check_nonnegative_float(l2, "l2")
+        loss_sum, _, grad, _ = self._pass(X, Y, param_grad=True, sw=sw)
+        total = X.shape[0] if sw is None else float(sw.sum())
+        loss = loss_sum / total
+        if l2 > 0:
+            decay = l2 / total
+            for l in range(1, self.layout.n_layers + 1):
+                W = self.weights(l)
+                loss += 0.5 * decay * float(np.dot(W.ravel().astype(np.float64), W.ravel()))
+                self.layout.weights(grad, l)[...] += (decay * W).astype(self.dtype)
+        return loss, grad
 
     def input_grad(self, X, y):
         """∂C_k/∂a^0 for every sample k: how each sample's own cost changes with its inputs.
@@ -354,7 +392,8 @@ class Network:
 
     def fit(self, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], lr=None, optimizer=None,
             schedule=None, clip_norm=None, shuffle=True, validation_data=None, validation_split=None,
-            early_stopping=None, callbacks=None, checkpoint=None, checkpoint_every=1, verbose="auto"):
+            early_stopping=None, callbacks=None, checkpoint=None, checkpoint_every=1, verbose="auto",
+            sample_weight=None, class_weight=None, l2=0.0):
         """Train by mini-batch gradient descent; each epoch runs in one compiled call.
 
         Parameters
@@ -373,12 +412,14 @@ class Network:
             A later ``fit`` with the same optimizer settings continues its state
             (moments, step count); other settings start it afresh.
         schedule : Schedule, optional
-            How the learning rate changes with epochs or steps (constant if None).
+            How the learning rate changes with epochs or steps (constant if None);
+            ``fastbp.ReduceLROnPlateau(...)`` lowers it when a logged value stops
+            improving (its monitor must be logged: "val_loss" needs validation data).
         clip_norm : float, optional
             Rescale each batch's gradient to at most this global L2 norm.
         shuffle : bool, default True
             A new permutation of the rows every epoch, from the network's RNG.
-        validation_data : (X_val, y_val), optional
+        validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
         validation_split : float, optional
             Hold out the last fraction of X, y for validation (before shuffling), as Keras does.
         early_stopping : EarlyStopping, int or dict, optional
@@ -391,12 +432,30 @@ class Network:
             at the end, and on interrupt.
         verbose : {"auto", 0, 1, 2}, default "auto"
             0 silent, 1 a progress bar, 2 a line per epoch; "auto" is 1 on a terminal, else 0.
+        sample_weight : array-like (n,), optional
+            One weight ≥ 0 per row: each batch's cost is then the weighted mean
+            Σ_k w_k C_k / Σ_k w_k over its own rows (as scikit-learn's MLP), and
+            accuracy is weighted the same way. With ``validation_split``, the
+            weights are split with the rows.
+        class_weight : "balanced" or dict, optional
+            Classifiers: a weight per class, multiplied into ``sample_weight``:
+            "balanced" is n / (n_classes · count(class)) (scikit-learn's
+            ``compute_class_weight``), a dict maps labels (or class indices) to
+            weights, classes not named weighing 1.
+        l2 : float, default 0
+            L2 penalty on the weights (not the biases), scikit-learn's ``alpha``:
+            each batch's cost adds (l2/2)·Σ_l ‖W^l‖² / Σ_k w_k (the row count
+            without weights), and the reported ``loss`` includes it, as
+            scikit-learn's ``loss_curve_`` does.
 
         Returns
         -------
         History
             Per epoch: loss, accuracy (classifiers), val_loss and val_accuracy
-            (with validation), lr, seconds, samples_per_second.
+            (with validation), lr, seconds, samples_per_second. ``loss`` and
+            ``accuracy`` are the batches' values averaged with their row counts
+            (scikit-learn's ``loss_curve_``: the epoch's mean without weights or
+            penalty); ``val_loss`` and ``val_accuracy`` are weighted means.
 
         Notes
         -----
@@ -408,7 +467,8 @@ class Network:
         return training.fit(self, X, y, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                             schedule=schedule, clip_norm=clip_norm, shuffle=shuffle, validation_data=validation_data,
                             validation_split=validation_split, early_stopping=early_stopping, callbacks=callbacks,
-                            checkpoint=checkpoint, checkpoint_every=checkpoint_every, verbose=verbose)
+                            checkpoint=checkpoint, checkpoint_every=checkpoint_every, verbose=verbose,
+                            sample_weight=sample_weight, class_weight=class_weight, l2=l2)
 
     # ------------------------------------------------------------------ copies and files
     def get_config(self):
@@ -423,6 +483,8 @@ class Network:
             "init": self.init,
             "classes": None if self.classes_ is None else self.classes_.tolist(),
             "standardize": self.standardize,
+            "dropout": list(self.dropout),
+            "input_dropout": self.input_dropout,
         }
 
     @classmethod
@@ -437,6 +499,7 @@ class Network:
         twin._params[...] = self._params
         twin.epochs_trained = self.epochs_trained
         twin.state.rng.bit_generator.state = self.state.rng.bit_generator.state
+        twin.state.dropout_key = self.state.dropout_key
         twin._set_data_info(self._data_info(), self.scaler_)
         return twin
 
@@ -464,14 +527,16 @@ class Network:
         """Write the network and its training state to ``path`` (.npz + JSON config), atomically.
 
         Stored: the parameters, the layer specs, the optimizer and its state, the
-        step and epoch counts, the shuffling RNG's state and the History, so that
+        step and epoch counts, the shuffling RNG's state, the dropout key, a plateau
+        schedule's state and the History, so that
         ``fastbp.load(path).fit(...)`` continues exactly where this one stopped. The class names,
         scaling, column names and target shape are kept too (JSON and arrays, no pickle).
         """
         st = self.state
         config = {"network": self.get_config(), "data": self._data_info(),
                   "epochs_trained": self.epochs_trained, "step": st.step,
-                  "rng_state": st.rng.bit_generator.state,
+                  "rng_state": st.rng.bit_generator.state, "dropout_key": str(st.dropout_key),
+                  "schedule_state": st.schedule,
                   "optimizer": None if st.optimizer is None else st.optimizer.get_config(),
                   "history": {"epoch": self.history.epoch, "history": self.history.history}}
         arrays = {"params": self._params}
@@ -486,19 +551,40 @@ class Network:
         return f"Network({self.sizes}, activations=[{acts}], loss={self.loss!r}, dtype={self.dtype.name!r})"
 
 
-def _regression_scores(A, Y, loss):
-    """The cost (as the kernels define it) and rmse, mae, r2 of outputs A against targets Y, in float64."""
+def _check_rate(p, argname):
+    """A dropout rate: a number in [0, 1)."""
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):
+        raise TypeError(f"{argname}: expected a dropout rate in [0, 1), got {p!r}")
+    if not 0.0 <= float(p) < 1.0:
+        raise ValueError(f"{argname}: expected a dropout rate in [0, 1), got {p!r}")
+    return float(p)
+
+
+def _check_dropout(dropout, n_hidden):
+    """Network's ``dropout``: one rate for every hidden layer, or a list of one per hidden layer."""
+    if isinstance(dropout, (list, tuple, np.ndarray)):
+        if len(dropout) != n_hidden:
+            raise ValueError(f"dropout: expected one rate per hidden layer ({n_hidden}), got {len(dropout)}")
+        return [_check_rate(p, f"dropout[{i}]") for i, p in enumerate(dropout)]
+    return [_check_rate(dropout, "dropout")] * n_hidden
+
+
+def _regression_scores(A, Y, loss, sw=None):
+    """The cost (as the kernels define it) and rmse, mae, r2 of outputs A against targets Y, in float64,
+    weighted by the rows' sample weights ``sw`` (None: all 1)."""
     A = np.asarray(A, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
+    w = np.ones(A.shape[0]) if sw is None else sw
     err = A - Y
     sq = err * err
     per_row = sq.sum(axis=1)
-    ss_res = sq.sum(axis=0)
-    ss_tot = ((Y - Y.mean(axis=0)) ** 2).sum(axis=0)
+    ss_res = w @ sq
+    ss_tot = w @ ((Y - np.average(Y, axis=0, weights=w)) ** 2)
     # As scikit-learn's r2_score: a constant target scores 1 if predicted exactly, else 0.
     r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), np.where(ss_res == 0, 1.0, 0.0))
-    return {"loss": float((0.5 if loss == "mse" else 1.0) * per_row.mean()), "rmse": float(np.sqrt(sq.mean())),
-            "mae": float(np.abs(err).mean()), "r2": float(r2.mean())}
+    return {"loss": float((0.5 if loss == "mse" else 1.0) * np.average(per_row, weights=w)),
+            "rmse": float(np.sqrt(np.average(sq.mean(axis=1), weights=w))),
+            "mae": float(np.average(np.abs(err).mean(axis=1), weights=w)), "r2": float(r2.mean())}
 
 
 def load(path):
@@ -522,6 +608,9 @@ def load(path):
         st.step = checks.check_int(config.get("step", 0), "step", minimum=0)
         if "rng_state" in config:
             st.rng.bit_generator.state = config["rng_state"]
+        if "dropout_key" in config:
+            st.dropout_key = int(config["dropout_key"])
+        st.schedule = config.get("schedule_state")
         if config.get("optimizer") is not None:
             st.optimizer = get_optimizer(config["optimizer"])
             shape = (st.optimizer.n_slots, net.n_params)

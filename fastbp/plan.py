@@ -38,23 +38,31 @@ class Net(NamedTuple):
 
 class Work(NamedTuple):
     """Work buffers for up to ``cap`` rows at a time: the gathered batch ``Xb`` (cap, n_0) and its
-    targets ``Yb`` (cap, n_L); ``Zb``, ``Ab``, ``Db`` (``cap * sum(sizes[1:])`` each) hold z, a and
+    targets ``Yb`` (cap, n_L) and sample weights ``wb`` (cap, float64; empty without weights); ``Zb``, ``Ab``, ``Db`` (``cap * sum(sizes[1:])`` each) hold z, a and
     δ = ∂C/∂z of every layer, layer after layer; ``grad`` is a gradient in the parameter layout.
+    With dropout, ``Mb`` and ``Tb`` (``cap * sum(sizes[:-1])`` each) hold, for the input of every
+    layer, its mask (0 or 1/(1-p)) and the masked activations the layer takes.
     Buffers a call does not use are empty."""
 
     cap: int
     Xb: np.ndarray
     Yb: np.ndarray
+    wb: np.ndarray
     Zb: np.ndarray
     Ab: np.ndarray
     Db: np.ndarray
     grad: np.ndarray
+    Mb: np.ndarray
+    Tb: np.ndarray
 
 
 class Rule(NamedTuple):
     """The training rule: optimizer ``opt_code`` with its float64 ``hyper`` vector (optimizers.py) and
     base learning rate ``lr``; ``clip`` the gradient-norm bound (0: none); schedule ``sched_code``
-    with its float64 ``sched_p`` (schedules.py), evaluated per update if ``per_step`` else per epoch."""
+    with its float64 ``sched_p`` (schedules.py), evaluated per update if ``per_step`` else per epoch;
+    ``l2`` the L2 penalty on the weights (scikit-learn's ``alpha``: (l2/2)·Σ‖W‖² over each batch's Σw);
+    ``drop`` the dropout rate of each layer's input (float64, L; empty or all 0: none) and ``drop_key`` the
+    network's key of its dropout masks (see ``kernels._dropout``)."""
 
     opt_code: int
     hyper: np.ndarray
@@ -63,6 +71,9 @@ class Rule(NamedTuple):
     sched_code: int
     sched_p: np.ndarray
     per_step: bool
+    l2: float
+    drop: np.ndarray
+    drop_key: np.uint64
 
 
 def net_plan(layout, acts, act_p, loss_code, acc_mode, mm):
@@ -70,27 +81,33 @@ def net_plan(layout, acts, act_p, loss_code, acc_mode, mm):
     return Net(layout.sizes_arr, layout.w_off, layout.b_off, acts, act_p, int(loss_code), int(acc_mode), mm)
 
 
-def work(sizes, n_params, dtype, cap, batch=False, delta=True, grad=False, lead=()):
+def work(sizes, n_params, dtype, cap, batch=False, delta=True, grad=False, lead=(), weights=False, dropout=False):
     """Work buffers for ``cap`` rows of a network of widths ``sizes``: ``batch`` adds the gathered
-    inputs and targets, ``delta`` the δ buffer, ``grad`` a gradient. ``lead`` prepends axes (one
-    set of buffers per member of a population: index them with ``member``)."""
+    inputs and targets (and their sample weights with ``weights``), ``delta`` the δ buffer, ``grad``
+    a gradient, ``dropout`` the masks. ``lead`` prepends axes (one set of buffers per member of a
+    population: index them with ``member``)."""
     width = cap * sum(sizes[1:])
+    inputs = cap * sum(sizes[:-1]) if dropout else 0
     n0, nL = sizes[0], sizes[-1]
     return Work(int(cap),
                 np.empty((*lead, cap if batch else 0, n0), dtype),
                 np.empty((*lead, cap if batch else 0, nL), dtype),
+                np.empty((*lead, cap if batch and weights else 0), np.float64),
                 np.empty((*lead, width), dtype),
                 np.empty((*lead, width), dtype),
                 np.empty((*lead, width if delta else 0), dtype),
-                np.zeros((*lead, n_params if grad else 0), dtype))
+                np.zeros((*lead, n_params if grad else 0), dtype),
+                np.empty((*lead, inputs), dtype),
+                np.empty((*lead, inputs), dtype))
 
 
-def rule(optimizer, schedule, clip, length):
-    """The ``Rule`` of an Optimizer spec, a Schedule spec and a clip bound (0 or None: none);
-    ``length`` is the run's length in the schedule's unit (epochs, or updates with ``per="step"``)."""
+def rule(optimizer, schedule, clip, length, l2=0.0, drop=(), drop_key=0):
+    """The ``Rule`` of an Optimizer spec, a Schedule spec, a clip bound (0 or None: none), an L2
+    penalty and the dropout rates of the layers' inputs with their masks' key; ``length`` is the
+    run's length in the schedule's unit (epochs, or updates with ``per="step"``)."""
     return Rule(int(optimizer.code), optimizer.hyper_vector(), float(optimizer.lr),
                 0.0 if clip is None else float(clip), int(schedule.code), schedule.kernel_params(length),
-                schedule.per == "step")
+                schedule.per == "step", float(l2), np.asarray(drop, dtype=np.float64), np.uint64(drop_key))
 
 
 def chunk_rows(sizes, n):

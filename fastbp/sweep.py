@@ -30,7 +30,7 @@ from .training import split_validation, train_population
 
 __all__ = ["sweep", "SweepResult", "loguniform", "uniform", "choice"]
 
-NETWORK_KEYS = ("layers", "activation", "output", "loss", "dtype", "init")
+NETWORK_KEYS = ("layers", "activation", "output", "loss", "dtype", "init", "dropout", "input_dropout")
 FIT_KEYS = ("epochs", "batch_size", "schedule", "clip_norm")
 OPTIMIZER_KEYS = ("optimizer", "lr", "momentum", "nesterov", "betas", "eps", "weight_decay", "alpha")
 KNOWN_KEYS = NETWORK_KEYS + FIT_KEYS + OPTIMIZER_KEYS + ("seed",)
@@ -162,7 +162,8 @@ def _network_for(config, n_in, n_out):
     if isinstance(layers, int):
         layers = [layers]
     return Network([n_in, *layers, n_out], activation=config["activation"], output=config["output"],
-                   loss=config["loss"], dtype=config["dtype"], seed=config["seed"], init=config["init"])
+                   loss=config["loss"], dtype=config["dtype"], seed=config["seed"], init=config["init"],
+                   dropout=config["dropout"], input_dropout=config["input_dropout"])
 
 
 def _optimizer_for(config):

@@ -14,6 +14,7 @@ shuffling RNG) travels with it, so a later ``fit`` or a loaded model continues
 exactly where the last one stopped.
 """
 
+import copy
 import math
 import time
 
@@ -24,7 +25,7 @@ from .callbacks import Progress, auto_verbose, call_callback, check_callbacks, g
 from .kernels import _evaluate_population, _full_pass, _train_epoch, _train_population
 from .matmul import engine_for, one_thread_rows, population_engine
 from .optimizers import SGD, Optimizer, get_optimizer
-from .schedules import get_schedule
+from .schedules import ReduceLROnPlateau, get_schedule
 
 __all__ = ["DEFAULTS", "State", "History", "fit", "train_population", "resolve_optimizer"]
 
@@ -35,6 +36,10 @@ CHUNK_SECONDS = 0.1
 # ("layers": the hidden widths where the data gives the input and output widths: sweep, command line).
 DEFAULTS = {"layers": [64], "epochs": 20, "batch_size": 32, "lr": 0.1, "optimizer": "sgd", "schedule": None,
             "clip_norm": None}
+
+# The kernels' "no sample weights" (an empty vector).
+NO_WEIGHTS = np.zeros(0, dtype=np.float64)
+
 
 class History:
     """Per-epoch records: ``history["loss"][i]`` is epoch ``epoch[i]``'s mean cost.
@@ -79,23 +84,36 @@ class History:
 
 class State:
     """What a network's next update continues from: the ``optimizer`` spec (None before any fit),
-    its ``slots`` ((n_slots, n_params): momentum, moments), the update count ``step`` and the
-    shuffling ``rng`` (a numpy Generator)."""
+    its ``slots`` ((n_slots, n_params): momentum, moments), the update count ``step``, the
+    shuffling ``rng`` (a numpy Generator), the key of the dropout masks ``dropout_key`` (an int
+    below 2**64: with the epoch and batch indices, all the masks' generator needs) and an adaptive
+    schedule's ``schedule`` state (``{"config": ReduceLROnPlateau config, "state": its state}`` or None)."""
 
-    __slots__ = ("optimizer", "slots", "step", "rng")
+    __slots__ = ("optimizer", "slots", "step", "rng", "dropout_key", "schedule")
 
-    def __init__(self, rng, optimizer=None, slots=None, step=0):
+    def __init__(self, rng, optimizer=None, slots=None, step=0, dropout_key=0, schedule=None):
         self.rng = rng
+        self.dropout_key = dropout_key
+        self.schedule = schedule
         self.optimizer = optimizer
         self.slots = slots
         self.step = step
 
-    def start(self, optimizer, n_params, dtype):
-        """Continue the state if ``optimizer`` is the same rule, else start it afresh."""
-        if self.optimizer is None or not self.optimizer.same_rule(optimizer):
+    def start(self, optimizer, n_params, dtype, schedule=None):
+        """Continue the state if ``optimizer`` is the same rule, else start it afresh; the same for a
+        plateau ``schedule`` (continued with the optimizer and its own settings). Returns the learning
+        rate of the next epoch where the plateau sets it, else None."""
+        fresh = self.optimizer is None or not self.optimizer.same_rule(optimizer)
+        if fresh:
             slots = np.zeros((optimizer.n_slots, n_params), dtype=dtype)
             # One statement: an interrupt never leaves a new optimizer beside the old one's slots.
             self.slots, self.step, self.optimizer = slots, 0, optimizer
+        if not isinstance(schedule, ReduceLROnPlateau):
+            self.schedule = None
+            return None
+        if fresh or self.schedule is None or self.schedule["config"] != schedule.get_config():
+            self.schedule = {"config": schedule.get_config(), "state": schedule.start(optimizer.lr)}
+        return self.schedule["state"]["lr"]
 
 
 def resolve_optimizer(optimizer, lr):
@@ -124,7 +142,8 @@ def _snapshot(net):
     """Everything an epoch changes, copied: what an error or interrupt puts back."""
     s = net.state
     return {"params": net.params.copy(), "slots": None if s.slots is None else s.slots.copy(), "step": s.step,
-            "epochs_trained": net.epochs_trained, "rng": s.rng.bit_generator.state, "history": len(net.history)}
+            "epochs_trained": net.epochs_trained, "rng": s.rng.bit_generator.state, "history": len(net.history),
+            "schedule": copy.deepcopy(s.schedule)}
 
 
 def _restore(net, snap):
@@ -135,6 +154,7 @@ def _restore(net, snap):
     s.step = snap["step"]
     net.epochs_trained = snap["epochs_trained"]
     s.rng.bit_generator.state = snap["rng"]
+    s.schedule = copy.deepcopy(snap["schedule"])
     net.history._truncate(snap["history"])
 
 
@@ -143,10 +163,15 @@ class _Run:
     and the validation pass. One network (``fit``) runs ``_train_epoch`` on its own parameters with
     the engine of its size; several run ``_train_population`` on stacked copies, one core each."""
 
-    def __init__(self, nets, X, Y, batch_size, rules, Xv=None, Yv=None, population=False, n=None):
+    def __init__(self, nets, X, Y, batch_size, rules, Xv=None, Yv=None, population=False, n=None, sw=None, swv=None):
         first = nets[0]
         sizes, n_params, dtype = first.layout.sizes, first.n_params, first.dtype
         self.nets, self.X, self.Y, self.Xv, self.Yv = nets, X, Y, Xv, Yv
+        # Sample weights as the kernels take them (empty: none), and the validation rows' total weight.
+        self.sw = NO_WEIGHTS if sw is None else sw
+        self.swv = NO_WEIGHTS if swv is None else swv
+        if Xv is not None:
+            self.val_weight = float(Xv.shape[0]) if swv is None else float(swv.sum())
         # Rows each network trains on per epoch (a population's members may train on different rows).
         self.n = np.broadcast_to(np.asarray(X.shape[0] if n is None else n, dtype=np.int64), (len(nets),)).copy()
         # A batch larger than the data is the whole data (and a size near 2^63 would overflow the kernel's sums).
@@ -160,7 +185,8 @@ class _Run:
         self.mm = population_engine(sizes, cap, n_params) if population else engine_for(sizes, cap, n_params)
         # A population's kernels take the engine apart from the Net (see kernels._train_population).
         self.net = first.kernel_net(None if population else self.mm)
-        self.work = plan.work(sizes, n_params, dtype, cap, batch=True, grad=True, lead=lead)
+        self.work = plan.work(sizes, n_params, dtype, cap, batch=True, grad=True, lead=lead, weights=sw is not None,
+                              dropout=any(net.dropout_rates.any() for net in nets))
         if Xv is not None:
             self.val_work = plan.work(sizes, n_params, dtype, validation_rows(first, Xv.shape[0], cap), lead=lead)
         if population:
@@ -170,15 +196,15 @@ class _Run:
             for i, net in enumerate(nets):
                 self.S[i, : net.state.slots.shape[0]] = net.state.slots
             self.rules = plan.Rule(*(np.array([r[f] for r in rules]) for f in range(len(plan.Rule._fields))))
-            self.out = (np.zeros(k), np.zeros(k, dtype=np.int64), np.zeros(k, dtype=np.int64), np.zeros(k))
+            self.out = (np.zeros(k), np.zeros(k), np.zeros(k, dtype=np.int64), np.zeros(k))
             self.steps = np.array([net.state.step for net in nets], dtype=np.int64)
             self.perms = np.zeros((k, int(self.n.max())), dtype=np.int64)
         else:
             self.rule = rules[0]
 
     def epoch(self, epoch_idx, perms, active=None, on_batches=None):
-        """One epoch of every (active) network over its rows ``perms[i]``; (summed costs, correct counts,
-        first non-finite batch or -1, last learning rates), one entry per network.
+        """One epoch of every (active) network over its rows ``perms[i]``; (costs and accuracies summed as
+        ``kernels._train_epoch`` does, first non-finite batch or -1, last learning rates), one entry per network.
 
         ``on_batches(done, n_batches)`` (one network only): the epoch runs in chunks of batches of about
         CHUNK_SECONDS each, reporting after each, where it is long enough for that to show.
@@ -188,13 +214,13 @@ class _Run:
             if on_batches is not None and (self._batch_seconds is None
                                            or self._batch_seconds * self.n_batches[0] > 2 * CHUNK_SECONDS):
                 return self._epoch_in_chunks(epoch_idx, perms[0], on_batches)
-            out = _train_epoch(net.params, net.state.slots, self.X, self.Y, perms[0], self.batch_size, epoch_idx,
+            out = _train_epoch(net.params, net.state.slots, self.X, self.Y, self.sw, perms[0], self.batch_size, epoch_idx,
                                net.state.step, self.net, self.work, self.rule)
             return tuple(np.array([v]) for v in out)
         active = np.ones(len(self.nets), dtype=np.bool_) if active is None else active
         for i, p in enumerate(perms):
             self.perms[i, : p.shape[0]] = p
-        _train_population(self.P, self.S, self.X, self.Y, self.perms, self.n, active, self.batch_size, epoch_idx,
+        _train_population(self.P, self.S, self.X, self.Y, self.sw, self.perms, self.n, active, self.batch_size, epoch_idx,
                           self.steps, self.net, self.work, self.rules, self.mm, *self.out)
         self.steps[active] += self.n_batches[active]
         return self.out
@@ -208,7 +234,7 @@ class _Run:
         while done < n_batches:
             t0 = time.perf_counter()
             c_loss, c_correct, bad, lr = _train_epoch(
-                net.params, net.state.slots, self.X, self.Y, perm[done * bs : (done + chunk) * bs], bs, epoch_idx,
+                net.params, net.state.slots, self.X, self.Y, self.sw, perm[done * bs : (done + chunk) * bs], bs, epoch_idx,
                 net.state.step + done, self.net, self.work, self.rule)
             seconds = time.perf_counter() - t0
             loss += c_loss
@@ -222,14 +248,14 @@ class _Run:
         return np.array([loss]), np.array([correct]), np.array([-1]), np.array([lr])
 
     def validate(self, active=None):
-        """(summed validation costs, correct counts), one entry per network."""
+        """(validation Σ w C, weights of the rows right), one entry per network."""
         if not self.population:
-            loss, correct = _full_pass(self.nets[0].params, self.Xv, self.Yv, self.net, self.val_work, False,
+            loss, correct = _full_pass(self.nets[0].params, self.Xv, self.Yv, self.swv, self.net, self.val_work, False,
                                        self.val_work.grad, False, self.Xv[:0])
             return np.array([loss]), np.array([correct])
         active = np.ones(len(self.nets), dtype=np.bool_) if active is None else active
-        v_loss, v_correct = np.zeros(len(self.nets)), np.zeros(len(self.nets), dtype=np.int64)
-        _evaluate_population(self.P, self.Xv, self.Yv, active, self.net, self.val_work, self.mm, v_loss, v_correct)
+        v_loss, v_correct = np.zeros(len(self.nets)), np.zeros(len(self.nets))
+        _evaluate_population(self.P, self.Xv, self.Yv, self.swv, active, self.net, self.val_work, self.mm, v_loss, v_correct)
         return v_loss, v_correct
 
     def logs(self, i, loss, correct, lr, val=None):
@@ -237,13 +263,25 @@ class _Run:
         logs = {"loss": float(loss[i]) / int(self.n[i])}
         classifier = self.nets[i].is_classifier
         if classifier:
-            logs["accuracy"] = int(correct[i]) / int(self.n[i])
+            logs["accuracy"] = float(correct[i]) / int(self.n[i])
         if val is not None:
-            logs["val_loss"] = float(val[0][i]) / self.Xv.shape[0]
+            logs["val_loss"] = float(val[0][i]) / self.val_weight
             if classifier:
-                logs["val_accuracy"] = int(val[1][i]) / self.Xv.shape[0]
+                logs["val_accuracy"] = float(val[1][i]) / self.val_weight
         logs["lr"] = float(lr[i])
         return logs
+
+    def set_lr(self, i, lr):
+        """Network i's base learning rate from the next epoch on."""
+        if self.population:
+            self.rules.lr[i] = lr
+        else:
+            self.rule = self.rule._replace(lr=float(lr))
+
+    def step_schedule(self, i, schedule, logs):
+        """After an epoch: a plateau schedule judges network i's ``logs`` and sets its next rate."""
+        if isinstance(schedule, ReduceLROnPlateau):
+            self.set_lr(i, schedule.step(self.nets[i].state.schedule["state"], logs[schedule.monitor]))
 
     def finish(self, i):
         """Copy network i's stacked parameters and optimizer state back into it (populations)."""
@@ -255,16 +293,67 @@ class _Run:
 
 
 def check_fit_args(net, X, y, epochs, batch_size, lr, optimizer, schedule, clip_norm, shuffle, validation_data,
-                   validation_split):
-    """fit's data and training settings, checked and converted: (X, Y, Xv, Yv, optimizer, schedule, clip)."""
+                   validation_split, sample_weight=None, class_weight=None, l2=0.0):
+    """fit's data and training settings, checked and converted: (X, Y, Xv, Yv, optimizer, schedule, clip,
+    sw, swv, l2), the sample weights (float64, class weights folded in) None where not given."""
     X, Y = net.check_data(X, y)
+    l2 = checks.check_nonnegative_float(l2, "l2")
+    sw = None if sample_weight is None else checks.check_sample_weight(sample_weight, X.shape[0])
+    if class_weight is not None:
+        cw = row_class_weights(net, Y, class_weight)
+        sw = cw if sw is None else sw * cw
+        if not (sw > 0).any():
+            raise ValueError("class_weight: with sample_weight, every row's weight is zero")
     _, _, clip = checks.fit_settings(epochs, batch_size, clip_norm)
     opt = resolve_optimizer(optimizer, lr)
     sched = get_schedule(schedule)
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle: expected a bool, got {shuffle!r}")
+    n = X.shape[0]
     X, Y, Xv, Yv = split_validation(net, X, Y, validation_data, validation_split)
-    return X, Y, Xv, Yv, opt, sched, clip
+    swv = None
+    if validation_data is not None and len(validation_data) == 3 and validation_data[2] is not None:
+        swv = checks.check_sample_weight(validation_data[2], Xv.shape[0], "validation_data[2]")
+    elif validation_split is not None and sw is not None:
+        sw, swv = sw[: X.shape[0]], sw[X.shape[0]:]
+        for part, name in ((sw, "training"), (swv, "validation")):
+            if not (part > 0).any():
+                raise ValueError(f"sample_weight: the {name} rows of validation_split={validation_split} all "
+                                 f"have weight zero (of {n} rows)")
+    return X, Y, Xv, Yv, opt, sched, clip, sw, swv, l2
+
+
+def row_class_weights(net, Y, class_weight):
+    """Each row's weight (float64) from ``class_weight``: "balanced" (n / (n_classes · count(class)) over the
+    classes present, as scikit-learn's ``compute_class_weight``) or a dict {label: weight} (labels of
+    ``classes_``, or class indices without them; classes not named weigh 1). Y holds the encoded targets."""
+    if not net.is_classifier:
+        raise ValueError(f"class_weight: only a single-label classifier has classes; this network's loss is "
+                         f"{net.loss!r} with {net.layout.sizes[-1]} outputs")
+    idx = Y.argmax(axis=1) if Y.shape[1] > 1 else (Y[:, 0] >= 0.5).astype(np.int64)
+    n_classes = max(Y.shape[1], 2)
+    labels = list(range(n_classes)) if net.classes_ is None else net.classes_.tolist()
+    if isinstance(class_weight, str):
+        if class_weight != "balanced":
+            raise ValueError(f"class_weight: expected 'balanced' or a dict {{label: weight}}, got {class_weight!r}")
+        counts = np.bincount(idx, minlength=n_classes).astype(np.float64)
+        present = counts > 0
+        per_class = np.zeros(n_classes)
+        per_class[present] = Y.shape[0] / (present.sum() * counts[present])
+        return per_class[idx]
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"class_weight: expected 'balanced' or a dict {{label: weight}}, got "
+                        f"{type(class_weight).__name__}")
+    per_class = np.ones(n_classes)
+    for label, weight in class_weight.items():
+        matches = [i for i, c in enumerate(labels) if c == label]
+        if not matches:
+            raise ValueError(f"class_weight: unknown class {label!r}; the classes are {labels}")
+        per_class[matches[0]] = checks.check_nonnegative_float(weight, f"class_weight[{label!r}]")
+    w = per_class[idx]
+    if not (w > 0).any():
+        raise ValueError(f"class_weight: every row's class has weight zero ({class_weight!r})")
+    return w
 
 
 def split_validation(net, X, Y, validation_data, validation_split):
@@ -272,8 +361,10 @@ def split_validation(net, X, Y, validation_data, validation_split):
     if validation_data is not None and validation_split is not None:
         raise ValueError("validation_data, validation_split: give one or the other, not both")
     if validation_data is not None:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise TypeError(f"validation_data: expected a pair (X_val, y_val), got {type(validation_data).__name__}")
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3)):
+            raise TypeError(f"validation_data: expected (X_val, y_val) or (X_val, y_val, sample_weight_val), got "
+                            f"{type(validation_data).__name__}"
+                            f"{' of length ' + str(len(validation_data)) if isinstance(validation_data, (tuple, list)) else ''}")
         Xv, Yv = net.check_data(validation_data[0], validation_data[1], "validation_data")
         return X, Y, Xv, Yv
     if validation_split is not None:
@@ -292,17 +383,37 @@ def split_validation(net, X, Y, validation_data, validation_split):
     return X, Y, None, None
 
 
+def check_monitor(schedule, net, Xv):
+    """A plateau schedule's monitor must be logged: a ValueError before training if it is not."""
+    if not isinstance(schedule, ReduceLROnPlateau):
+        return
+    logged = ["loss"] + (["accuracy"] if net.is_classifier else [])
+    if Xv is not None:
+        logged += ["val_" + k for k in logged]
+    if schedule.monitor not in logged:
+        raise ValueError(f"schedule: monitor {schedule.monitor!r} is not among the logged values {logged}"
+                         + (" (pass validation_data or validation_split)" if schedule.monitor.startswith("val_")
+                            else ""))
+
+
+def _rule(net, optimizer, schedule, clip, length, l2):
+    """The kernels' ``plan.Rule`` of a network's training: the settings and the network's dropout."""
+    return plan.rule(optimizer, schedule, clip, length, l2, net.dropout_rates, net.state.dropout_key)
+
+
 def _schedule_length(sched, epochs, n_batches):
     return epochs * n_batches if sched.per == "step" else epochs
 
 
 def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], lr=None, optimizer=None,
         schedule=None, clip_norm=None, shuffle=True, validation_data=None, validation_split=None,
-        early_stopping=None, callbacks=None, checkpoint=None, checkpoint_every=1, verbose="auto"):
+        early_stopping=None, callbacks=None, checkpoint=None, checkpoint_every=1, verbose="auto", sample_weight=None,
+        class_weight=None, l2=0.0):
     """Train ``net`` (see ``Network.fit``, which is this); returns this call's History."""
     net.prepare_fit(X, y)
-    X, Y, Xv, Yv, opt, sched, clip = check_fit_args(net, X, y, epochs, batch_size, lr, optimizer, schedule,
-                                                    clip_norm, shuffle, validation_data, validation_split)
+    X, Y, Xv, Yv, opt, sched, clip, sw, swv, l2 = check_fit_args(
+        net, X, y, epochs, batch_size, lr, optimizer, schedule, clip_norm, shuffle, validation_data, validation_split,
+        sample_weight, class_weight, l2)
     stopper = get_early_stopping(early_stopping)
     if stopper is not None and stopper.monitor.startswith("val_") and Xv is None:
         raise ValueError(f"early_stopping: monitor {stopper.monitor!r} needs validation_data or validation_split")
@@ -316,11 +427,14 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
     if verbose > 2:
         raise ValueError(f"verbose: expected 0, 1 or 2, got {verbose}")
 
+    check_monitor(sched, net, Xv)
     n = X.shape[0]
-    net.state.start(opt, net.n_params, net.dtype)
+    plateau_lr = net.state.start(opt, net.n_params, net.dtype, sched)
     n_batches = (n + batch_size - 1) // batch_size
-    run = _Run([net], X, Y, batch_size, [plan.rule(opt, sched, clip, _schedule_length(sched, epochs, n_batches))],
-               Xv, Yv)
+    run = _Run([net], X, Y, batch_size, [_rule(net, opt, sched, clip, _schedule_length(sched, epochs, n_batches), l2)],
+               Xv, Yv, sw=sw, swv=swv)
+    if plateau_lr is not None:
+        run.set_lr(0, plateau_lr)
     order = np.arange(n, dtype=np.int64)
 
     good = _snapshot(net)
@@ -348,6 +462,7 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
                 )
             logs = run.logs(0, loss, correct, lr_used, run.validate() if Xv is not None else None)
             logs.update(seconds=seconds, samples_per_second=n / seconds if seconds > 0 else math.inf)
+            run.step_schedule(0, sched, logs)
             # The epoch's results land together: parameters (already), update count, epoch count, History.
             net.state.step += n_batches
             net.epochs_trained = epoch
@@ -382,7 +497,7 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
 
 
 def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clips, Xv=None, Yv=None,
-                     on_epoch=None, length=None, rows=None):
+                     on_epoch=None, length=None, rows=None, l2s=None, sample_weight=None, sample_weight_val=None):
     """Train networks of one shape side by side, each on one core, each as ``fit`` would (its own
     optimizer, schedule, clip bound and shuffling RNG; bitwise fit's result where fit takes the same
     engine). X, Y (and Xv, Yv) are already checked for the networks' shape and dtype.
@@ -393,7 +508,9 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
     each network its own training rows (int arrays into X; default all rows): network i then
     trains as ``fit`` on ``X[rows[i]]``. ``on_epoch(epoch, logs, active)`` runs after each epoch
     with every network's logs (None for those not active) and the boolean ``active`` array, which
-    it may change to stop networks. A network whose cost stops being finite stops there, its
+    it may change to stop networks. ``l2s`` gives each network's L2 penalty (default 0);
+    ``sample_weight`` and ``sample_weight_val`` weigh the rows of X and Xv (float64 vectors, checked;
+    default none). A network whose cost stops being finite stops there, its
     parameters and optimizer state those of its last completed epoch.
 
     Returns, per network, ``{"history": {key: [values]}, "diverged_at_epoch": E}`` (the latter only
@@ -402,11 +519,18 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
     k = len(nets)
     counts = np.array([X.shape[0] if rows is None else len(r) for r in (rows or [None] * k)], dtype=np.int64)
     length = epochs if length is None else length
-    for net, opt in zip(nets, optimizers):
-        net.state.start(opt, net.n_params, net.dtype)
-    rules = [plan.rule(o, s, c, _schedule_length(s, length, (m + batch_size - 1) // batch_size))
-             for o, s, c, m in zip(optimizers, schedules, clips, counts)]
-    run = _Run(nets, X, Y, batch_size, rules, Xv, Yv, population=True, n=counts)
+    plateau_lrs = []
+    for net, opt, sched in zip(nets, optimizers, schedules):
+        check_monitor(sched, net, Xv)
+        plateau_lrs.append(net.state.start(opt, net.n_params, net.dtype, sched))
+    l2s = [0.0] * k if l2s is None else l2s
+    rules = [_rule(net, o, s, c, _schedule_length(s, length, (m + batch_size - 1) // batch_size), a)
+             for net, o, s, c, m, a in zip(nets, optimizers, schedules, clips, counts, l2s)]
+    run = _Run(nets, X, Y, batch_size, rules, Xv, Yv, population=True, n=counts, sw=sample_weight,
+               swv=sample_weight_val)
+    for i, lr in enumerate(plateau_lrs):
+        if lr is not None:
+            run.set_lr(i, lr)
     active = np.ones(k, dtype=np.bool_)
     records = [{"history": {}} for _ in range(k)]
     for _ in range(epochs):
@@ -430,6 +554,7 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
                 records[i]["diverged_at_epoch"] = e + 1
                 continue
             logs = run.logs(i, loss, correct, lr, val)
+            run.step_schedule(i, schedules[i], logs)
             net.epochs_trained = e + 1
             net.history.append(e + 1, logs)
             for key, v in logs.items():

@@ -76,7 +76,7 @@ def _phase(which, params, state, X, Y, perm, batch_size, net, work, rule):
                 _activate(_block(Zb, sizes, l, cap, rows), _block(Ab, sizes, l, cap, rows),
                           params[b_off[l] : b_off[l] + sizes[l + 1]], acts[l], act_p[l, 0], act_p[l, 1])
         elif which == 3:
-            c, ok = _loss_delta(Y0, net, work, rows, 1.0 / rows)
+            c, ok = _loss_delta(Y0, net, work, rows, 1.0 / rows, work.wb)
             out += c + ok
         elif which == 4:
             for l in range(L):
@@ -130,7 +130,7 @@ def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, 
     rule = plan.rule(opt, fastbp.Constant(), None, 1)._replace(lr=1e-9)
 
     def epoch():
-        _train_epoch(net.params, state, X, Y, perm, batch, 0, 0, kernel_net, work, rule)
+        _train_epoch(net.params, state, X, Y, X[:0, 0].astype(np.float64), perm, batch, 0, 0, kernel_net, work, rule)
 
     epoch()  # fills the buffers with the values a real epoch leaves there
     times = {k: [] for k in (*PHASES, "the fused epoch")}

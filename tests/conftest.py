@@ -224,6 +224,23 @@ def assert_raises_naming(exc_type, argname, fn, *args, **kwargs):
     return msg
 
 
+def fit_on_threads(build, X, y, threads=(1, 2), **fit_kwargs):
+    """The parameters of ``build()`` after ``fit(X, y, **fit_kwargs)`` with numba on each thread count."""
+    import numba
+
+    params = []
+    before = numba.get_num_threads()
+    try:
+        for t in threads:
+            numba.set_num_threads(t)
+            net = build()
+            net.fit(X, y, verbose=0, **fit_kwargs)
+            params.append(net.params.copy())
+    finally:
+        numba.set_num_threads(before)
+    return params
+
+
 # --------------------------------------------------------------------------- fixtures
 
 

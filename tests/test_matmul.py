@@ -8,6 +8,7 @@ import pytest
 
 import fastbp
 from fastbp import _mkl, calibration, matmul
+from conftest import fit_on_threads
 from fastbp.kernels import _descend_layer
 from fastbp.matmul import Blas, Loops, Mkl, engine_for, matmul_nn, matmul_nt, matmul_tn
 
@@ -73,16 +74,8 @@ def test_descent_step_of_a_layer(dtype, n, k, m, mm):
 def test_fit_is_bitwise_the_same_on_one_and_two_threads():
     X = RNG.standard_normal((300, 200)).astype(np.float32)
     y = RNG.integers(0, 10, 300)
-    params = []
-    before = numba.get_num_threads()
-    try:
-        for threads in (1, 2):
-            numba.set_num_threads(threads)
-            net = fastbp.Network([200, 256, 64, 10], seed=0)
-            net.fit(X, y, epochs=2, batch_size=100, lr=0.05, verbose=0)
-            params.append(net.params.copy())
-    finally:
-        numba.set_num_threads(before)
+    params = fit_on_threads(lambda: fastbp.Network([200, 256, 64, 10], seed=0), X, y, epochs=2, batch_size=100,
+                            lr=0.05)
     np.testing.assert_array_equal(params[0], params[1])
 
 
