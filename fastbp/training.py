@@ -143,7 +143,7 @@ class _Run:
     and the validation pass. One network (``fit``) runs ``_train_epoch`` on its own parameters with
     the engine of its size; several run ``_train_population`` on stacked copies, one core each."""
 
-    def __init__(self, nets, X, Y, batch_size, rules, Xv=None, Yv=None, population=False, n=None):
+    def __init__(self, nets, X, Y, batch_size, rules, Xv=None, Yv=None, population=False, n=None, val_rows=None):
         first = nets[0]
         sizes, n_params, dtype = first.layout.sizes, first.n_params, first.dtype
         self.nets, self.X, self.Y, self.Xv, self.Yv = nets, X, Y, Xv, Yv
@@ -162,7 +162,12 @@ class _Run:
         self.net = first.kernel_net(None if population else self.mm)
         self.work = plan.work(sizes, n_params, dtype, cap, batch=True, grad=True, lead=lead)
         if Xv is not None:
-            self.val_work = plan.work(sizes, n_params, dtype, validation_rows(first, Xv.shape[0], cap), lead=lead)
+            # Each network's validation rows Xv[vstart[i]:vstop[i]] (default all).
+            bounds = np.array([(0, Xv.shape[0])] * k if val_rows is None else val_rows, dtype=np.int64).reshape(k, 2)
+            self.vstart, self.vstop = bounds[:, 0].copy(), bounds[:, 1].copy()
+            self.n_val = self.vstop - self.vstart
+            self.val_work = plan.work(sizes, n_params, dtype, validation_rows(first, int(self.n_val.max()), cap),
+                                      lead=lead)
         if population:
             self.P = np.stack([net.params for net in nets])
             slots = max(net.state.slots.shape[0] for net in nets)
@@ -229,7 +234,8 @@ class _Run:
             return np.array([loss]), np.array([correct])
         active = np.ones(len(self.nets), dtype=np.bool_) if active is None else active
         v_loss, v_correct = np.zeros(len(self.nets)), np.zeros(len(self.nets), dtype=np.int64)
-        _evaluate_population(self.P, self.Xv, self.Yv, active, self.net, self.val_work, self.mm, v_loss, v_correct)
+        _evaluate_population(self.P, self.Xv, self.Yv, self.vstart, self.vstop, active, self.net, self.val_work,
+                             self.mm, v_loss, v_correct)
         return v_loss, v_correct
 
     def logs(self, i, loss, correct, lr, val=None):
@@ -239,9 +245,9 @@ class _Run:
         if classifier:
             logs["accuracy"] = int(correct[i]) / int(self.n[i])
         if val is not None:
-            logs["val_loss"] = float(val[0][i]) / self.Xv.shape[0]
+            logs["val_loss"] = float(val[0][i]) / int(self.n_val[i])
             if classifier:
-                logs["val_accuracy"] = int(val[1][i]) / self.Xv.shape[0]
+                logs["val_accuracy"] = int(val[1][i]) / int(self.n_val[i])
         logs["lr"] = float(lr[i])
         return logs
 
@@ -382,7 +388,7 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
 
 
 def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clips, Xv=None, Yv=None,
-                     on_epoch=None, length=None, rows=None):
+                     on_epoch=None, length=None, rows=None, val_rows=None):
     """Train networks of one shape side by side, each on one core, each as ``fit`` would (its own
     optimizer, schedule, clip bound and shuffling RNG; bitwise fit's result where fit takes the same
     engine). X, Y (and Xv, Yv) are already checked for the networks' shape and dtype.
@@ -391,7 +397,9 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
     call continues where this one stopped (the networks carry their state); ``length`` is the whole
     run's length in epochs, which schedules are laid out over (default ``epochs``). ``rows`` gives
     each network its own training rows (int arrays into X; default all rows): network i then
-    trains as ``fit`` on ``X[rows[i]]``. ``on_epoch(epoch, logs, active)`` runs after each epoch
+    trains as ``fit`` on ``X[rows[i]]``; ``val_rows`` gives each its validation rows as a pair
+    (start, stop) into Xv (default all rows: as cross-validation folds, each held out in turn, do).
+    ``on_epoch(epoch, logs, active)`` runs after each epoch
     with every network's logs (None for those not active) and the boolean ``active`` array, which
     it may change to stop networks. A network whose cost stops being finite stops there, its
     parameters and optimizer state those of its last completed epoch.
@@ -406,7 +414,7 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
         net.state.start(opt, net.n_params, net.dtype)
     rules = [plan.rule(o, s, c, _schedule_length(s, length, (m + batch_size - 1) // batch_size))
              for o, s, c, m in zip(optimizers, schedules, clips, counts)]
-    run = _Run(nets, X, Y, batch_size, rules, Xv, Yv, population=True, n=counts)
+    run = _Run(nets, X, Y, batch_size, rules, Xv, Yv, population=True, n=counts, val_rows=val_rows)
     active = np.ones(k, dtype=np.bool_)
     records = [{"history": {}} for _ in range(k)]
     for _ in range(epochs):
