@@ -779,6 +779,11 @@ def sweep(space, X, y, *, validation_data=None, validation_split=None, epochs=TR
         settings = _random(space, trials, rng) if method == "random" else None
 
     done = _read_results(results) if resume else {}
+    for rec in done.values():  # a results file written before records carried their settings split
+        if "network" not in rec or "fit" not in rec:
+            config = {**base, **rec["config"]}
+            rec["network"] = _network_for(config, Xc.shape[1], n_out).get_config()
+            rec["fit"] = _fit_settings(config)
     if results is not None and not resume and os.path.exists(results):
         os.remove(results)
     collected = list(done.values())

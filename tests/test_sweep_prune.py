@@ -77,10 +77,15 @@ def test_a_resumed_pruned_sweep_reaches_the_same_result(pruned, tmp_path):
     assert len(lines) == 9
     table = lambda res: [(t["config"]["lr"], t["config"]["seed"], t.get("pruned_at_epoch"),  # noqa: E731
                           t["params_digest"], t["final"]) for t in res.trials]
+    old = [json.dumps({k: v for k, v in json.loads(line).items() if k not in ("network", "fit")}) for line in lines]
     for keep in (2, 7):  # killed after some pruned trials were written; after all pruned ones and a finished one
         path.write_text("\n".join(lines[:keep]) + "\n" + lines[keep][:20])
         again = fastbp.sweep(SPACE, X, Y, resume=True, **kw)
         assert table(again) == table(pruned)
+    # a file of records without the settings split (written before it): they get it on resuming
+    path.write_text("\n".join(old) + "\n")
+    again = fastbp.sweep(SPACE, X, Y, resume=True, **kw)
+    assert [(t["network"], t["fit"]) for t in again.trials] == [(t["network"], t["fit"]) for t in pruned.trials]
 
 
 def test_halving_with_epochs_swept_is_refused():
