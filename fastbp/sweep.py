@@ -579,7 +579,8 @@ class _Search:
     """Trials trained rung by rung: every group of running trials is trained to the rung (one round of
     jobs on the backend, networks sent with the jobs and back with the results), then all trials of
     the call are ranked together and the pruned ones stop. Without pruning there is one round, to the
-    end. Records go to ``emit`` as trials finish; ``networks`` keeps each trial's networks."""
+    end. Records go to ``emit`` as trials finish; ``networks`` keeps each trial's network (not the
+    folds' of a cross-validated one)."""
 
     def __init__(self, backend, n_out, folds, prune, metric, mode, done, emit):
         self.backend, self.n_out, self.folds, self.prune = backend, n_out, folds, prune
@@ -650,7 +651,8 @@ class _Search:
 
     def _finish(self, finished):
         for key, rec, ns in finished:
-            self.networks[key] = ns
+            if len(ns) == 1:  # a cross-validated trial's network is its refit, not one of its folds'
+                self.networks[key] = ns
         if finished:
             self.emit([rec for _, rec, _ in finished])
 
