@@ -7,6 +7,13 @@ call runs an epoch of all of them with ``prange`` over the networks. Each
 network is trained by the same single-network epoch code as ``Network.fit``,
 on one core, with its own shuffling RNG, so retraining a trial alone with the
 same seed gives the same network.
+
+Successive halving (``prune``) runs the trials rung by rung: every group is
+trained to the rung, all trials are ranked together, and only the survivors
+are trained on, in smaller populations. Cross-validation (``cv``) makes each
+trial one population member per fold, each validating on its own rows. The
+result keeps the trained networks (``SweepResult.network``), or retrains one
+from its settings, bitwise the same.
 """
 
 import csv
