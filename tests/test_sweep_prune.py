@@ -80,7 +80,8 @@ def test_a_resumed_pruned_sweep_reaches_the_same_result(pruned, tmp_path):
     old = [json.dumps({k: v for k, v in json.loads(line).items() if k not in ("network", "fit")}) for line in lines]
     for keep in (2, 7):  # killed after some pruned trials were written; after all pruned ones and a finished one
         path.write_text("\n".join(lines[:keep]) + "\n" + lines[keep][:20])
-        again = fastbp.sweep(SPACE, X, Y, resume=True, **kw)
+        with pytest.warns(UserWarning, match=f"line {keep + 1} is not a trial record"):
+            again = fastbp.sweep(SPACE, X, Y, resume=True, **kw)
         assert table(again) == table(pruned)
     # a file of records without the settings split (written before it): they get it on resuming
     path.write_text("\n".join(old) + "\n")
