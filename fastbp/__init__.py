@@ -26,7 +26,7 @@ from .network import Network, load
 from .training import History
 from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
 from .schedules import Constant, CosineLR, ExponentialLR, InvScaling, ReduceLROnPlateau, Schedule, StepLR
-from .sweep import SweepResult, choice, loguniform, sweep, uniform
+from .sweep import Halving, SweepResult, choice, loguniform, sweep, uniform
 
 __version__ = "0.1.0"
 
@@ -67,6 +67,7 @@ __all__ = [
     "load",
     "loguniform",
     "sweep",
+    "Halving",
     "uniform",
 ]
 

@@ -688,8 +688,9 @@ def _sweep(args):
     if not space:
         raise ValueError(f"space: {args.spec!r} has no [space] table, or an empty one")
     for key in search:
-        if key not in ("method", "trials", "seed", "metric", "mode"):
-            raise ValueError(f"search: unknown key {key!r}; expected method, trials, seed, metric, mode")
+        if key not in ("method", "trials", "seed", "metric", "mode", "prune", "cv", "shuffle"):
+            raise ValueError(f"search: unknown key {key!r}; expected method, trials, seed, metric, mode, prune, cv, "
+                             "shuffle")
     for key in data:
         if key not in ("path", "target", "val_split"):
             raise ValueError(f"data: unknown key {key!r}; expected path, target, val_split")
@@ -703,7 +704,9 @@ def _sweep(args):
         value = best["final"].get(search.get("metric", "val_accuracy"))
         print(f"\rtrials {done}/{total}  best {value:.4f}", end="", file=sys.stderr, flush=True)
 
-    res = fastbp.sweep(space, ds.X, ds.y, validation_split=data.get("val_split", 0.2),
+    # Cross-validation holds out its own folds: no validation split unless one is asked for (an error then).
+    val_split = data.get("val_split", None if "cv" in search else 0.2)
+    res = fastbp.sweep(space, ds.X, ds.y, validation_split=val_split,
                        backend="dask" if args.scheduler else "local", scheduler=args.scheduler, results=results,
                        resume=args.resume, max_trials=args.max_trials, progress=progress, **search,
                        **spec.get("train", {}))
@@ -713,9 +716,11 @@ def _sweep(args):
     print(f"{len(res)} trials in {time.perf_counter() - t0:.1f}s; top {min(10, len(res))} by {res.metric}:")
     for rank, t in enumerate(res.leaderboard(10), 1):
         shown = "  ".join(f"{k}={t['config'][k]}" for k in swept)
-        print(f"{rank:3d}. {res.metric} {t['final'].get(res.metric, float('nan')):.4f}  {shown}")
+        pruned = f"  (pruned at epoch {t['pruned_at_epoch']})" if "pruned_at_epoch" in t else ""
+        print(f"{rank:3d}. {res.metric} {t['final'].get(res.metric, float('nan')):.4f}  {shown}{pruned}")
     _plot_sweep(os.path.join(out, "sweep.png"), res, swept)
-    print(f"wrote {out}/trials.jsonl, trials.csv, sweep.png")
+    res.best_network().save(os.path.join(out, "best_model.npz"))
+    print(f"wrote {out}/trials.jsonl, trials.csv, sweep.png, best_model.npz")
     return 0
 
 

@@ -163,15 +163,14 @@ class _Run:
     and the validation pass. One network (``fit``) runs ``_train_epoch`` on its own parameters with
     the engine of its size; several run ``_train_population`` on stacked copies, one core each."""
 
-    def __init__(self, nets, X, Y, batch_size, rules, Xv=None, Yv=None, population=False, n=None, sw=None, swv=None):
+    def __init__(self, nets, X, Y, batch_size, rules, Xv=None, Yv=None, population=False, n=None, sw=None, swv=None,
+                 val_rows=None):
         first = nets[0]
         sizes, n_params, dtype = first.layout.sizes, first.n_params, first.dtype
         self.nets, self.X, self.Y, self.Xv, self.Yv = nets, X, Y, Xv, Yv
         # Sample weights as the kernels take them (empty: none), and the validation rows' total weight.
         self.sw = NO_WEIGHTS if sw is None else sw
         self.swv = NO_WEIGHTS if swv is None else swv
-        if Xv is not None:
-            self.val_weight = float(Xv.shape[0]) if swv is None else float(swv.sum())
         # Rows each network trains on per epoch (a population's members may train on different rows).
         self.n = np.broadcast_to(np.asarray(X.shape[0] if n is None else n, dtype=np.int64), (len(nets),)).copy()
         # A batch larger than the data is the whole data (and a size near 2^63 would overflow the kernel's sums).
@@ -188,7 +187,15 @@ class _Run:
         self.work = plan.work(sizes, n_params, dtype, cap, batch=True, grad=True, lead=lead, weights=sw is not None,
                               dropout=any(net.dropout_rates.any() for net in nets))
         if Xv is not None:
-            self.val_work = plan.work(sizes, n_params, dtype, validation_rows(first, Xv.shape[0], cap), lead=lead)
+            # Each network's validation rows Xv[vstart[i]:vstop[i]] (default all).
+            bounds = np.array([(0, Xv.shape[0])] * k if val_rows is None else val_rows, dtype=np.int64).reshape(k, 2)
+            self.vstart, self.vstop = bounds[:, 0].copy(), bounds[:, 1].copy()
+            self.n_val = self.vstop - self.vstart
+            # What a network's validation sums are divided by: its rows' count, or their total weight.
+            self.val_weight = self.n_val.astype(np.float64) if swv is None else \
+                np.array([swv[a:b].sum() for a, b in bounds], dtype=np.float64)
+            self.val_work = plan.work(sizes, n_params, dtype, validation_rows(first, int(self.n_val.max()), cap),
+                                      lead=lead)
         if population:
             self.P = np.stack([net.params for net in nets])
             slots = max(net.state.slots.shape[0] for net in nets)
@@ -255,7 +262,8 @@ class _Run:
             return np.array([loss]), np.array([correct])
         active = np.ones(len(self.nets), dtype=np.bool_) if active is None else active
         v_loss, v_correct = np.zeros(len(self.nets)), np.zeros(len(self.nets))
-        _evaluate_population(self.P, self.Xv, self.Yv, self.swv, active, self.net, self.val_work, self.mm, v_loss, v_correct)
+        _evaluate_population(self.P, self.Xv, self.Yv, self.swv, self.vstart, self.vstop, active, self.net,
+                             self.val_work, self.mm, v_loss, v_correct)
         return v_loss, v_correct
 
     def logs(self, i, loss, correct, lr, val=None):
@@ -265,9 +273,9 @@ class _Run:
         if classifier:
             logs["accuracy"] = float(correct[i]) / int(self.n[i])
         if val is not None:
-            logs["val_loss"] = float(val[0][i]) / self.val_weight
+            logs["val_loss"] = float(val[0][i]) / self.val_weight[i]
             if classifier:
-                logs["val_accuracy"] = float(val[1][i]) / self.val_weight
+                logs["val_accuracy"] = float(val[1][i]) / self.val_weight[i]
         logs["lr"] = float(lr[i])
         return logs
 
@@ -497,7 +505,8 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
 
 
 def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clips, Xv=None, Yv=None,
-                     on_epoch=None, length=None, rows=None, l2s=None, sample_weight=None, sample_weight_val=None):
+                     on_epoch=None, length=None, rows=None, val_rows=None, l2s=None, sample_weight=None,
+                     sample_weight_val=None):
     """Train networks of one shape side by side, each on one core, each as ``fit`` would (its own
     optimizer, schedule, clip bound and shuffling RNG; bitwise fit's result where fit takes the same
     engine). X, Y (and Xv, Yv) are already checked for the networks' shape and dtype.
@@ -506,7 +515,9 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
     call continues where this one stopped (the networks carry their state); ``length`` is the whole
     run's length in epochs, which schedules are laid out over (default ``epochs``). ``rows`` gives
     each network its own training rows (int arrays into X; default all rows): network i then
-    trains as ``fit`` on ``X[rows[i]]``. ``on_epoch(epoch, logs, active)`` runs after each epoch
+    trains as ``fit`` on ``X[rows[i]]``; ``val_rows`` gives each its validation rows as a pair
+    (start, stop) into Xv (default all rows: as cross-validation folds, each held out in turn, do).
+    ``on_epoch(epoch, logs, active)`` runs after each epoch
     with every network's logs (None for those not active) and the boolean ``active`` array, which
     it may change to stop networks. ``l2s`` gives each network's L2 penalty (default 0);
     ``sample_weight`` and ``sample_weight_val`` weigh the rows of X and Xv (float64 vectors, checked;
@@ -527,7 +538,7 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
     rules = [_rule(net, o, s, c, _schedule_length(s, length, (m + batch_size - 1) // batch_size), a)
              for net, o, s, c, m, a in zip(nets, optimizers, schedules, clips, counts, l2s)]
     run = _Run(nets, X, Y, batch_size, rules, Xv, Yv, population=True, n=counts, sw=sample_weight,
-               swv=sample_weight_val)
+               swv=sample_weight_val, val_rows=val_rows)
     for i, lr in enumerate(plateau_lrs):
         if lr is not None:
             run.set_lr(i, lr)
