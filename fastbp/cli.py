@@ -1,4 +1,4 @@
-"""The ``fastbp`` command: train, evaluate, predict, gradcheck, info, bench.
+"""The ``fastbp`` command: train, evaluate, predict, gradcheck, info, sweep.
 
 argparse (the standard library) rather than click or typer: the command needs
 sub-commands, typed options and a config file, all of which argparse covers,
@@ -118,9 +118,6 @@ def _parser():
     sw.add_argument("--max-trials", type=int, default=10_000, help="refuse larger grids (default 10000)")
 
     sub.add_parser("info", help="versions, threads, BLAS and cache directory")
-
-    b = sub.add_parser("bench", help="samples/s against PyTorch, JAX and scikit-learn", add_help=False)
-    b.add_argument("args", nargs=argparse.REMAINDER, help="options of scripts/bench.py (see fastbp bench --help)")
     return p
 
 
@@ -459,24 +456,13 @@ def _info(args):
     return 0
 
 
-def _bench(args):
-    try:
-        from fastbp.bench import main as bench_main
-    except ImportError:
-        raise ValueError("bench: the benchmark module is not available in this installation") from None
-    return bench_main(args.args)
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
-        rest = [a for a in argv if a != "--debug"]
-        if rest[:1] == ["bench"]:  # every option after it belongs to the benchmark's own parser
-            return _bench(argparse.Namespace(args=rest[1:]))
         args = _parser().parse_args(argv)
         handler = {"train": _train, "evaluate": _evaluate, "predict": _predict, "gradcheck": _gradcheck,
-                   "info": _info, "bench": _bench, "sweep": _sweep}[args.command]
+                   "info": _info, "sweep": _sweep}[args.command]
         return handler(args)
     except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as e:
         if debug:
