@@ -68,7 +68,24 @@ def process_info():
                             f"{lib.get('num_threads')} threads)")
     except ImportError:
         blas.append("unknown (install threadpoolctl)")
+    blas.extend(_built_in_blas())
     return {"versions": versions, "blas": blas}
+
+
+def _built_in_blas():
+    """The products linked into PyTorch and JAX, which threadpoolctl does not list (statically linked)."""
+    found = []
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        text = torch.__config__.show()
+        mkl = [ln.strip(" -") for ln in text.splitlines() if "Math Kernel Library Version" in ln]
+        blas_info = [ln.split("BLAS_INFO=", 1)[1].split(",")[0] for ln in text.splitlines() if "BLAS_INFO=" in ln]
+        lib = mkl[0].split(" for ")[0] if mkl else (blas_info[0] if blas_info else "unknown")
+        found.append(f"torch's own: {lib}, oneDNN {'on' if torch.backends.mkldnn.is_available() else 'off'}")
+    jaxlib = sys.modules.get("jaxlib")
+    if jaxlib is not None:
+        found.append(f"XLA's own kernels (jaxlib {getattr(jaxlib, '__version__', '?')}; Eigen / oneDNN compiled in)")
+    return found
 
 
 def source_digest():
