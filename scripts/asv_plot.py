@@ -54,7 +54,8 @@ def main(argv=None):
                    help="the PNG to write (default docs/bench_output/asv_mnist.png)")
     args = p.parse_args(argv)
 
-    machines = sorted(os.path.basename(os.path.dirname(m)) for m in glob.glob(os.path.join(RESULTS, "*", "machine.json")))
+    machines = sorted(os.path.basename(os.path.dirname(m))
+                      for m in glob.glob(os.path.join(RESULTS, "*", "machine.json")))
     machine = args.machine or (machines[0] if len(machines) == 1 else None)
     if machine not in machines:
         p.error(f"--machine: expected one of {machines}, got {args.machine!r}")

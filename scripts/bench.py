@@ -37,6 +37,7 @@ import glob
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -281,8 +282,6 @@ def _startup(timeout, wait_idle=0):
 
 
 def _median(xs):
-    import statistics
-
     return statistics.median(xs) if xs else None
 
 

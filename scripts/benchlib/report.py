@@ -220,7 +220,8 @@ def _print_engines(report, configs, results):
         auto = results.get(("main", name, "fastbp", "float32"))
         forced = [results.get(("engine", name, "fastbp", e)) for e in engines]
         best = max([_sps(f) for f in forced if _sps(f)] or [None], key=lambda v: v or 0)
-        print(f"| {name} | {_cell(auto)} | " + " | ".join(_cell(f) for f in forced) + f" | {_ratio(best, _sps(auto))} |")
+        print(f"| {name} | {_cell(auto)} | " + " | ".join(_cell(f) for f in forced)
+              + f" | {_ratio(best, _sps(auto))} |")
         took.append(f"{name}: auto {(auto or {}).get('engine') or '?'}; "
                     + ", ".join(f"{e} {(f or {}).get('engine') or '?'}" for e, f in zip(engines, forced)))
     for t in took:

@@ -52,19 +52,14 @@ def worker(spec):
           "sklearn": _work_sklearn, "matmul": _work_matmul, "fastbp-training": _work_training,
           "fastbp-sweep": _work_sweep}[fw]
     state = {"compile": fw == "torch-compile"}
-    out = []
     for job in spec["jobs"]:
         try:
-            if job.get("kind") == "predict":
-                res = _PREDICT[fw](job, spec, state)
-            else:
-                res = fn(job, spec, state)
+            res = (_PREDICT[fw] if job.get("kind") == "predict" else fn)(job, spec, state)
         except Exception as e:  # noqa: BLE001 - reported to the parent, which shows it
             res = {"error": f"{type(e).__name__}: {e}".splitlines()[0][:300]}
-        out.append({**{k: job[k] for k in ("layers", "batch", "samples", "dtype") if k in job}, **res})
-    info = process_info()
-    for res in out:
-        emit({**res, "process": info})
+        # Emitted job by job, so a crash later in the process loses only the jobs after it.
+        emit({**{k: job[k] for k in ("layers", "batch", "samples", "dtype") if k in job}, **res,
+              "process": process_info()})
     return 0
 
 
@@ -111,7 +106,10 @@ def _engine_name(layers, batch, n_params):
         from fastbp.matmul import engine_for
     except ImportError:
         return None
-    mm = engine_for(layers, batch, n_params)
+    try:
+        mm = engine_for(layers, batch, n_params)
+    except Exception as e:  # noqa: BLE001 - another fastbp's signature: say so, keep the timing
+        return f"unknown (engine_for: {type(e).__name__}: {e})"
     return "loops, one core" if mm is None else repr(mm)
 
 
