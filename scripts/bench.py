@@ -219,6 +219,8 @@ def _spawn(spec, timeout, env=None):
     """Run one worker; its result lines (a list of dicts), or one error dict."""
     cmd = [sys.executable, os.path.join(HERE, "bench.py"), "--worker", json.dumps(spec)]
     full_env = dict(os.environ, **(env or {}))
+    if "FASTBP_ENGINE" not in (env or {}):  # fastbp's own choice unless this worker forces one
+        full_env.pop("FASTBP_ENGINE", None)
     if spec["framework"] == "jax":
         full_env.setdefault("JAX_PLATFORMS", "cpu")
     try:
