@@ -42,7 +42,7 @@ def _subject(commit):
                              capture_output=True, text=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return commit[:7]
-    return out if len(out) <= 60 else out[:57] + "..."
+    return out if len(out) <= 42 else out[:40] + "..."
 
 
 def main(argv=None):
@@ -71,7 +71,7 @@ def main(argv=None):
     import matplotlib.pyplot as plt
 
     dtypes = sorted({k[1] for _, _, v in runs for k in v if len(k) > 1 and k[0] == args.config})
-    fig, ax = plt.subplots(figsize=(9, 5), dpi=120)
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=120)
     x = range(len(runs))
     for dtype, style in zip(dtypes, ("o-", "s--", "^:")):
         ys = [v.get((args.config, dtype)) for _, _, v in runs]
@@ -80,8 +80,7 @@ def main(argv=None):
     ax.set_xticklabels([_subject(c) for c, _, _ in runs], rotation=35, ha="right", fontsize=7)
     ax.set_ylabel("samples / s (higher is better)")
     ax.set_ylim(bottom=0)
-    ax.set_title(f"{args.bench}, config {args.config}, one value per commit (asv --quick)\nmachine {machine}",
-                 fontsize=10)
+    ax.set_title(f"{args.bench}\nconfig {args.config}, machine {machine}, commits in date order", fontsize=10)
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
