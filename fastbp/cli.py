@@ -1,4 +1,4 @@
-"""The ``fastbp`` command: train, evaluate, predict, export, gradcheck, sweep, info, bench.
+"""The ``fastbp`` command: train, evaluate, predict, export, gradcheck, sweep, info, calibrate.
 
 argparse (the standard library) rather than click or typer: the command needs
 sub-commands, typed options and a config file, all of which argparse covers,
@@ -143,9 +143,6 @@ def _parser():
 
     sub.add_parser("info", help="versions, threads, BLAS, the engine rule and cache directory")
     sub.add_parser("calibrate", help="measure which engine computes the matrix products fastest here (seconds)")
-
-    b = sub.add_parser("bench", help="samples/s against PyTorch, JAX and scikit-learn", add_help=False)
-    b.add_argument("args", nargs=argparse.REMAINDER, help="options of scripts/bench.py (see fastbp bench --help)")
     return p
 
 
@@ -801,24 +798,13 @@ def _calibrate(args):
     return 0 if entry else 1
 
 
-def _bench(args):
-    try:
-        from fastbp.bench import main as bench_main
-    except ImportError:
-        raise ValueError("bench: the benchmark module is not available in this installation") from None
-    return bench_main(args.args)
-
-
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
     debug = "--debug" in argv
     try:
-        rest = [a for a in argv if a != "--debug"]
-        if rest[:1] == ["bench"]:  # every option after it belongs to the benchmark's own parser
-            return _bench(argparse.Namespace(args=rest[1:]))
         args = _parser().parse_args(argv)
         handler = {"train": _train, "evaluate": _evaluate, "predict": _predict, "export": _export,
-                   "gradcheck": _gradcheck, "info": _info, "bench": _bench, "sweep": _sweep,
+                   "gradcheck": _gradcheck, "info": _info, "sweep": _sweep,
                    "calibrate": _calibrate}[args.command]
         with contextlib.ExitStack() as args.resources:  # run-directory locks, released however the run ends
             return handler(args)

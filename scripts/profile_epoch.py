@@ -26,7 +26,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     import fastbp
 
 from fastbp.activations import _act_backward, _activate
-from fastbp.bench import CONFIGS, parse_config
+from benchlib.configs import CONFIGS, parse_config
 from fastbp.kernels import _bias_grad, _block, _descend_layer, _loss_delta, _train_epoch, _weights
 from fastbp import plan
 from fastbp.matmul import Blas, Loops, Mkl, _blas_folds, engine_for, force_engine, matmul_nn, matmul_nt, matmul_tn

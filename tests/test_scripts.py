@@ -41,7 +41,7 @@ def test_sweep_lr_smoke(tmp_path):
 def test_bench_smoke(tmp_path):
     out = tmp_path / "b.json"
     r = run("bench.py", "--quick", "--only", "tiny", "--peers", "none", "--training", "--sweep", "--rounds", "2",
-            "--json", out)
+            "--engines", "loops", "--extras", "--predict", "--json", out)
     assert r.returncode == 0, r.stderr
     import json
 
@@ -52,6 +52,35 @@ def test_bench_smoke(tmp_path):
     assert set(rep["training"]["variants"]) >= {"sgd", "adam", "sgd + validation (10%) + progress bar"}
     assert rep["sweep"]["trials"] == 48 and len(rep["sweep"]["fit_seconds"]) == 3
     assert "| tiny | 64-32-10 |" in r.stdout and "fastbp.sweep is faster by" in r.stdout
+    # The engine forced through the environment reaches the worker, which says what it ran.
+    (eng,) = rep["engines"]
+    assert eng["engine_forced"] == "loops" and eng["samples_per_second"] > 0 and "engine" in eng
+    (adam,) = rep["extras"]
+    assert adam["config"].startswith("adam") and adam["samples_per_second"] > 0
+    (pred,) = rep["predict"]
+    assert pred["framework"] == "fastbp" and pred["samples_per_second"] > 0 and 0 < pred["one_row_seconds"] < 1
+    assert rep["machine"]["cores"] >= 1 and rep["blas"]["fastbp"] and rep["versions"]["numba"]
+    assert "BLAS libraries loaded, per worker" in r.stdout and "| adam (lr 0.001) |" in r.stdout
+
+
+@pytest.mark.parametrize("peer", ["torch", "jax", "sklearn"])
+def test_bench_peer_workers(peer):
+    """Each peer's worker trains (plain SGD and Adam) and predicts on a tiny job, in a process of its own."""
+    pytest.importorskip(peer)
+    import json
+
+    job = {"layers": [8, 6, 3], "batch": 16, "samples": 64, "dtype": "float32", "repeats": 1}
+    spec = {"framework": peer, "lr": 0.01, "seed": 0, "quick": True,
+            "jobs": [job, {**job, "extra": {"optimizer": "adam", "lr": 1e-3}}, {**job, "kind": "predict"},
+                     {**job, "extra": {"sample_weight": "@w"}}]}
+    r = run("bench.py", "--worker", json.dumps(spec))
+    assert r.returncode == 0, r.stderr
+    sgd, adam, pred, unknown = [json.loads(ln.split(" ", 1)[1]) for ln in r.stdout.splitlines()
+                                if ln.startswith("@@fastbp-bench ")]
+    for res in (sgd, adam, pred):
+        assert res.get("samples_per_second", 0) > 0, res
+    assert pred["one_row_seconds"] > 0 and "process" in sgd
+    assert "does not implement the option 'sample_weight'" in unknown["error"]
 
 
 def test_profile_epoch_smoke():
@@ -67,6 +96,8 @@ def test_profile_epoch_smoke():
     (["--only", "none", "--quick"], "no configuration and no other section"),
     (["--repeats", "0"], "--repeats: expected an integer >= 1, got 0"),
     (["--rounds", "0"], "--rounds: expected an integer >= 1, got 0"),
+    (["--engines", "cuda"], "--engines: unknown engine 'cuda'"),
+    (["--peers", "mxnet"], "--peers: unknown framework 'mxnet'"),
 ])
 def test_bench_bad_options_are_one_line_errors(args, message):
     r = run("bench.py", *args)

@@ -1,5 +1,10 @@
 """Shared configurations and data for the fastbp benchmarks.
 
+The one definition of the four configurations and their random data: the asv
+suite imports it as ``benchmarks.common``, scripts/bench.py and
+scripts/profile_epoch.py load it by path (scripts/benchlib/configs.py), so a
+change here changes all three.
+
 Every network is ReLU hidden layers + softmax/cross-entropy output, trained by
 plain SGD (lr 0.01) on random data: X ~ N(0, 1) in the network's dtype, integer
 labels drawn uniformly from the output classes, seeds fixed.
