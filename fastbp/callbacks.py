@@ -197,6 +197,11 @@ class Progress:
                 self.stream.write("compiling (first run only)...\n")
                 self.stream.flush()
 
+    @property
+    def shows_batches(self):
+        """Whether :meth:`batches` draws anything (a bar is shown)."""
+        return self._bar is not None
+
     def batches(self, epoch, done, n_batches):
         """In-epoch progress, for a loop that runs an epoch in chunks of batches: ``done`` of ``n_batches``
         of ``epoch`` are finished. Redraws at most every REDRAW seconds."""

@@ -44,6 +44,17 @@ def check_positive_float(value, argname):
     return value
 
 
+def fit_settings(epochs, batch_size, clip_norm):
+    """``fit``'s epochs, batch size and clip norm, checked: (epochs, batch_size, clip), clip 0.0 for None.
+
+    The one place these rules live: ``Network.fit`` and a sweep's space both go through it.
+    """
+    epochs = check_int(epochs, "epochs", minimum=1)
+    batch_size = check_int(batch_size, "batch_size", minimum=1)
+    clip = 0.0 if clip_norm is None else check_positive_float(clip_norm, "clip_norm")
+    return epochs, batch_size, clip
+
+
 def check_sample_weight(sample_weight, n, argname="sample_weight"):
     """Sample weights for n rows as a float64 vector: finite, ≥ 0, not all zero."""
     try:
@@ -101,29 +112,54 @@ def _as_array(a, argname):
     return arr
 
 
+# x * 0 is 0 for a finite x and NaN for NaN or ±Inf, so the sum of them says whether ``a`` holds one;
+# summed with re-association allowed (NaN kept), the loop vectorises, where a test per element with an
+# early exit does not: the check of clean data costs a fraction of a pass over it, and only data that
+# holds a NaN or Inf is searched for the first one.
+
+
+@njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+def _all_finite(flat):
+    s = flat.dtype.type(0.0)
+    for i in range(flat.shape[0]):
+        s += flat[i] * flat.dtype.type(0.0)
+    return s == 0
+
+
 @njit(cache=True, error_model="numpy")
-def _first_nonfinite(a):
+def first_nonfinite(a):
     """Flat index of the first NaN or Inf in ``a`` (C order), or -1, without a temporary."""
     flat = a.reshape(a.size)
+    if _all_finite(flat):
+        return -1
     for i in range(flat.shape[0]):
         if not np.isfinite(flat[i]):
             return i
     return -1
 
 
-def _check_finite(arr, argname):
+def _check_finite(arr, argname, source=None):
+    """``arr`` holds the converted values; ``source`` (if given) the caller's, for the message."""
     if arr.dtype.kind != "f" or arr.size == 0:
         return
-    i = _first_nonfinite(arr)
+    i = first_nonfinite(arr)
     if i >= 0:
-        where = np.unravel_index(i, arr.shape)
-        raise ValueError(
-            f"{argname}: expected finite numbers, got {arr.reshape(-1)[i]} at index {tuple(int(k) for k in where)}"
-        )
+        where = tuple(int(k) for k in np.unravel_index(i, arr.shape))
+        given = arr.reshape(-1)[i]
+        orig = np.asarray(source)[where] if source is not None and np.shape(source) == arr.shape else given
+        extra = ""
+        if np.isfinite(orig):  # finite as given, not in the kernels' dtype
+            extra = f" ({orig} does not fit in {arr.dtype.name})"
+            given = orig
+        raise ValueError(f"{argname}: expected finite numbers, got {given} at index {where}{extra}")
 
 
 def check_X(X, n_features, dtype, argname="X"):
-    """2-D (n, n_features), C-contiguous, of ``dtype``, finite; copied only if it must be."""
+    """2-D (n, n_features), C-contiguous, of ``dtype``, finite; copied only if it must be.
+
+    Finiteness is checked after the conversion, in the dtype the kernels see: 1e39 is finite
+    in float64 and infinite in float32.
+    """
     arr = _as_array(X, argname)
     if arr.ndim != 2:
         raise ValueError(f"{argname}: expected a 2-D array of shape (n_samples, {n_features}), got shape {arr.shape}")
@@ -133,9 +169,24 @@ def check_X(X, n_features, dtype, argname="X"):
         raise ValueError(
             f"{argname}: expected {n_features} features (the network's input width), got {arr.shape[1]}"
         )
-    arr = np.ascontiguousarray(arr, dtype=dtype)
-    if arr.dtype.kind == "f":
-        _check_finite(arr, argname)
+    arr = _convert(arr, dtype, argname)
+    _check_finite(arr, argname, source=X)
+    return arr
+
+
+def _convert(arr, dtype, argname):
+    """``arr`` as a C-contiguous array of ``dtype`` (native byte order), without overflow warnings."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.ascontiguousarray(arr, dtype=dtype)
+
+
+def check_params(value, n_params, dtype, argname="params"):
+    """A flat parameter vector: ``n_params`` real numbers, finite in ``dtype``, converted to it."""
+    arr = _as_array(value, argname)
+    if arr.shape != (n_params,):
+        raise ValueError(f"{argname}: expected shape ({n_params},), got {arr.shape}")
+    arr = _convert(arr, dtype, argname)
+    _check_finite(arr, argname, source=value)
     return arr
 
 
@@ -152,11 +203,10 @@ def check_y(y, n_samples, n_out, loss, dtype, argname="y"):
         raise ValueError(
             f"{argname}: expected {n_samples} targets (one per row of X), got an array of shape {arr.shape}"
         )
-    if arr.dtype.kind == "f":
-        arr = np.ascontiguousarray(arr)  # a column slice or Fortran order: the check reads it flat
-        _check_finite(arr, argname)
     if loss == "cross_entropy" and arr.ndim == 1:
         if arr.dtype.kind == "f":
+            arr = np.ascontiguousarray(arr, dtype=np.float64)  # exact for every float type, float16 included
+            _check_finite(arr, argname)
             if not np.all(arr == np.round(arr)):
                 i = int(np.flatnonzero(arr != np.round(arr))[0])
                 raise ValueError(f"{argname}: expected integer class labels, got {arr[i]} at index {i}")
@@ -180,7 +230,8 @@ def check_y(y, n_samples, n_out, loss, dtype, argname="y"):
         raise ValueError(
             f"{argname}: expected {n_out} columns (the output width), got shape {arr.shape}"
         )
-    Y = np.ascontiguousarray(arr, dtype=dtype)
+    Y = _convert(arr, dtype, argname)
+    _check_finite(Y, argname, source=arr)
     if loss == "cross_entropy":
         sums = Y.sum(axis=1, dtype=np.float64)
         if Y.min() < 0 or not np.allclose(sums, 1.0, atol=1e-3):

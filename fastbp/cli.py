@@ -4,12 +4,17 @@ argparse (the standard library) rather than click or typer: the command needs
 sub-commands, typed options and a config file, all of which argparse covers,
 and it keeps ``pip install .`` free of one more dependency.
 
-User errors print one line, ``fastbp: error: ...``, and exit with status 2;
-``--debug`` shows the traceback instead. Ctrl-C during training saves the last
-completed epoch and exits with status 130.
+Every expected failure (a bad option or file, an OS error, a diverged run)
+prints one line, ``fastbp: error: ...`` naming the option or file, and exits
+with status 2; anything else is a bug and says so (exit 1). ``--debug`` shows
+the traceback instead. Ctrl-C during training saves the last completed epoch
+(model.npz and metrics.json) and exits with status 130; a run that diverges
+saves the last good epoch the same way. A run directory is locked while a run
+writes into it.
 """
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -21,6 +26,7 @@ from .training import DEFAULTS
 __all__ = ["main"]
 
 EXIT_USAGE = 2
+EXIT_BUG = 1
 EXIT_INTERRUPTED = 130
 
 
@@ -157,7 +163,8 @@ def _parser():
     sw.add_argument("--out", help="output directory (default sweeps/<timestamp>)")
     sw.add_argument("--max-trials", type=int, default=10_000, help="refuse larger grids (default 10000)")
 
-    sub.add_parser("info", help="versions, threads, BLAS and cache directory")
+    sub.add_parser("info", help="versions, threads, BLAS, the engine rule and cache directory")
+    sub.add_parser("calibrate", help="measure which engine computes the matrix products fastest here (seconds)")
 
     b = sub.add_parser("bench", help="samples/s against PyTorch, JAX and scikit-learn", add_help=False)
     b.add_argument("args", nargs=argparse.REMAINDER, help="options of scripts/bench.py (see fastbp bench --help)")
@@ -183,7 +190,10 @@ def _read_config(path):
             raise ValueError(f"--config: unknown option {key!r} in {path!r}; known: {sorted(TRAIN_DEFAULTS)}")
         if k == "dropout" and isinstance(value, str):
             value = _rates(value)
-        cfg[k] = _layers(value) if k == "layers" and not isinstance(value, list) else value
+        try:
+            cfg[k] = _layers(value) if k == "layers" and not isinstance(value, list) else value
+        except argparse.ArgumentTypeError as e:
+            raise ValueError(f"--config: {key} in {path!r}: {e}") from None
     return cfg
 
 
@@ -207,6 +217,7 @@ def _write_toml(path, cfg):
 
 def _settings(args):
     cfg = dict(TRAIN_DEFAULTS)
+    origin = {}
     if args.config:
         from_file = _read_config(args.config)
         here = os.path.dirname(os.path.abspath(args.config))
@@ -218,18 +229,54 @@ def _settings(args):
                 os.path.exists(os.path.join(here, data)):
             from_file["data"] = os.path.join(here, data)  # relative to the config file, not the shell
         cfg.update(from_file)
+        origin = {k: f"{k} in {args.config!r}" for k in from_file}
     for k in TRAIN_DEFAULTS:
         v = getattr(args, k, None)
         if v is not None:
             cfg[k] = v
+            origin.pop(k, None)
+    _check_settings(cfg, origin)
     return cfg
+
+
+# The type and range of each setting that is a number, a text or a list, as the command line parses it.
+_INT_SETTINGS = {"epochs": 1, "batch_size": 1, "seed": 0, "step_size": 1, "warmup": 0, "t_max": 1,
+                 "early_stopping": 0, "checkpoint_every": 1}
+_POSITIVE_SETTINGS = ("lr", "clip_norm")
+_FLOAT_SETTINGS = ("momentum", "weight_decay", "gamma", "eta_min", "val_split", "test_split")
+_TEXT_SETTINGS = ("data", "id", "activation", "output", "loss", "optimizer", "schedule", "schedule_per", "dtype",
+                  "out")
+
+
+def _check_settings(cfg, origin):
+    """Each setting of the right type and range, whether from the command line or a --config file."""
+    from fastbp import checks
+
+    for k, v in cfg.items():
+        name = origin.get(k) or f"--{k.replace('_', '-')}"
+        if v is None:
+            continue
+        if k in _INT_SETTINGS:
+            checks.check_int(v, name, minimum=_INT_SETTINGS[k])
+        elif k in _POSITIVE_SETTINGS:
+            checks.check_positive_float(v, name)
+        elif k in _FLOAT_SETTINGS:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"{name}: expected a finite number, got {v!r}")
+        elif k in _TEXT_SETTINGS or k == "target":  # target: also a list of column names
+            if not (isinstance(v, str) or k == "target" and isinstance(v, list) and all(isinstance(t, str) for t in v)):
+                raise TypeError(f"{name}: expected a text value, got {v!r} ({type(v).__name__})")
+        elif k == "layers":  # hidden widths: the input and output widths come from the data
+            if not isinstance(v, list):
+                raise TypeError(f"{name}: expected a list of hidden widths such as [256, 128], got {v!r}")
+            for i, w in enumerate(v):
+                checks.check_int(w, f"{name}[{i}]", minimum=1)
 
 
 def _new_run_dir(out):
     """``out``, or a fresh runs/<timestamp>[-k] that no other run has taken."""
     if out:
-        os.makedirs(out, exist_ok=True)
-        return out
+        return out  # created and locked by _run_dir
     base = os.path.join("runs", time.strftime("%Y%m%d-%H%M%S"))
     for k in range(1, 1000):
         path = base if k == 1 else f"{base}-{k}"
@@ -424,13 +471,6 @@ def _train(args):
     from fastbp.data import load, scale_hint
 
     cfg = _settings(args)
-    for key in ("epochs", "batch_size"):
-        if isinstance(cfg[key], bool) or not isinstance(cfg[key], int) or cfg[key] < 1:
-            raise ValueError(f"--{key.replace('_', '-')}: expected an integer >= 1, got {cfg[key]!r}")
-    for key in ("lr", "clip_norm"):
-        v = cfg[key]
-        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0)):
-            raise ValueError(f"--{key.replace('_', '-')}: expected a positive number, got {v!r}")
     _check_fraction("--val-split", cfg["val_split"], allow_zero=True)
     _check_fraction("--test-split", cfg["test_split"], allow_zero=False)
     if not isinstance(cfg["standardize"], bool):
@@ -445,6 +485,7 @@ def _train(args):
     net.feature_names, net.target_names = ds.feature_names, ds.target_names
     optimizer, schedule = _optimizer(cfg), _schedule(cfg)
     out = _new_run_dir(cfg["out"])
+    args.resources.enter_context(_run_dir(out))
     model_path = os.path.join(out, "model.npz")
     run_cfg = {**cfg, "data": _abs_data(cfg["data"]), "out": None}
     if isinstance(run_cfg["target"], list):
@@ -466,19 +507,58 @@ def _train(args):
                            checkpoint=model_path, checkpoint_every=cfg["checkpoint_every"] or cfg["epochs"] + 1,
                            verbose=0 if args.quiet else (1 if sys.stderr.isatty() else 2))
     except KeyboardInterrupt:
-        print(f"fastbp: interrupted; the last completed epoch ({net.epochs_trained}) is saved in {model_path}",
-              file=sys.stderr)
+        _write_metrics(out, net, X_test, y_test, t0, net.history, stopped="interrupted", w_test=w_test)
+        print(f"fastbp: interrupted; the last completed epoch ({net.epochs_trained}) is saved in {model_path} "
+              "and metrics.json", file=sys.stderr)
         return EXIT_INTERRUPTED
-    scores = net.evaluate(X_test, y_test, sample_weight=w_test)  # weighted as the training rows were
-    seconds = time.perf_counter() - t0
-    metrics = {"test": scores, "loss_definition": _LOSS_WORDS.get(net.loss), "epochs": net.epochs_trained,
-               "seconds": seconds, "history": {"epoch": hist.epoch, **hist.history}}
-    with open(os.path.join(out, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=1)
+    except FloatingPointError as e:  # fit put the network back to its last good epoch: keep that
+        net.save(model_path)
+        _write_metrics(out, net, X_test, y_test, t0, net.history, stopped=str(e), w_test=w_test)
+        raise ValueError(f"{e}; saved that epoch ({net.epochs_trained}) in {model_path} and metrics.json") from None
+    scores, seconds = _write_metrics(out, net, X_test, y_test, t0, hist, w_test=w_test)
     _plot_curves(os.path.join(out, "curves.png"), hist)
     print(f"{_show_scores(scores, net.loss, 'test ')}  ({seconds:.1f}s)")
     print(f"wrote {out}/model.npz, metrics.json, metrics.csv, config.toml, curves.png")
     return 0 if math.isfinite(scores["loss"]) else 1
+
+
+def _run_dir(out, argname="--out"):
+    """Create ``out`` if needed and lock it for this run (refused if another run holds it); clean stale temporaries."""
+    from fastbp import io
+
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise ValueError(f"{argname}: {out!r} exists and is not a directory")
+    os.makedirs(out, exist_ok=True)
+    lock = io.DirLock(out, argname)
+    io.remove_temporaries(out)  # left by a killed run: no writer of ours is using them while we hold the lock
+    return lock
+
+
+def _json_safe(value):
+    """NaN and infinities as null, so that what fastbp writes is JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _write_metrics(out, net, X_test, y_test, t0, hist, stopped=None, w_test=None):
+    """metrics.json (atomically): the test scores of the network as it is (weighted by the test rows' sample
+    weights ``w_test``, if any), the History, and why it stopped early."""
+    from fastbp import io
+
+    scores = net.evaluate(X_test, y_test, sample_weight=w_test)
+    seconds = time.perf_counter() - t0
+    metrics = {"test": scores, "loss_definition": _LOSS_WORDS.get(net.loss), "epochs": net.epochs_trained,
+               "seconds": seconds, "history": {"epoch": hist.epoch, **hist.history}}
+    if stopped is not None:
+        metrics["stopped"] = stopped
+    text = json.dumps(_json_safe(metrics), indent=1).encode()
+    io.atomic_write(os.path.join(out, "metrics.json"), lambda f: f.write(text))
+    return scores, seconds
 
 
 _LOSS_WORDS = {
@@ -543,8 +623,8 @@ def _evaluate(args):
     scores = net.evaluate(X, y)
     if net.loss in ("mse", "squared"):
         print(f"loss = {_LOSS_WORDS[net.loss]}", file=sys.stderr)
-    print(json.dumps({k: round(v, 6) for k, v in scores.items()}))
-    return 0
+    print(json.dumps(_json_safe({k: round(v, 6) for k, v in scores.items()})))
+    return 0 if all(math.isfinite(v) for v in scores.values()) else 1
 
 
 def _predict(args):
@@ -552,6 +632,8 @@ def _predict(args):
 
     import numpy as np
 
+    if os.path.isdir(args.out):
+        raise ValueError(f"--out: {args.out!r} is a directory; expected a file name such as preds.csv")
     net, X, _, ids, rows = _model_and_data(args)
     pred = np.asarray(net.predict(X))
     names = net.target_names
@@ -644,14 +726,15 @@ def _sweep(args):
     if not space:
         raise ValueError(f"space: {args.spec!r} has no [space] table, or an empty one")
     for key in search:
-        if key not in ("method", "trials", "seed", "metric", "mode"):
-            raise ValueError(f"search: unknown key {key!r}; expected method, trials, seed, metric, mode")
+        if key not in ("method", "trials", "seed", "metric", "mode", "prune", "cv", "shuffle"):
+            raise ValueError(f"search: unknown key {key!r}; expected method, trials, seed, metric, mode, prune, cv, "
+                             "shuffle")
     for key in data:
         if key not in ("path", "target", "val_split"):
             raise ValueError(f"data: unknown key {key!r}; expected path, target, val_split")
     ds = load(data.get("path", "digits"), target=data.get("target"))
     out = args.out or os.path.join("sweeps", time.strftime("%Y%m%d-%H%M%S"))
-    os.makedirs(out, exist_ok=True)
+    args.resources.enter_context(_run_dir(out))
     results = os.path.join(out, "trials.jsonl")
     t0 = time.perf_counter()
 
@@ -659,7 +742,9 @@ def _sweep(args):
         value = best["final"].get(search.get("metric", "val_accuracy"))
         print(f"\rtrials {done}/{total}  best {value:.4f}", end="", file=sys.stderr, flush=True)
 
-    res = fastbp.sweep(space, ds.X, ds.y, validation_split=data.get("val_split", 0.2),
+    # Cross-validation holds out its own folds: no validation split unless one is asked for (an error then).
+    val_split = data.get("val_split", None if "cv" in search else 0.2)
+    res = fastbp.sweep(space, ds.X, ds.y, validation_split=val_split,
                        backend="dask" if args.scheduler else "local", scheduler=args.scheduler, results=results,
                        resume=args.resume, max_trials=args.max_trials, progress=progress, **search,
                        **spec.get("train", {}))
@@ -669,9 +754,11 @@ def _sweep(args):
     print(f"{len(res)} trials in {time.perf_counter() - t0:.1f}s; top {min(10, len(res))} by {res.metric}:")
     for rank, t in enumerate(res.leaderboard(10), 1):
         shown = "  ".join(f"{k}={t['config'][k]}" for k in swept)
-        print(f"{rank:3d}. {res.metric} {t['final'].get(res.metric, float('nan')):.4f}  {shown}")
+        pruned = f"  (pruned at epoch {t['pruned_at_epoch']})" if "pruned_at_epoch" in t else ""
+        print(f"{rank:3d}. {res.metric} {t['final'].get(res.metric, float('nan')):.4f}  {shown}{pruned}")
     _plot_sweep(os.path.join(out, "sweep.png"), res, swept)
-    print(f"wrote {out}/trials.jsonl, trials.csv, sweep.png")
+    res.best_network().save(os.path.join(out, "best_model.npz"))
+    print(f"wrote {out}/trials.jsonl, trials.csv, sweep.png, best_model.npz")
     return 0
 
 
@@ -736,7 +823,20 @@ def _info(args):
     except ImportError:
         print("blas: install threadpoolctl to see the BLAS libraries and their threads")
     print(f"numba cache dir {numba.config.CACHE_DIR or '(__pycache__ beside the fastbp sources)'}")
+    from fastbp import calibration
+
+    print("\n".join(calibration.describe()))
     return 0
+
+
+def _calibrate(args):
+    from fastbp import calibration
+
+    print("timing the three products of a layer on every engine ...", flush=True)
+    entry = calibration.calibrate()
+    print(f"wrote {calibration.path()}")
+    print("\n".join(calibration.describe()))
+    return 0 if entry else 1
 
 
 def _bench(args):
@@ -756,16 +856,34 @@ def main(argv=None):
             return _bench(argparse.Namespace(args=rest[1:]))
         args = _parser().parse_args(argv)
         handler = {"train": _train, "evaluate": _evaluate, "predict": _predict, "export": _export,
-                   "gradcheck": _gradcheck,
-                   "info": _info, "bench": _bench, "sweep": _sweep}[args.command]
-        return handler(args)
-    except (ValueError, TypeError, FileNotFoundError, FloatingPointError) as e:
-        if debug:
-            raise
-        return _fail(str(e))
+                   "gradcheck": _gradcheck, "info": _info, "bench": _bench, "sweep": _sweep,
+                   "calibrate": _calibrate}[args.command]
+        with contextlib.ExitStack() as args.resources:  # run-directory locks, released however the run ends
+            return handler(args)
     except KeyboardInterrupt:
         print("fastbp: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except (OSError, ValueError, TypeError, FloatingPointError, MemoryError) as e:  # the one error path
+        if debug:
+            raise
+        return _fail(_message(e))
+    except Exception as e:
+        if debug:
+            raise
+        what = " ".join(str(e).split())
+        print(f"fastbp: error: a bug in fastbp ({type(e).__name__}: {what}); run again with --debug to see the "
+              "traceback, and please report it", file=sys.stderr)
+        return EXIT_BUG
+
+
+def _message(e):
+    """One line for an expected failure: an OS error names its file, MemoryError says what ran out."""
+    if isinstance(e, MemoryError):
+        return f"out of memory ({e or 'the data or the network is too large for this machine'})"
+    if isinstance(e, OSError) and e.filename is not None:
+        names = repr(e.filename) + (f" -> {e.filename2!r}" if e.filename2 is not None else "")
+        return f"{names}: {e.strerror or e}"
+    return " ".join(str(e).split()) or type(e).__name__
 
 
 if __name__ == "__main__":

@@ -7,13 +7,14 @@ ValueError that names the file and what is wrong with it.
 
 import csv
 import gzip
+import math
 import os
 import zipfile
 from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import checks
+from . import checks, io
 
 __all__ = ["Dataset", "Inputs", "Scaler", "load", "load_inputs", "load_idx", "train_test_split", "one_hot",
            "standardize", "encode_labels", "scale_hint"]
@@ -66,7 +67,7 @@ def load_idx(path):
     if ndim == 0 or len(raw) < header:
         raise ValueError(f"data: {name!r} has a truncated IDX header")
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
-    count = int(np.prod(shape))
+    count = math.prod(shape)  # Python ints: a header of huge dimensions cannot wrap around
     if len(raw) - header != count * dtype.itemsize:
         raise ValueError(
             f"data: {name!r} is truncated or padded: the header says {shape} values "
@@ -96,6 +97,9 @@ def _images(path):
     a = load_idx(path)
     if a.ndim < 2:
         raise ValueError(f"data: {path!r} holds {a.ndim}-D data, expected images (n, rows, cols)")
+    if a.shape[0] == 0 or a[0].size == 0:
+        raise ValueError(f"data: {path!r} holds {a.shape[0]} images of shape {a.shape[1:]}; "
+                         "expected at least one image of at least one pixel")
     flat = a.reshape(a.shape[0], -1)
     if a.dtype == np.uint8:
         return flat.astype(np.float32) / np.float32(255.0)  # the one float copy
@@ -110,6 +114,18 @@ def _labels(path, n_images, images_path):
         raise ValueError(
             f"data: {path!r} has {lab.shape[0]} labels but {images_path!r} has {n_images} images"
         )
+    return _integer_labels(lab, path)
+
+
+def _integer_labels(lab, path):
+    """Labels as int64 when every one is a whole number that int64 holds exactly; else a ValueError naming path."""
+    if lab.dtype.kind in "iub":
+        return lab.astype(np.int64)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.isfinite(lab) & (lab == np.round(lab)) & (np.abs(lab) < 2.0**53))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"data: {path!r} holds label {lab[i]} at index {i}; expected whole numbers (class indices)")
     return lab.astype(np.int64)
 
 
@@ -132,19 +148,16 @@ def _load_idx_dir(folder):
 # ----------------------------------------------------------------------------- npz, csv
 
 def _load_npz(path, need_y=True):
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            keys = set(z.files)
-            if {"X", "y"} <= keys:
-                return Dataset(z["X"], z["y"])
-            if not need_y and "X" in keys:
-                return Dataset(z["X"], None)
-            if {"x_train", "y_train"} <= keys:
-                has_test = {"x_test", "y_test"} <= keys
-                return Dataset(z["x_train"], z["y_train"], z["x_test"] if has_test else None,
-                               z["y_test"] if has_test else None)
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise ValueError(f"data: {path!r} is not a readable .npz file: {e}") from None
+    arrays = io.read_npz(path, "data")
+    keys = set(arrays)
+    if {"X", "y"} <= keys:
+        return Dataset(arrays["X"], arrays["y"])
+    if not need_y and "X" in keys:
+        return Dataset(arrays["X"], None)
+    if {"x_train", "y_train"} <= keys:
+        has_test = {"x_test", "y_test"} <= keys
+        return Dataset(arrays["x_train"], arrays["y_train"], arrays["x_test"] if has_test else None,
+                       arrays["y_test"] if has_test else None)
     raise ValueError(f"data: {path!r} has arrays {sorted(keys)}; expected 'X' and 'y', or 'x_train' and 'y_train'")
 
 
@@ -159,10 +172,13 @@ def _is_number(text):
 def _read_csv(path):
     """(header or None, data rows as lists of stripped strings, line number of the first data row)."""
     try:
-        with open(path, newline="") as f:
-            rows = list(csv.reader(f))
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not a header
+            reader = csv.reader(f)
+            rows = list(reader)
     except UnicodeDecodeError as e:
-        raise ValueError(f"data: {path!r} is not a text CSV file: {e}") from None
+        raise ValueError(f"data: {path!r} is not a UTF-8 text CSV file: {e}") from None
+    except csv.Error as e:
+        raise ValueError(f"data: {path!r} line {reader.line_num}: {e}") from None
     rows = [[c.strip() for c in r] for r in rows if r and any(c.strip() for c in r)]
     if not rows:
         raise ValueError(f"data: {path!r} is empty")
@@ -193,11 +209,13 @@ def _numbers(path, header, rows, first_line, cols):
     for i, r in enumerate(rows):
         for k, j in enumerate(cols):
             try:
-                out[i, k] = float(r[j])
+                out[i, k] = value = float(r[j])
             except ValueError:
+                value = None
+            if value is None or not math.isfinite(value):
                 raise ValueError(
                     f"data: {path!r} line {first_line + i}, column {j + 1}{_column_label(header, j)}: "
-                    f"{r[j]!r} is not a number"
+                    f"{r[j]!r} is not a {'number' if value is None else 'finite number'}"
                 ) from None
     return out
 
@@ -205,11 +223,17 @@ def _numbers(path, header, rows, first_line, cols):
 def _targets(path, header, rows, first_line, cols):
     """Target columns: numbers (int64 when all integral, float64 else), or text labels for one column."""
     if len(cols) == 1 and not all(_is_number(r[cols[0]]) for r in rows):
-        return np.array([r[cols[0]] for r in rows])
+        j = cols[0]
+        empty = [i for i, r in enumerate(rows) if not r[j]]
+        if empty:
+            raise ValueError(f"data: {path!r} line {first_line + empty[0]}, column {j + 1}{_column_label(header, j)}: "
+                             "an empty label (a missing value?)")
+        return np.array([r[j] for r in rows])
     y = _numbers(path, header, rows, first_line, cols)
     if len(cols) == 1:
         y = y[:, 0]
-    if np.all(y == np.round(y)) and y.ndim == 1:
+    # whole numbers become class labels only where int64 holds them exactly (1e300 stays a float)
+    if y.ndim == 1 and np.all((y == np.round(y)) & (np.abs(y) < 2.0**53)):
         y = y.astype(np.int64)
     return y
 
@@ -293,7 +317,42 @@ def load(path, target=None, id_column=None, weight_column=None):
         from .datasets import digits
 
         return Dataset(*digits())
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"data: expected 'digits' or a path, got {path!r} ({type(path).__name__})")
     path = os.fspath(path)
+    return _checked(_load_path(path, target, id_column, weight_column), path)
+
+
+def _checked(ds, path):
+    """The arrays a loader found, as training takes them: numbers (text for a 1-D column of class labels),
+    X 2-D (images flattened), y one per row."""
+    parts = []
+    for X, y, which in ((ds.X, ds.y, ""), (ds.X_test, ds.y_test, " test")):
+        if X is None:
+            parts += [None, None]
+            continue
+        if X.dtype.kind not in "biuf":
+            raise ValueError(f"data: {path!r} holds{which} inputs of dtype {X.dtype}; expected numbers")
+        if y.dtype.kind not in "biufUS" or (y.dtype.kind in "US" and y.ndim != 1):
+            raise ValueError(f"data: {path!r} holds{which} labels of dtype {y.dtype}, shape {y.shape}; expected "
+                             "numbers (class indices or target values) or one column of class names")
+        if X.ndim < 2 or X.shape[0] == 0 or X[0].size == 0:
+            raise ValueError(f"data: {path!r} holds{which} inputs of shape {X.shape}; expected (rows, features) "
+                             "with at least one of each")
+        if y.ndim not in (1, 2) or y.shape[0] != X.shape[0]:
+            raise ValueError(f"data: {path!r} holds{which} labels of shape {y.shape} for {X.shape[0]} rows; "
+                             "expected one label (or one row of targets) per row")
+        X = X.reshape(X.shape[0], -1) if X.ndim > 2 else X
+        if X.dtype.kind == "f" and X.dtype.itemsize >= 4:  # float16 is checked after its conversion by fit
+            i = checks.first_nonfinite(np.ascontiguousarray(X))
+            if i >= 0:
+                raise ValueError(f"data: {path!r}{which} row {i // X.shape[1]}, feature {i % X.shape[1]}: "
+                                 f"{X.reshape(-1)[i]} is not a finite number")
+        parts += [X, y]
+    return ds._replace(X=parts[0], y=parts[1], X_test=parts[2], y_test=parts[3])
+
+
+def _load_path(path, target, id_column, weight_column=None):
     if not os.path.exists(path):
         raise FileNotFoundError(f"data: no such file or directory: {path!r}")
     if os.path.isdir(path):
@@ -421,6 +480,7 @@ def train_test_split(X, y, test_size=0.2, seed=0):
         n_test = checks.check_int(test_size, "test_size", minimum=1)
     if not 1 <= n_test < n:
         raise ValueError(f"test_size: leaves {n - n_test} of {n} rows for training; expected at least 1 in each part")
+    seed = checks.check_int(seed, "seed", minimum=0)
     perm = np.random.default_rng(seed).permutation(n)
     test, train = perm[:n_test], perm[n_test:]
     return X[train], X[test], y[train], y[test]
@@ -533,10 +593,13 @@ def _label_array(y, argname):
     if arr.ndim != 1:
         raise ValueError(f"{argname}: expected a 1-D array of class labels, got shape {arr.shape}")
     if arr.dtype.kind == "f":
-        frac = arr != np.round(arr)
-        if np.any(frac) or not np.all(np.isfinite(arr)):
-            i = int(np.flatnonzero(frac | ~np.isfinite(arr))[0])
-            raise ValueError(f"{argname}: expected class labels, got the non-integral value {arr[i]} at row {i} "
+        with np.errstate(invalid="ignore"):
+            frac = np.isfinite(arr) & (arr != np.round(arr))
+            bad = frac | ~(np.abs(arr) < 2.0**53)  # also NaN, inf, and whole numbers that int64 would change
+        if np.any(bad):
+            i = int(np.flatnonzero(bad)[0])
+            what = "non-integral value" if frac[i] else "value (not a class index int64 holds)"
+            raise ValueError(f"{argname}: expected class labels, got the {what} {arr[i]} at row {i} "
                              "(for a numeric target use the mse loss: regression)")
         return arr.astype(np.int64)
     if arr.dtype.kind in "biu":

@@ -446,14 +446,16 @@ def _predict(params, X, out, net, work):
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _evaluate_population(P, X, Y, sw, active, net, works, mm, out_loss, out_correct):
-    """Σ w C and the weight of the rows right of every active network of a population on X, Y with
-    sample weights sw (empty: none; row t of P is network t); ``net`` and ``mm`` as for ``_train_population``."""
+def _evaluate_population(P, X, Y, sw, vstart, vstop, active, net, works, mm, out_loss, out_correct):
+    """Σ w C and the weight of the rows right of every active network of a population on its rows
+    ``vstart[t]:vstop[t]`` of X, Y with sample weights sw (empty: none; row t of P is network t: a
+    cross-validation fold validates on its own rows); ``net`` and ``mm`` as for ``_train_population``."""
     no_grad = np.zeros(0, dtype=P.dtype)
     no_dX = np.zeros((0, X.shape[1]), dtype=P.dtype)
     for t in prange(P.shape[0]):
         if active[t]:
-            loss, correct = _full_pass(P[t], X, Y, sw, _with_engine(net, mm), _member_work(works, t), False, no_grad,
-                                       False, no_dX)
+            a, b = vstart[t], vstop[t]
+            loss, correct = _full_pass(P[t], X[a:b], Y[a:b], sw[a:b] if sw.shape[0] > 0 else sw[0:0],
+                                       _with_engine(net, mm), _member_work(works, t), False, no_grad, False, no_dX)
             out_loss[t] = loss
             out_correct[t] = correct

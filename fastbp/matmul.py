@@ -1,8 +1,9 @@
 """The three matrix products of backpropagation, for every size.
 
 Per layer and batch: the forward Z = A Wᵀ, the weight gradient G = Dᵀ A and
-the input gradient E = D W. They go to BLAS through ``np.dot`` on views (no
-copies of transposes), or, where a BLAS call costs more in set-up than in
+the input gradient E = D W. They go to a BLAS on views (no copies of
+transposes): OpenBLAS through ``np.dot``, or Intel MKL's gemm called from the
+compiled code (_mkl.py); or, where a BLAS call costs more in set-up than in
 arithmetic (which depends on the size and on the CPU's BLAS kernels), run in
 register-blocked loops compiled here: each inner loop is over a contiguous
 axis, so LLVM vectorises it, and the blocking gives every loaded value several
@@ -13,8 +14,11 @@ the summation order differs from BLAS's but is fixed: results are
 deterministic for a given shape.
 """
 
+import contextlib
 import functools
 import itertools
+import os
+import sys
 from typing import NamedTuple
 
 import numba
@@ -22,19 +26,32 @@ import numpy as np
 from llvmlite import binding as ll
 from llvmlite import ir
 from numba import njit, prange, types
-from numba.core import cgutils
-from numba.extending import intrinsic, overload
-from numba.np.linalg import check_blas_return, ensure_blas, get_blas_kind
-from numba.np.ufunc.parallel import _launch_threads
+from numba.extending import intrinsic, overload, typeof_impl
+
+from . import _mkl
+
+# The fold of plain SGD into OpenBLAS's weight-gradient product calls Numba's own gemm wrapper
+# (numba_xxgemm) through helpers that are not public API (pyproject bounds Numba to the tested versions).
+# Without them, OpenBLAS networks take the product and the step apart: the same rule, one pass more.
+try:
+    from numba.core import cgutils
+    from numba.np.linalg import check_blas_return, ensure_blas, get_blas_kind
+
+    _XXGEMM = ll.address_of_symbol("numba_xxgemm") is not None
+except ImportError:
+    _XXGEMM = False
 
 # Cached code that calls a parallel kernel refers to the thread pool's symbols
 # (allocate_sched, do_scheduling); loading it before any parallel function has
-# run fails with "Symbol not found" unless the pool is started first.
-_launch_threads()
+# run fails with "Symbol not found" unless the pool is started first, which
+# get_num_threads does.
+numba.get_num_threads()
 
 _FM = {"reassoc", "contract", "nsz"}
 
-# Which code runs a product, from measurements on 2-core machines
+# Which code runs a product. ``engine_for`` follows this machine's calibration
+# (calibration.py: ``fastbp calibrate`` measures every engine) and, until there
+# is one, the built-in rule below, from measurements on 2-core machines
 # (docs/performance.md). On AVX2 the compiled loops reach 25-40 GFLOP/s on one
 # core and 50-70 split over two; a BLAS call pays for its set-up on small
 # products (12-15 GFLOP/s below ~0.5 M multiply-adds) and wins on large ones
@@ -45,13 +62,11 @@ _FM = {"reassoc", "contract", "nsz"}
 # A parallel region costs a few µs when the other core is free and far more
 # when it is busy, so products below SERIAL_MACS stay on one core. Mixing the
 # two thread pools in one batch loop is ruinous (each spins while the other
-# works), so a network uses one engine throughout, chosen by ``choose_engine``
-# from its largest product: the compiled loops (ENGINE_LOOPS: one core below
-# SERIAL_MACS, ``threads`` cores above), or BLAS (ENGINE_BLAS) for every
-# product from the host's threshold on, the smaller ones on one core in the
-# loops.
+# works), so a network uses one engine throughout, chosen from its largest
+# product: the compiled loops (one core below SERIAL_MACS, ``threads`` cores
+# above), or one BLAS (OpenBLAS or MKL) for every product from the threshold
+# on, the smaller ones on one core in the loops.
 SERIAL_MACS = 1 << 21
-ENGINE_LOOPS, ENGINE_BLAS = 0, 1
 # Per host: (largest product from which a network uses BLAS, smallest product BLAS then takes).
 BLAS_FROM = {"avx2": (1 << 26, SERIAL_MACS), "avx512": (1 << 12, 1 << 12)}
 # OpenBLAS computes a product of up to 65536 x 4 multiply-adds on the calling thread (its threading
@@ -59,20 +74,20 @@ BLAS_FROM = {"avx2": (1 << 26, SERIAL_MACS), "avx512": (1 << 12, 1 << 12)}
 BLAS_ONE_THREAD_MACS = 1 << 18
 
 
+def host_features():
+    """The host CPU's features as LLVM names them (``avx512f``, ...)."""
+    return ll.get_host_cpu_features()
+
+
 @functools.cache
 def blas_from():
     """This host's entry of BLAS_FROM."""
-    return BLAS_FROM["avx512" if ll.get_host_cpu_features().get("avx512f") else "avx2"]
+    return BLAS_FROM["avx512" if host_features().get("avx512f") else "avx2"]
 
 
 def largest_product(sizes, rows):
     """Multiply-adds of the largest of a layer's products for ``rows`` samples."""
     return max(rows * a * b for a, b in itertools.pairwise(sizes))
-
-
-def choose_engine(sizes, rows):
-    """ENGINE_BLAS if the largest product for ``rows`` samples is large enough for BLAS to win."""
-    return ENGINE_BLAS if largest_product(sizes, rows) >= blas_from()[0] else ENGINE_LOOPS
 
 
 class Loops(NamedTuple):
@@ -87,40 +102,122 @@ class Blas(NamedTuple):
     smallest: int
 
 
-def config(engine, threads):
-    """The kernels' ``mm`` for an engine and a thread count of the compiled loops."""
-    return Blas(blas_from()[1]) if engine == ENGINE_BLAS else Loops(threads)
+class Mkl(NamedTuple):
+    """``mm`` of Intel MKL (the ``mkl`` extra), for every product of at least ``smallest`` multiply-adds (one
+    core in the loops below), on ``threads`` of MKL's threads from ``parallel`` multiply-adds on, on the
+    calling thread below (MKL's own choice of threads wakes them for products too small to gain)."""
+
+    smallest: int
+    threads: int
+    parallel: int
+
+
+@typeof_impl.register(Mkl)
+def _typeof_mkl(val, c):
+    # Compiled code calls MKL through symbols registered when the library is loaded: load it before a kernel
+    # that takes an Mkl (compiled now or loaded from the cache) can be linked.
+    _mkl.library()
+    return typeof_impl.dispatch(tuple)(val, c)
 
 
 # A flat update of at least this many parameters is split over the threads (see optimizers._update).
 PAR_UPDATE_MIN = 1 << 16
 
+ENGINES = ("loops", "openblas", "mkl")
+ENGINE_ENV = "FASTBP_ENGINE"
+_forced = []  # force_engine's stack: (name, smallest or None)
+
+
+def forced_engine():
+    """``(name, smallest)`` of the engine every network is made to use, or None: the innermost
+    ``force_engine``, else ``$FASTBP_ENGINE`` (read at each call; ``smallest`` None: the rule's)."""
+    if _forced:
+        return _forced[-1]
+    name = os.environ.get(ENGINE_ENV, "").strip().lower()
+    return (_check_engine(name, ENGINE_ENV), None) if name else None
+
+
+def _check_engine(name, what):
+    if name not in ENGINES:
+        raise ValueError(f"{what}: expected one of {', '.join(ENGINES)}, got {name!r}")
+    if name == "mkl" and not _mkl.available():
+        raise ValueError(f'{what}: mkl is not installed (pip install "fastbp[mkl]"), or its libmkl_rt '
+                         f"could not be loaded")
+    return name
+
+
+@contextlib.contextmanager
+def force_engine(name, smallest=None):
+    """Make every network use engine ``name`` ("loops", "openblas" or "mkl") inside the ``with`` block,
+    whatever its size and the calibration (FASTBP_ENGINE does the same for a whole process). A BLAS engine
+    takes the products of at least ``smallest`` multiply-adds (default: the rule's threshold for it; 0: every
+    product, to test it) and leaves the smaller ones to the compiled loops on one core.
+
+    The engine is chosen when a pass or ``fit`` starts: a network already training keeps its own."""
+    _forced.append((_check_engine(name, "force_engine"), smallest))
+    try:
+        yield
+    finally:
+        _forced.pop()
+
+
+def _rule():
+    from . import calibration  # it imports this module
+
+    return calibration.rule()
+
+
+def _blas_mm(name, smallest, threads, rule):
+    def macs(x):  # a threshold as the kernels' integer (inf: never)
+        return int(min(x, 1 << 62))
+
+    return Mkl(macs(smallest), threads, macs(rule.mkl_parallel)) if name == "mkl" else Blas(macs(smallest))
+
 
 def engine_for(sizes, rows, n_params, threads=None):
     """``mm`` for passes over batches of ``rows`` samples of a network of layer widths ``sizes``:
     ``None`` when every product and the update stay on one core in the compiled loops, else
-    ``Loops(threads)`` or ``Blas(smallest)``; the kernels are compiled for that engine only."""
+    ``Loops(threads)``, ``Blas(smallest)`` or ``Mkl(smallest, threads, parallel)``; the kernels are
+    compiled for that engine only.
+
+    The engine is the forced one (``forced_engine``) if any; else the rule's BLAS (calibration.rule: this
+    machine's calibration, or the built-in rule) if the network's largest product reaches the BLAS's
+    threshold; else the compiled loops. ``threads`` (default Numba's current count) is the loops' or MKL's."""
     threads = numba.get_num_threads() if threads is None else threads
-    engine = choose_engine(sizes, rows)
-    small = largest_product(sizes, rows) < SERIAL_MACS and n_params < PAR_UPDATE_MIN
-    if engine == ENGINE_LOOPS and (threads < 2 or small):
+    largest = largest_product(sizes, rows)
+    forced = forced_engine()
+    rule = _rule()
+    if forced is not None:
+        name, smallest = forced
+    else:
+        name, smallest = "loops", None
+        if rule.blas is not None and largest >= rule.thresholds[rule.blas][0]:
+            # A calibration made with MKL stands while the same version is installed; if it cannot load, OpenBLAS.
+            name = rule.blas if rule.blas != "mkl" or _mkl.available() else "openblas"
+    if name != "loops":
+        return _blas_mm(name, rule.thresholds[name][1] if smallest is None else smallest, threads, rule)
+    if threads < 2 or (largest < SERIAL_MACS and n_params < PAR_UPDATE_MIN):
         return None
-    return config(engine, threads)
+    return Loops(threads)
 
 
 def population_engine(sizes, rows, n_params):
-    """``mm`` for one network trained on one core beside others (a sweep's ``prange`` population):
-    BLAS where ``engine_for`` takes it and the BLAS computes every product on the calling thread,
-    else the compiled loops on one core, whose results do not depend on the thread count."""
-    mm = engine_for(sizes, rows, n_params)
-    if isinstance(mm, Blas) and largest_product(sizes, rows) <= BLAS_ONE_THREAD_MACS:
+    """``mm`` for one network trained on one core beside others (a sweep's ``prange`` population): the
+    engine of ``engine_for`` where every product then stays on the calling thread (MKL always: it is told
+    so per product; OpenBLAS up to BLAS_ONE_THREAD_MACS), else the compiled loops on one core, whose results
+    do not depend on the thread count."""
+    mm = engine_for(sizes, rows, n_params, threads=1)
+    if isinstance(mm, Mkl) or (isinstance(mm, Blas) and largest_product(sizes, rows) <= BLAS_ONE_THREAD_MACS):
         return mm
     return None
 
 
 def one_thread_rows(sizes):
     """The most rows for which every product of a network of widths ``sizes`` stays on the calling
-    thread of the BLAS (what a population's validation chunks are cut to)."""
+    thread of the BLAS (what a population's validation chunks are cut to): any number on MKL."""
+    forced = forced_engine()
+    if (forced[0] if forced else _rule().blas) == "mkl":
+        return sys.maxsize
     return max(1, BLAS_ONE_THREAD_MACS // largest_product(sizes, 1))
 
 
@@ -287,9 +384,14 @@ def _serial(mm, macs, parts):
     """Whether a product of ``macs`` multiply-adds, splittable into ``parts``, runs on one core in the loops."""
 
 
+def _is_blas(mm):
+    """Whether the Numba type ``mm`` is that of a BLAS engine (Blas or Mkl)."""
+    return _is(mm, Blas) or _is(mm, Mkl)
+
+
 @overload(_serial)
 def _serial_impl(mm, macs, parts):
-    if _is(mm, Blas):
+    if _is_blas(mm):
         return lambda mm, macs, parts: macs < mm.smallest
     return lambda mm, macs, parts: macs < SERIAL_MACS or mm.threads < 2 or parts < 2
 
@@ -302,6 +404,12 @@ def _engine(kind):
 
     @overload(run)
     def run_impl(X, W, Out, mm):
+        if _is(mm, Mkl):
+            if kind == _NT:
+                return lambda X, W, Out, mm: _mkl_product(_NO, _TR, X, W, 1.0, 0.0, Out, mm)
+            if kind == _NN:
+                return lambda X, W, Out, mm: _mkl_product(_NO, _NO, X, W, 1.0, 0.0, Out, mm)
+            return lambda X, W, Out, mm: _mkl_product(_TR, _NO, X, W, 1.0, 0.0, Out, mm)
         if _is(mm, Blas):
             if kind == _NT:
                 return lambda X, W, Out, mm: np.dot(X, W.T, Out)
@@ -312,6 +420,45 @@ def _engine(kind):
         return lambda X, W, Out, mm: _par(np.int64(kind), X, W, Out, min(mm.threads, X.shape[part_axis]))
 
     return run
+
+
+_NO, _TR = _mkl.NO_TRANS, _mkl.TRANS
+_INT32 = (1 << 31) - 1
+
+
+@njit(cache=True, error_model="numpy")
+def _rows_ok(X):
+    """The leading dimension of X for a row-major gemm, or 0 if X cannot be passed (a strided row)."""
+    if X.strides[1] != X.itemsize and X.shape[1] > 1:
+        return 0
+    ld = max(X.strides[0] // X.itemsize, X.shape[1], 1)
+    return ld if ld <= _INT32 else 0
+
+
+@njit(cache=True, error_model="numpy")
+def _mkl_product(ta, tb, X, W, alpha, beta, Out, mm):
+    """Out ← alpha · op(X) op(W) + beta · Out by MKL on mm's threads (op: transposed for _TR), with beta 0
+    and alpha 1 (a product) or beta 1 (the folded descent step); the compiled loops where an operand's
+    rows are strided or a size exceeds MKL's 32-bit integers."""
+    m, n = Out.shape
+    k = X.shape[0] if ta == _TR else X.shape[1]
+    lx, lw, lo = _rows_ok(X), _rows_ok(W), _rows_ok(Out)
+    if lx == 0 or lw == 0 or lo == 0 or max(m, n, k) > _INT32:
+        if ta == _TR:
+            if beta == 0.0:
+                _small_tn(X[:, :], W, Out)
+            else:
+                G = np.empty_like(Out)
+                _small_tn(X[:, :], W, G)
+                Out += alpha * G
+        elif tb == _TR:
+            _small_nt(X, W, Out)
+        else:
+            _small_nn(X, W, Out)
+        return
+    before = _mkl.set_num_threads_local(mm.threads if m * n * k >= mm.parallel else 1)
+    _mkl.gemm(ta, tb, m, n, k, alpha, X, lx, W, lw, beta, Out, lo)
+    _mkl.set_num_threads_local(before)
 
 
 _nt_engine, _nn_engine, _tn_engine = _engine(_NT), _engine(_NN), _engine(_TN)
@@ -384,9 +531,14 @@ def _blas_folds(mm):
     """Whether this engine folds plain gradient descent into the weight-gradient product (BLAS only)."""
 
 
+def _folds(mm):
+    """Whether the engine of Numba type ``mm`` folds the descent step into the product."""
+    return _is(mm, Mkl) or (_is(mm, Blas) and _XXGEMM)
+
+
 @overload(_blas_folds)
 def _blas_folds_impl(mm):
-    folds = _is(mm, Blas)
+    folds = _folds(mm)
     return lambda mm: folds
 
 
@@ -395,14 +547,26 @@ def fold_descent(D, A, W, lr, mm):
     it did (if not, the caller takes the product and the step apart)."""
 
 
+def _tn_acc(D, A, W, alpha, mm):
+    """W += alpha · Dᵀ A on mm's BLAS."""
+
+
+@overload(_tn_acc)
+def _tn_acc_impl(D, A, W, alpha, mm):
+    if _is(mm, Mkl):
+        return lambda D, A, W, alpha, mm: _mkl_product(_TR, _NO, D, A, alpha, 1.0, W, mm)
+    return lambda D, A, W, alpha, mm: _gemm_tn_acc(D, A, W, alpha)
+
+
 @overload(fold_descent)
 def _fold_descent_impl(D, A, W, lr, mm):
-    if _is(mm, Blas):
-        def fold(D, A, W, lr, mm):
-            if _serial(mm, D.shape[0] * D.shape[1] * A.shape[1], D.shape[1]):
-                return False
-            _gemm_tn_acc(D, A, W, -lr)
-            return True
+    if not _folds(mm):
+        return lambda D, A, W, lr, mm: False
 
-        return fold
-    return lambda D, A, W, lr, mm: False
+    def fold(D, A, W, lr, mm):
+        if _serial(mm, D.shape[0] * D.shape[1] * A.shape[1], D.shape[1]):
+            return False
+        _tn_acc(D, A, W, -lr, mm)
+        return True
+
+    return fold

@@ -215,12 +215,7 @@ class Network:
 
     @params.setter
     def params(self, value):
-        arr = np.asarray(value)
-        if arr.shape != self._params.shape:
-            raise ValueError(f"params: expected shape {self._params.shape}, got {arr.shape}")
-        if arr.dtype.kind not in "biuf":
-            raise TypeError(f"params: expected real numbers, got dtype {arr.dtype}")
-        self._params[...] = arr
+        self._params[...] = checks.check_params(value, self.n_params, self.dtype)
 
     def weights(self, l):
         """W^l, shape (n_l, n_{l-1}): a view into ``params``. Layers are numbered 1..L as in the paper."""
@@ -593,15 +588,24 @@ def _regression_scores(A, Y, loss, sw=None):
 
 
 def load(path):
-    """A Network, with its training state, from a file written by :meth:`Network.save`."""
+    """A Network, with its training state, from a file written by :meth:`Network.save`.
+
+    Everything the file holds is checked as ``Network`` and ``fit`` check their arguments (finite
+    parameters and optimizer state, counts, the RNG state, a History of one number per epoch and key);
+    anything else is a ValueError naming the file.
+    """
     config, arrays = io.load_npz(path)
     try:
+        if not isinstance(config.get("network"), dict):
+            raise ValueError(f"network: expected the constructor's arguments, got {config.get('network')!r}")
         net = Network.from_config(config["network"])
+        if "params" not in arrays:
+            raise ValueError("no 'params' array")
         net.params = arrays["params"]
-        net.epochs_trained = int(config.get("epochs_trained", 0))
+        net.epochs_trained = checks.check_int(config.get("epochs_trained", 0), "epochs_trained", minimum=0)
         net._set_data_info(config.get("data") or {}, Scaler.from_arrays(arrays))
         st = net.state
-        st.step = int(config.get("step", 0))
+        st.step = checks.check_int(config.get("step", 0), "step", minimum=0)
         if "rng_state" in config:
             st.rng.bit_generator.state = config["rng_state"]
         if "dropout_key" in config:
@@ -609,15 +613,35 @@ def load(path):
         st.schedule = config.get("schedule_state")
         if config.get("optimizer") is not None:
             st.optimizer = get_optimizer(config["optimizer"])
+            shape = (st.optimizer.n_slots, net.n_params)
             slots = arrays.get("opt_state", np.zeros((0, net.n_params)))
-            if slots.shape != (st.optimizer.n_slots, net.n_params):
-                raise ValueError(f"optimizer state of shape {slots.shape}, expected "
-                                 f"{(st.optimizer.n_slots, net.n_params)}")
-            st.slots = np.ascontiguousarray(slots, dtype=net.dtype)
-        hist = config.get("history")
-        if hist:
-            for i, e in enumerate(hist["epoch"]):
-                net.history.append(e, {k: v[i] for k, v in hist["history"].items()})
-    except (KeyError, TypeError, ValueError) as e:
-        raise ValueError(f"path: {path!r} holds an inconsistent fastbp model: {e}") from None
+            if slots.shape != shape:
+                raise ValueError(f"optimizer state of shape {slots.shape}, expected {shape}")
+            st.slots = checks.check_params(slots.reshape(-1), slots.size, net.dtype, "opt_state").reshape(shape)
+        for e, logs in _checked_history(config.get("history"), net.epochs_trained):
+            net.history.append(e, logs)
+    except (KeyError, TypeError, ValueError, OverflowError) as e:
+        raise ValueError(f"path: {str(path)!r} holds an inconsistent fastbp model: {e}") from None
     return net
+
+
+def _checked_history(hist, epochs_trained):
+    """(epoch, logs) pairs of a saved History: epochs increasing in 1..epochs_trained, each key's numbers for
+    its last epochs (a key first logged by a later fit has fewer)."""
+    if not hist:
+        return []
+    if not (isinstance(hist, dict) and isinstance(hist.get("epoch"), list) and isinstance(hist.get("history"), dict)):
+        raise ValueError("history: expected {'epoch': [...], 'history': {key: [...]}}")
+    epochs, records = hist["epoch"], hist["history"]
+    if any(isinstance(e, bool) or not isinstance(e, int) for e in epochs) or \
+            any(not 1 <= e <= epochs_trained for e in epochs) or any(a >= b for a, b in zip(epochs, epochs[1:])):
+        raise ValueError(f"history: expected increasing epoch numbers in 1..{epochs_trained}, got {epochs[:10]}")
+    for key, values in records.items():
+        # a key first logged by a later fit (val_loss once validation is given) has values for the last epochs only
+        if not isinstance(values, list) or len(values) > len(epochs):
+            raise ValueError(f"history[{key!r}]: expected at most {len(epochs)} values (one per epoch), got "
+                             f"{len(values) if isinstance(values, list) else type(values).__name__}")
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) for v in values):
+            raise ValueError(f"history[{key!r}]: expected numbers")
+    n = len(epochs)
+    return [(e, {k: v[i - (n - len(v))] for k, v in records.items() if i >= n - len(v)}) for i, e in enumerate(epochs)]

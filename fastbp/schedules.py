@@ -9,6 +9,8 @@ before the one the rate is for, from 0.
 - ``CosineLR(T_max=None, eta_min=0, warmup=0)``: η (t+1)/warmup during the first
   ``warmup``, then η_min + (η - η_min)(1 + cos(π p))/2 with p = (t - warmup)/(T_max - warmup)
   clipped to 1; T_max defaults to the length of the ``fit`` call (in epochs or steps).
+- ``InvScaling(power=0.5, scale=1)``: η / (scale·t + 1)^power (scikit-learn's "invscaling",
+  whose t counts samples seen: per epoch, with ``scale`` the rows per epoch)
 - ``ReduceLROnPlateau(monitor="val_loss", ...)``: η times ``factor`` each time the monitored
   value stops improving, decided between epochs in training.py from the History (the kernel
   sees a constant rate, replaced before each epoch), with PyTorch's rule.
@@ -23,10 +25,10 @@ from numba import njit
 from .checks import check_int, check_nonnegative_float, check_positive_float
 from .specs import parse_spec
 
-__all__ = ["Schedule", "Constant", "StepLR", "ExponentialLR", "CosineLR", "ReduceLROnPlateau", "SCHEDULES",
-           "get_schedule"]
+__all__ = ["Schedule", "Constant", "StepLR", "ExponentialLR", "CosineLR", "InvScaling", "ReduceLROnPlateau",
+           "SCHEDULES", "get_schedule"]
 
-SCHED_CONSTANT, SCHED_STEP, SCHED_EXPONENTIAL, SCHED_COSINE = range(4)
+SCHED_CONSTANT, SCHED_STEP, SCHED_EXPONENTIAL, SCHED_COSINE, SCHED_INVSCALING = range(5)
 
 
 class Schedule:
@@ -113,6 +115,18 @@ class CosineLR(Schedule):
     def _resolved(self, length):
         T = self.T_max if self.T_max is not None else max(length, self.warmup + 1)
         return [T, self.eta_min, self.warmup]
+
+
+class InvScaling(Schedule):
+    name, code = "invscaling", SCHED_INVSCALING
+
+    def __init__(self, power=0.5, scale=1.0, per="epoch"):
+        super().__init__(per)
+        self.power = check_nonnegative_float(power, "InvScaling(power)")
+        self.scale = check_positive_float(scale, "InvScaling(scale)")
+
+    def _params(self):
+        return {"power": self.power, "scale": self.scale}
 
 
 class ReduceLROnPlateau(Schedule):
@@ -203,7 +217,7 @@ class ReduceLROnPlateau(Schedule):
         return state["lr"]
 
 
-SCHEDULES = {cls.name: cls for cls in (Constant, StepLR, ExponentialLR, CosineLR, ReduceLROnPlateau)}
+SCHEDULES = {cls.name: cls for cls in (Constant, StepLR, ExponentialLR, CosineLR, InvScaling, ReduceLROnPlateau)}
 
 
 def get_schedule(spec, argname="schedule"):
@@ -235,4 +249,6 @@ def _scheduled_lr(code, sp, base, t):
             return base * (t + 1) / warmup
         p = min(1.0, (t - warmup) / max(1.0, T - warmup))
         return eta_min + (base - eta_min) * (1.0 + math.cos(math.pi * p)) / 2.0
+    if code == SCHED_INVSCALING:
+        return base / (sp[1] * t + 1.0) ** sp[0]
     return base

@@ -20,7 +20,7 @@ import time
 
 import numpy as np
 
-from . import checks, plan
+from . import checks, io, plan
 from .callbacks import Progress, auto_verbose, call_callback, check_callbacks, get_early_stopping
 from .kernels import _evaluate_population, _full_pass, _train_epoch, _train_population
 from .matmul import engine_for, one_thread_rows, population_engine
@@ -28,6 +28,9 @@ from .optimizers import SGD, Optimizer, get_optimizer
 from .schedules import ReduceLROnPlateau, get_schedule
 
 __all__ = ["DEFAULTS", "State", "History", "fit", "train_population", "resolve_optimizer"]
+
+# Seconds of training between two in-epoch progress reports, when a progress bar is shown.
+CHUNK_SECONDS = 0.1
 
 # The defaults of training, for Network.fit, fastbp.sweep, the estimators and the command line alike
 # ("layers": the hidden widths where the data gives the input and output widths: sweep, command line).
@@ -39,7 +42,7 @@ NO_WEIGHTS = np.zeros(0, dtype=np.float64)
 
 
 class History:
-    """Per-epoch records of a ``fit``: ``history["loss"][i]`` is epoch ``epoch[i]``'s mean cost.
+    """Per-epoch records: ``history["loss"][i]`` is epoch ``epoch[i]``'s mean cost.
 
     Keys: ``loss``, ``accuracy`` (classifiers), ``val_loss`` and ``val_accuracy`` (with
     validation data), ``lr``, ``seconds``, ``samples_per_second``.
@@ -50,10 +53,14 @@ class History:
         self.history = {}
 
     def append(self, epoch, logs):
-        """Add epoch ``epoch``'s ``logs`` (a dict of floats)."""
-        self.epoch.append(epoch)
+        """Add epoch ``epoch``'s ``logs`` (a dict of floats). Every key keeps one value per epoch: NaN
+        where an epoch did not log it (val_loss before a later fit was given validation data)."""
+        for k, v in self.history.items():
+            if k not in logs:
+                v.append(math.nan)
         for k, v in logs.items():
-            self.history.setdefault(k, []).append(v)
+            self.history.setdefault(k, [math.nan] * len(self.epoch)).append(v)
+        self.epoch.append(epoch)
 
     def _truncate(self, n):
         """Keep the first ``n`` epochs (what an interrupted epoch's restore puts back)."""
@@ -98,9 +105,9 @@ class State:
         rate of the next epoch where the plateau sets it, else None."""
         fresh = self.optimizer is None or not self.optimizer.same_rule(optimizer)
         if fresh:
-            self.optimizer = optimizer
-            self.slots = np.zeros((optimizer.n_slots, n_params), dtype=dtype)
-            self.step = 0
+            slots = np.zeros((optimizer.n_slots, n_params), dtype=dtype)
+            # One statement: an interrupt never leaves a new optimizer beside the old one's slots.
+            self.slots, self.step, self.optimizer = slots, 0, optimizer
         if not isinstance(schedule, ReduceLROnPlateau):
             self.schedule = None
             return None
@@ -156,21 +163,22 @@ class _Run:
     and the validation pass. One network (``fit``) runs ``_train_epoch`` on its own parameters with
     the engine of its size; several run ``_train_population`` on stacked copies, one core each."""
 
-    def __init__(self, nets, X, Y, batch_size, rules, Xv=None, Yv=None, population=False, n=None, sw=None, swv=None):
+    def __init__(self, nets, X, Y, batch_size, rules, Xv=None, Yv=None, population=False, n=None, sw=None, swv=None,
+                 val_rows=None):
         first = nets[0]
         sizes, n_params, dtype = first.layout.sizes, first.n_params, first.dtype
         self.nets, self.X, self.Y, self.Xv, self.Yv = nets, X, Y, Xv, Yv
         # Sample weights as the kernels take them (empty: none), and the validation rows' total weight.
         self.sw = NO_WEIGHTS if sw is None else sw
         self.swv = NO_WEIGHTS if swv is None else swv
-        if Xv is not None:
-            self.val_weight = float(Xv.shape[0]) if swv is None else float(swv.sum())
-        self.batch_size = batch_size
         # Rows each network trains on per epoch (a population's members may train on different rows).
         self.n = np.broadcast_to(np.asarray(X.shape[0] if n is None else n, dtype=np.int64), (len(nets),)).copy()
+        # A batch larger than the data is the whole data (and a size near 2^63 would overflow the kernel's sums).
+        batch_size = self.batch_size = int(min(batch_size, self.n.max()))
         self.n_batches = (self.n + batch_size - 1) // batch_size
         cap = int(min(batch_size, self.n.max()))
         self.population = population
+        self._batch_seconds = None  # measured by an epoch run in chunks
         k = len(nets)
         lead = (k,) if population else ()
         self.mm = population_engine(sizes, cap, n_params) if population else engine_for(sizes, cap, n_params)
@@ -179,7 +187,15 @@ class _Run:
         self.work = plan.work(sizes, n_params, dtype, cap, batch=True, grad=True, lead=lead, weights=sw is not None,
                               dropout=any(net.dropout_rates.any() for net in nets))
         if Xv is not None:
-            self.val_work = plan.work(sizes, n_params, dtype, validation_rows(first, Xv.shape[0], cap), lead=lead)
+            # Each network's validation rows Xv[vstart[i]:vstop[i]] (default all).
+            bounds = np.array([(0, Xv.shape[0])] * k if val_rows is None else val_rows, dtype=np.int64).reshape(k, 2)
+            self.vstart, self.vstop = bounds[:, 0].copy(), bounds[:, 1].copy()
+            self.n_val = self.vstop - self.vstart
+            # What a network's validation sums are divided by: its rows' count, or their total weight.
+            self.val_weight = self.n_val.astype(np.float64) if swv is None else \
+                np.array([swv[a:b].sum() for a, b in bounds], dtype=np.float64)
+            self.val_work = plan.work(sizes, n_params, dtype, validation_rows(first, int(self.n_val.max()), cap),
+                                      lead=lead)
         if population:
             self.P = np.stack([net.params for net in nets])
             slots = max(net.state.slots.shape[0] for net in nets)
@@ -193,11 +209,18 @@ class _Run:
         else:
             self.rule = rules[0]
 
-    def epoch(self, epoch_idx, perms, active=None):
+    def epoch(self, epoch_idx, perms, active=None, on_batches=None):
         """One epoch of every (active) network over its rows ``perms[i]``; (costs and accuracies summed as
-        ``kernels._train_epoch`` does, first non-finite batch or -1, last learning rates), one entry per network."""
+        ``kernels._train_epoch`` does, first non-finite batch or -1, last learning rates), one entry per network.
+
+        ``on_batches(done, n_batches)`` (one network only): the epoch runs in chunks of batches of about
+        CHUNK_SECONDS each, reporting after each, where it is long enough for that to show.
+        """
         if not self.population:
             net = self.nets[0]
+            if on_batches is not None and (self._batch_seconds is None
+                                           or self._batch_seconds * self.n_batches[0] > 2 * CHUNK_SECONDS):
+                return self._epoch_in_chunks(epoch_idx, perms[0], on_batches)
             out = _train_epoch(net.params, net.state.slots, self.X, self.Y, self.sw, perms[0], self.batch_size, epoch_idx,
                                net.state.step, self.net, self.work, self.rule)
             return tuple(np.array([v]) for v in out)
@@ -209,6 +232,28 @@ class _Run:
         self.steps[active] += self.n_batches[active]
         return self.out
 
+    def _epoch_in_chunks(self, epoch_idx, perm, on_batches):
+        # Batches are cut from ``perm`` as one call cuts them, and each chunk's updates count on from the
+        # batches before it, so the parameters are bitwise those of one call; the epoch's summed cost is
+        # added up chunk by chunk (its last bits may differ).
+        net, bs, n_batches = self.nets[0], self.batch_size, int(self.n_batches[0])
+        loss, correct, done, chunk = 0.0, 0, 0, 1
+        while done < n_batches:
+            t0 = time.perf_counter()
+            c_loss, c_correct, bad, lr = _train_epoch(
+                net.params, net.state.slots, self.X, self.Y, self.sw, perm[done * bs : (done + chunk) * bs], bs, epoch_idx,
+                net.state.step + done, self.net, self.work, self.rule)
+            seconds = time.perf_counter() - t0
+            loss += c_loss
+            correct += c_correct
+            if bad >= 0:
+                return np.array([loss]), np.array([correct]), np.array([done + bad]), np.array([lr])
+            done += chunk
+            self._batch_seconds = seconds / chunk
+            on_batches(done, n_batches)
+            chunk = max(1, min(n_batches - done, int(CHUNK_SECONDS / max(self._batch_seconds, 1e-9))))
+        return np.array([loss]), np.array([correct]), np.array([-1]), np.array([lr])
+
     def validate(self, active=None):
         """(validation Σ w C, weights of the rows right), one entry per network."""
         if not self.population:
@@ -217,7 +262,8 @@ class _Run:
             return np.array([loss]), np.array([correct])
         active = np.ones(len(self.nets), dtype=np.bool_) if active is None else active
         v_loss, v_correct = np.zeros(len(self.nets)), np.zeros(len(self.nets))
-        _evaluate_population(self.P, self.Xv, self.Yv, self.swv, active, self.net, self.val_work, self.mm, v_loss, v_correct)
+        _evaluate_population(self.P, self.Xv, self.Yv, self.swv, self.vstart, self.vstop, active, self.net,
+                             self.val_work, self.mm, v_loss, v_correct)
         return v_loss, v_correct
 
     def logs(self, i, loss, correct, lr, val=None):
@@ -227,9 +273,9 @@ class _Run:
         if classifier:
             logs["accuracy"] = float(correct[i]) / int(self.n[i])
         if val is not None:
-            logs["val_loss"] = float(val[0][i]) / self.val_weight
+            logs["val_loss"] = float(val[0][i]) / self.val_weight[i]
             if classifier:
-                logs["val_accuracy"] = float(val[1][i]) / self.val_weight
+                logs["val_accuracy"] = float(val[1][i]) / self.val_weight[i]
         logs["lr"] = float(lr[i])
         return logs
 
@@ -266,11 +312,9 @@ def check_fit_args(net, X, y, epochs, batch_size, lr, optimizer, schedule, clip_
         sw = cw if sw is None else sw * cw
         if not (sw > 0).any():
             raise ValueError("class_weight: with sample_weight, every row's weight is zero")
-    checks.check_int(epochs, "epochs", minimum=1)
-    checks.check_int(batch_size, "batch_size", minimum=1)
+    _, _, clip = checks.fit_settings(epochs, batch_size, clip_norm)
     opt = resolve_optimizer(optimizer, lr)
     sched = get_schedule(schedule)
-    clip = 0.0 if clip_norm is None else checks.check_positive_float(clip_norm, "clip_norm")
     if not isinstance(shuffle, (bool, np.bool_)):
         raise TypeError(f"shuffle: expected a bool, got {shuffle!r}")
     n = X.shape[0]
@@ -383,6 +427,8 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
         raise ValueError(f"early_stopping: monitor {stopper.monitor!r} needs validation_data or validation_split")
     cbs = check_callbacks(callbacks)
     checkpoint_every = checks.check_int(checkpoint_every, "checkpoint_every", minimum=1)
+    if checkpoint is not None:
+        io.check_target(checkpoint, "checkpoint")
     if verbose == "auto":
         verbose = auto_verbose()
     verbose = checks.check_int(verbose, "verbose", minimum=0)
@@ -411,7 +457,9 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
             epoch = net.epochs_trained + 1
             perm = net.state.rng.permutation(n).astype(np.int64, copy=False) if shuffle else order
             t0 = time.perf_counter()
-            loss, correct, bad, lr_used = run.epoch(epoch - 1, [perm])
+            loss, correct, bad, lr_used = run.epoch(
+                epoch - 1, [perm], on_batches=(lambda done, total, e=epoch: progress.batches(e, done, total))
+                if progress.shows_batches else None)
             seconds = time.perf_counter() - t0
             if bad[0] >= 0:
                 _restore(net, good)
@@ -457,7 +505,8 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
 
 
 def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clips, Xv=None, Yv=None,
-                     on_epoch=None, length=None, rows=None, l2s=None, sample_weight=None, sample_weight_val=None):
+                     on_epoch=None, length=None, rows=None, val_rows=None, l2s=None, sample_weight=None,
+                     sample_weight_val=None):
     """Train networks of one shape side by side, each on one core, each as ``fit`` would (its own
     optimizer, schedule, clip bound and shuffling RNG; bitwise fit's result where fit takes the same
     engine). X, Y (and Xv, Yv) are already checked for the networks' shape and dtype.
@@ -466,7 +515,9 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
     call continues where this one stopped (the networks carry their state); ``length`` is the whole
     run's length in epochs, which schedules are laid out over (default ``epochs``). ``rows`` gives
     each network its own training rows (int arrays into X; default all rows): network i then
-    trains as ``fit`` on ``X[rows[i]]``. ``on_epoch(epoch, logs, active)`` runs after each epoch
+    trains as ``fit`` on ``X[rows[i]]``; ``val_rows`` gives each its validation rows as a pair
+    (start, stop) into Xv (default all rows: as cross-validation folds, each held out in turn, do).
+    ``on_epoch(epoch, logs, active)`` runs after each epoch
     with every network's logs (None for those not active) and the boolean ``active`` array, which
     it may change to stop networks. ``l2s`` gives each network's L2 penalty (default 0);
     ``sample_weight`` and ``sample_weight_val`` weigh the rows of X and Xv (float64 vectors, checked;
@@ -487,7 +538,7 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
     rules = [_rule(net, o, s, c, _schedule_length(s, length, (m + batch_size - 1) // batch_size), a)
              for net, o, s, c, m, a in zip(nets, optimizers, schedules, clips, counts, l2s)]
     run = _Run(nets, X, Y, batch_size, rules, Xv, Yv, population=True, n=counts, sw=sample_weight,
-               swv=sample_weight_val)
+               swv=sample_weight_val, val_rows=val_rows)
     for i, lr in enumerate(plateau_lrs):
         if lr is not None:
             run.set_lr(i, lr)

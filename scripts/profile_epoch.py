@@ -16,7 +16,6 @@ import statistics
 import sys
 import time
 
-import numba
 import numpy as np
 from numba import njit
 
@@ -30,8 +29,7 @@ from fastbp.activations import _act_backward, _activate
 from fastbp.bench import CONFIGS, parse_config
 from fastbp.kernels import _bias_grad, _block, _descend_layer, _loss_delta, _train_epoch, _weights
 from fastbp import plan
-from fastbp.matmul import (ENGINE_BLAS, ENGINE_LOOPS, Blas, Loops, _blas_folds, config, engine_for, matmul_nn,
-                           matmul_nt, matmul_tn)
+from fastbp.matmul import Blas, Loops, Mkl, _blas_folds, engine_for, force_engine, matmul_nn, matmul_nt, matmul_tn
 from fastbp.optimizers import _plain_descent, _sgd_step, _update
 
 PHASES = ("gather rows (inputs and targets)", "forward products (A Wᵀ)", "bias + activation", "cost + output δ + accuracy",
@@ -110,7 +108,7 @@ def _phase(which, params, state, X, Y, perm, batch_size, net, work, rule):
 def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, seed=0, engine="auto"):
     """Per-batch microseconds of each phase and of the real epoch, for one configuration.
 
-    ``engine`` "blas" or "loops" overrides the network's choice, to see what the other engine would cost.
+    ``engine`` "loops", "openblas" or "mkl" overrides the network's choice, to see what another engine would cost.
     """
     rng = np.random.default_rng(seed)
     samples -= samples % batch
@@ -122,9 +120,11 @@ def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, 
     X, Y = net.check_data(X, y)
     work = plan.work(net.layout.sizes, net.n_params, net.dtype, batch, batch=True, grad=True)
     state = net.state.slots
-    mm = engine_for(net.layout.sizes, batch, net.n_params)
-    if engine != "auto":
-        mm = config(ENGINE_BLAS if engine == "blas" else ENGINE_LOOPS, numba.get_num_threads())
+    if engine == "auto":
+        mm = engine_for(net.layout.sizes, batch, net.n_params)
+    else:
+        with force_engine(engine):
+            mm = engine_for(net.layout.sizes, batch, net.n_params)
     kernel_net = net.kernel_net(mm)
     perm = rng.permutation(samples).astype(np.int64)
     rule = plan.rule(opt, fastbp.Constant(), None, 1)._replace(lr=1e-9)
@@ -147,7 +147,8 @@ def profile(sizes, batch, samples, optimizer="sgd", dtype="float32", repeats=5, 
     threads = mm.threads if isinstance(mm, Loops) else 1
     if _folds(rule, mm):
         us = {FOLDED.get(k, k): v for k, v in us.items()}
-    return us, {"engine": "BLAS (its own threads)" if isinstance(mm, Blas) else
+    return us, {"engine": "OpenBLAS (its own threads)" if isinstance(mm, Blas) else
+                f"MKL on {mm.threads} thread(s)" if isinstance(mm, Mkl) else
                 f"compiled loops on {threads} thread(s)",
                 "batches": n_batches}
 
@@ -161,7 +162,7 @@ def main(argv=None):
                    help="an extra configuration such as 784,512,10:64:20000 (repeatable)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--engine", choices=("auto", "blas", "loops"), default="auto",
+    p.add_argument("--engine", choices=("auto", "loops", "openblas", "mkl"), default="auto",
                    help="the products' engine: the network's own choice (default), or forced")
     p.add_argument("--repeats", type=int, default=5, help="timed runs per phase, median quoted (default 5)")
     p.add_argument("--samples", type=int, help="cap the samples per configuration (a quicker run)")

@@ -5,7 +5,9 @@ and the docstrings of fastbp), independently of fastbp's kernels, and works in
 float64 whatever the network's dtype.
 """
 
+import os
 import re
+import tempfile
 
 import numpy as np
 import pytest
@@ -14,6 +16,11 @@ from scipy.special import expit, log_softmax, softmax
 import fastbp
 import fastbp.datasets
 from fastbp.data import train_test_split
+
+# The suite tests the built-in engine rule (tests that force an engine say so): no calibration of this machine,
+# no FASTBP_ENGINE from the environment. Child processes inherit both.
+os.environ["FASTBP_CACHE_DIR"] = tempfile.mkdtemp(prefix="fastbp-test-cache-")
+os.environ.pop("FASTBP_ENGINE", None)
 
 # --------------------------------------------------------------------------- activations
 

@@ -148,3 +148,6 @@ def test_ctrl_c_saves_the_last_epoch_and_exits_130(tmp_path):
 
     net = fastbp.load(tmp_path / "run" / "model.npz")
     assert net.epochs_trained >= 2
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())  # written on Ctrl-C too
+    assert metrics["stopped"] == "interrupted" and metrics["epochs"] == net.epochs_trained
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.startswith(".tmp-")]

@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 
 import fastbp
+import fastbp._mkl
+import fastbp.matmul
 from fastbp import Gaussian, PiecewiseLinear, Sigmoid, Step
 from conftest import backprop_np, fd_input_grad, forward_np, kink_distance, make_targets
 
@@ -168,3 +170,26 @@ def test_gradcheck_sees_a_wrong_gradient(monkeypatch):
 
     monkeypatch.setattr(fastbp.Network, "loss_and_grad", corrupted)
     assert fastbp.gradcheck(net, X, y) > 1e-3
+
+
+ENGINE_NAMES = [e for e in fastbp.matmul.ENGINES if e != "mkl" or fastbp._mkl.available()]
+ENGINE_COSTS = ["mse+identity", "bce+sigmoid(3 units)", "cross_entropy+softmax(labels)"]
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("cost", ENGINE_COSTS)
+def test_gradient_on_every_engine(engine, dtype, cost):
+    """∇C on each engine, with every product forced onto it (a BLAS takes even the smallest), equals
+    NumPy's float64 backprop (to the dtype's rounding), and gradcheck passes; the input sensitivities too."""
+    net, X, y = well_conditioned_case("tanh", 1.0, *COSTS[cost], 2)
+    net = net.astype(dtype)
+    with fastbp.matmul.force_engine(engine, smallest=0):
+        _, grad = net.loss_and_grad(X, y)
+        dX = net.input_grad(X, y)
+        if dtype == "float64":
+            assert fastbp.gradcheck(net, X, y) <= 1e-6
+    tol = {"rtol": 2e-4, "atol": 2e-6} if dtype == "float32" else {"rtol": 1e-9, "atol": 1e-12}
+    np.testing.assert_allclose(grad, backprop_np(net, X, y), **tol)
+    np.testing.assert_allclose(dX, fd_input_grad(net.astype("float64"), X, y), rtol=1e-3 if dtype == "float32"
+                               else 1e-6, atol=1e-5 if dtype == "float32" else 1e-9)

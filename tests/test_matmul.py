@@ -7,18 +7,23 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import matmul
+from fastbp import _mkl, calibration, matmul
 from conftest import fit_on_threads
 from fastbp.kernels import _descend_layer
-from fastbp.matmul import ENGINE_BLAS, ENGINE_LOOPS, Blas, Loops, choose_engine, config, matmul_nn, matmul_nt, matmul_tn
+from fastbp.matmul import Blas, Loops, Mkl, engine_for, matmul_nn, matmul_nt, matmul_tn
 
 RNG = np.random.default_rng(0)
 SHAPES = [(3, 5, 2), (32, 64, 32), (127, 300, 33), (65, 511, 129), (128, 784, 256)]
+needs_mkl = pytest.mark.skipif(not _mkl.available(), reason="mkl (libmkl_rt) is not installed")
+# MKL on two threads for every product, and on the calling thread (as in a population).
+MKL = [pytest.param(Mkl(0, 2, 0), marks=needs_mkl, id="mkl"),
+       pytest.param(Mkl(0, 1, 0), marks=needs_mkl, id="mkl-one-thread")]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n, k, m", SHAPES)
-@pytest.mark.parametrize("mm", [None, Loops(2), Blas(0)], ids=["one-core", "loops", "blas"])
+@pytest.mark.parametrize("mm", [pytest.param(None, id="one-core"), pytest.param(Loops(2), id="loops"),
+                                pytest.param(Blas(0), id="openblas"), *MKL])
 def test_products_match_numpy(dtype, n, k, m, mm):
     A = RNG.standard_normal((n, k)).astype(dtype)
     W = RNG.standard_normal((m, k)).astype(dtype)
@@ -53,7 +58,9 @@ def test_split_over_threads_is_bitwise_the_same(n, k, m):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n, k, m", SHAPES)
-@pytest.mark.parametrize("mm", [None, Loops(2), Blas(0), Blas(1 << 30)], ids=["one-core", "loops", "blas", "blas-small"])
+@pytest.mark.parametrize("mm", [pytest.param(None, id="one-core"), pytest.param(Loops(2), id="loops"),
+                                pytest.param(Blas(0), id="openblas"), pytest.param(Blas(1 << 30), id="openblas-small"),
+                                *MKL, pytest.param(Mkl(1 << 30, 2, 0), marks=needs_mkl, id="mkl-small")])
 def test_descent_step_of_a_layer(dtype, n, k, m, mm):
     """W ← W - η Dᵀ A: in one BLAS call (α = -η, β = 1) where mm gives the product to BLAS, else in two steps."""
     A = RNG.standard_normal((n, k)).astype(dtype)
@@ -78,20 +85,22 @@ def host(request, monkeypatch):
     features = {"avx2": True, "avx512f": request.param == "avx512"}
     monkeypatch.setattr(matmul, "ll", types.SimpleNamespace(get_host_cpu_features=lambda: features))
     matmul.blas_from.cache_clear()
+    calibration.rule.cache_clear()
     yield request.param
     matmul.blas_from.cache_clear()
+    calibration.rule.cache_clear()
 
 
-def test_engine_choice(host):
+def test_engine_choice_of_the_built_in_rule(host):
     avx512 = host == "avx512"
-    assert choose_engine([2, 4, 2], 4) == ENGINE_LOOPS
-    # OpenBLAS's AVX-512 kernels beat the loops from a few k multiply-adds on, its AVX2 ones on large products only.
-    assert choose_engine([64, 32, 10], 32) == (ENGINE_BLAS if avx512 else ENGINE_LOOPS)
-    assert choose_engine([784, 256, 128, 10], 128) == (ENGINE_BLAS if avx512 else ENGINE_LOOPS)
-    assert choose_engine([784, 2048, 2048, 10], 256) == ENGINE_BLAS
-    # The smallest product BLAS takes: under it, one core in the loops.
-    assert config(ENGINE_BLAS, 2) == Blas(1 << 12 if avx512 else 1 << 21)
-    assert config(ENGINE_LOOPS, 2) == Loops(2)
+    assert calibration.rule().entry is None
+    assert engine_for([2, 4, 2], 4, 0, threads=2) is None
+    # OpenBLAS's AVX-512 kernels beat the loops from a few k multiply-adds on, its AVX2 ones on large products
+    # only; BLAS then takes every product from its smallest on (one core in the loops under it).
+    blas = Blas(1 << 12 if avx512 else 1 << 21)
+    assert engine_for([64, 32, 10], 32, 0, threads=2) == (blas if avx512 else None)
+    assert engine_for([784, 256, 128, 10], 128, 10**5, threads=2) == (blas if avx512 else Loops(2))
+    assert engine_for([784, 2048, 2048, 10], 256, 10**6, threads=2) == blas
 
 
 def test_small_networks_compile_for_one_core(host):

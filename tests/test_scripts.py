@@ -55,7 +55,7 @@ def test_bench_smoke(tmp_path):
 
 
 def test_profile_epoch_smoke():
-    r = run("profile_epoch.py", "--only", "tiny", "--samples", "256", "--repeats", "1", "--engine", "blas")
+    r = run("profile_epoch.py", "--only", "tiny", "--samples", "256", "--repeats", "1", "--engine", "openblas")
     assert r.returncode == 0, r.stderr
     assert "BLAS (its own threads)" in r.stdout and "forward products" in r.stdout and "the fused epoch" in r.stdout
     rows = [ln.split("|") for ln in r.stdout.splitlines() if ln.startswith("| ") and "µs" not in ln]
@@ -72,3 +72,15 @@ def test_bench_bad_options_are_one_line_errors(args, message):
     r = run("bench.py", *args)
     assert r.returncode == 2
     assert message in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bench_sweeps_smoke(tmp_path):
+    out = tmp_path / "s.json"
+    r = run("bench_sweeps.py", "--quick", "--repeats", "1", "--search-seeds", "1", "--no-sklearn", "--json", out)
+    assert r.returncode == 0, r.stderr
+    import json
+
+    rep = json.loads(out.read_text())
+    assert rep["halving"]["Halving()"]["time_ratio"] > 0 and len(rep["halving"]["runs"]["full"]) == 1
+    assert rep["cv"]["trials"] == 48 and rep["cv"]["folds"] == 5 and rep["grid"]["vs_fits"] > 0
+    assert r.stdout.startswith("(a)") and "\n(b)" in r.stdout and "\n(c)" in r.stdout

@@ -178,3 +178,29 @@ def test_nan_guard_in_the_first_epoch_restores_the_initial_params(small_data):
     with pytest.raises(FloatingPointError, match=r"epoch 1\b.*batch \d+"):
         net.fit(X, y, epochs=3, batch_size=8, lr=1e30, verbose=0)
     assert np.array_equal(net.params, initial) and net.epochs_trained == 0
+
+
+def test_an_epoch_run_in_chunks_for_the_progress_bar_is_the_same_training(monkeypatch):
+    """With a bar shown, long epochs run in chunks of batches (reported in between): the parameters,
+    optimizer state and per-step schedule are bitwise those of one call per epoch."""
+    from fastbp import training
+
+    rng = np.random.default_rng(5)
+    Xa = rng.standard_normal((300, 8)).astype(np.float32)
+    ya = rng.integers(0, 3, 300)
+    sched = fastbp.CosineLR(per="step")
+    seen = []
+    nets = []
+    for chunked in (False, True):
+        net = fastbp.Network([8, 6, 3], seed=1)
+        if chunked:
+            monkeypatch.setattr(training, "CHUNK_SECONDS", 1e-9)  # a chunk of one batch after each report
+            monkeypatch.setattr(training.Progress, "shows_batches", property(lambda self: True))
+            monkeypatch.setattr(training.Progress, "batches", lambda self, e, done, total: seen.append((e, done)))
+        net.fit(Xa, ya, epochs=2, batch_size=32, optimizer=fastbp.Adam(lr=0.01), schedule=sched, verbose=0)
+        nets.append(net)
+    np.testing.assert_array_equal(nets[0].params, nets[1].params)
+    np.testing.assert_array_equal(nets[0].state.slots, nets[1].state.slots)
+    assert nets[0].history["lr"] == nets[1].history["lr"]
+    np.testing.assert_allclose(nets[0].history["loss"], nets[1].history["loss"], rtol=1e-12)
+    assert seen == [(e, d) for e in (1, 2) for d in range(1, 11)]  # 10 batches per epoch, each reported

@@ -221,3 +221,21 @@ def test_interrupt_keeps_the_last_completed_epoch_and_checkpoints(tmp_path):
     assert net.epochs_trained == 2
     np.testing.assert_array_equal(net.params, kept[2])
     np.testing.assert_array_equal(fastbp.load(path).params, kept[2])
+
+
+def test_history_keys_line_up_with_epochs_across_fits(tmp_path):
+    """A key logged by only some fits (validation given to the second) has one value per epoch, NaN where
+    it was not logged, and survives save/load in place."""
+    net = _net()
+    net.fit(X, Y, epochs=2, batch_size=16, verbose=0)
+    net.fit(X, Y, epochs=3, batch_size=16, validation_split=0.25, verbose=0)
+    net.fit(X, Y, epochs=1, batch_size=16, verbose=0)
+    h = net.history
+    assert h.epoch == [1, 2, 3, 4, 5, 6]
+    assert all(len(v) == 6 for v in h.history.values())
+    assert np.isnan(h["val_loss"][:2]).all() and np.isfinite(h["val_loss"][2:5]).all() and np.isnan(h["val_loss"][5])
+    net.save(tmp_path / "m.npz")
+    back = fastbp.load(tmp_path / "m.npz")
+    assert back.history.epoch == h.epoch
+    for k, v in h.history.items():
+        np.testing.assert_array_equal(back.history[k], v)

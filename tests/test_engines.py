@@ -1,0 +1,292 @@
+"""Choosing the engine: forcing one, the calibration file, `fastbp info` / `calibrate`, MKL in fresh
+processes and in a population, and fastbp without Numba's private BLAS helpers."""
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from fastbp import _mkl, calibration, matmul
+from fastbp.cli import main
+from fastbp.matmul import Blas, Loops, Mkl, engine_for, force_engine, one_thread_rows, population_engine
+
+needs_mkl = pytest.mark.skipif(not _mkl.available(), reason="mkl (libmkl_rt) is not installed")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MNIST, WIDE = [784, 256, 128, 10], [784, 2048, 2048, 10]
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """An empty calibration directory of this test's own."""
+    monkeypatch.setenv("FASTBP_CACHE_DIR", str(tmp_path))
+    calibration.rule.cache_clear()
+    yield tmp_path
+    calibration.rule.cache_clear()
+
+
+def run_py(code, env=None, timeout=300):
+    """Run Python ``code`` in a fresh process importing this checkout's fastbp; its stdout."""
+    full_env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""), **(env or {})}
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
+                       env=full_env, timeout=timeout)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r.stdout
+
+
+# ----------------------------------------------------------------------------- forcing
+
+
+def test_force_engine_overrides_the_rule(cache_dir):
+    with force_engine("openblas", smallest=0):
+        assert engine_for([2, 4, 2], 4, 0, threads=2) == Blas(0)
+        with force_engine("loops"):  # the innermost wins
+            assert engine_for(WIDE, 256, 10**6, threads=2) == Loops(2)
+            assert engine_for(WIDE, 256, 10**6, threads=1) is None
+    with force_engine("openblas"):  # the rule's smallest product for that BLAS
+        assert engine_for([2, 4, 2], 4, 0, threads=2) == Blas(int(calibration.rule().thresholds["openblas"][1]))
+    assert matmul.forced_engine() is None
+
+
+def test_engine_from_the_environment(cache_dir, monkeypatch):
+    monkeypatch.setenv("FASTBP_ENGINE", "openblas")
+    assert isinstance(engine_for([2, 4, 2], 4, 0, threads=2), Blas)
+    monkeypatch.setenv("FASTBP_ENGINE", " Loops ")
+    assert engine_for(WIDE, 256, 10**6, threads=2) == Loops(2)
+    monkeypatch.setenv("FASTBP_ENGINE", "cublas")
+    with pytest.raises(ValueError, match=r"^FASTBP_ENGINE: expected one of loops, openblas, mkl, got 'cublas'"):
+        engine_for(MNIST, 128, 10**5)
+
+
+def test_mkl_not_installed_is_a_clear_error(cache_dir, monkeypatch):
+    monkeypatch.setattr(_mkl, "available", lambda: False)
+    monkeypatch.setenv("FASTBP_ENGINE", "mkl")
+    with pytest.raises(ValueError, match=r'^FASTBP_ENGINE: mkl is not installed \(pip install "fastbp\[mkl\]"\)'):
+        engine_for(MNIST, 128, 10**5)
+    with pytest.raises(ValueError, match="^force_engine: mkl is not installed"):
+        with force_engine("mkl"):
+            pass
+    with pytest.raises(ValueError, match="^force_engine: expected one of"):
+        with force_engine("blas"):
+            pass
+
+
+@needs_mkl
+def test_mkl_engine_and_its_population(cache_dir):
+    with force_engine("mkl", smallest=0):
+        mm = engine_for(MNIST, 128, 10**5, threads=2)
+        assert mm.smallest == 0 and mm.threads == 2 and isinstance(mm, Mkl)
+        # In a population every product is told to stay on the calling thread, whatever its size.
+        assert population_engine(WIDE, 256, 10**6) == mm._replace(threads=1)
+        assert one_thread_rows(WIDE) == sys.maxsize
+    with force_engine("openblas", smallest=0):  # OpenBLAS: only up to its own threading threshold
+        assert population_engine(WIDE, 256, 10**6) is None
+        assert one_thread_rows(MNIST) == matmul.BLAS_ONE_THREAD_MACS // (784 * 256)
+
+
+# ----------------------------------------------------------------------------- calibration
+
+
+def point(shape, loops1, loops, openblas, mkl1=None, mkl=None):
+    """A measured point, times in µs."""
+    s = {"loops1": loops1, "loops": loops, "openblas": openblas}
+    if mkl is not None:
+        s.update(mkl1=mkl1, mkl=mkl)
+    return {"shape": list(shape), "macs": int(np.prod(shape)), "seconds": {k: v * 1e-6 for k, v in s.items()}}
+
+
+# Synthetic times: OpenBLAS beats one core from 2.1 M multiply-adds, both loops from 25.7 M; MKL's threads gain
+# from 25.7 M, and with them MKL beats both loops from 262 k; it is 2-2.5x OpenBLAS there.
+POINTS = [point((16, 16, 16), 1, 1, 2, 1.5, 3), point((32, 128, 64), 10, 10, 20, 8, 30),
+          point((64, 256, 128), 100, 60, 90, 40, 80), point((128, 784, 256), 1000, 500, 400, 300, 200),
+          point((256, 2048, 2048), 10**5, 5 * 10**4, 4 * 10**4, 3 * 10**4, 2 * 10**4)]
+
+
+def test_decide_from_measurements():
+    d = calibration.decide(POINTS)
+    gm = math.sqrt
+    assert d["blas"] == "mkl"
+    assert d["mkl_parallel"] == pytest.approx(gm(2097152 * 25690112))
+    # Thresholds halfway (geometrically) between the last size where the BLAS loses and the next.
+    assert d["thresholds"]["openblas"] == [pytest.approx(gm(2097152 * 25690112)), pytest.approx(gm(262144 * 2097152))]
+    assert d["thresholds"]["mkl"] == [pytest.approx(gm(4096 * 262144))] * 2
+    # Over the products a BLAS takes (from 32.8 k): (20/8 * 90/40 * 400/200 * 4/2)^(1/4).
+    assert d["mkl_over_openblas"] == pytest.approx((20 / 8 * 90 / 40 * 2 * 2) ** 0.25)
+    # A BLAS that never beats the loops at the largest size is never used.
+    slow = [point(p["shape"], 1, 1, 2) for p in POINTS]
+    assert calibration.decide(slow) == {"blas": None, "thresholds": {"openblas": [math.inf, math.inf]}}
+
+
+def fake_calibration(monkeypatch, points=POINTS):
+    monkeypatch.setattr(calibration, "measure", lambda: points)
+    monkeypatch.setattr(_mkl, "version", lambda: "MKL 2099.0 (test)")
+    return calibration.calibrate()
+
+
+def test_calibration_round_trip(cache_dir, monkeypatch):
+    assert calibration.rule().entry is None and calibration.rule().source.startswith("built-in rule")
+    entry = fake_calibration(monkeypatch)
+    data = json.loads((cache_dir / "engines.json").read_text())
+    assert list(data.values()) == [entry] and entry["key"] == calibration.machine_key()
+    r = calibration.rule()
+    assert r.blas == entry["blas"] and r.source.startswith(f"calibrated {entry['date']}")
+    frm, smallest = r.thresholds[r.blas]
+    assert (frm, smallest) == tuple(entry["thresholds"][r.blas])
+    # engine_for follows it: the loops below the threshold, the calibrated BLAS from it on.
+    below, above = [16, 16, 4], [1024, 1024, 10]
+    assert engine_for(below, 16, 0, threads=2) is None
+    mm = engine_for(above, 2048, 10**6, threads=2)
+    assert isinstance(mm, Mkl) and mm.smallest == int(smallest) and mm.parallel == int(entry["mkl_parallel"])
+    monkeypatch.setattr(_mkl, "available", lambda: False)  # installed, but libmkl_rt does not load: OpenBLAS
+    assert engine_for(above, 2048, 10**6, threads=2) == Blas(int(entry["thresholds"]["openblas"][1]))
+
+
+def test_calibration_of_other_versions_or_a_broken_file_is_not_used(cache_dir, monkeypatch):
+    fake_calibration(monkeypatch)
+    key = calibration.machine_key()
+    monkeypatch.setattr(calibration, "machine_key", lambda: {**key, "numba": "9.99"})
+    calibration.rule.cache_clear()
+    assert calibration.rule().entry is None
+    monkeypatch.undo()
+    monkeypatch.setenv("FASTBP_CACHE_DIR", str(cache_dir))
+    (cache_dir / "engines.json").write_text("{not json")
+    calibration.rule.cache_clear()
+    assert calibration.rule().entry is None
+    (cache_dir / "engines.json").write_text(json.dumps({calibration._key_text(key): {"blas": "mkl"}}))
+    calibration.rule.cache_clear()
+    assert calibration.rule().entry is None
+
+
+def test_measure_times_every_engine(cache_dir):
+    points = calibration.measure(shapes=[(8, 16, 4), (32, 64, 32)], rounds=1)
+    engines = {"loops1", "loops", "openblas"} | ({"mkl1", "mkl"} if _mkl.available() else set())
+    for p in points:
+        assert set(p["seconds"]) == engines
+        assert all(0 < s < 1 for s in p["seconds"].values())
+
+
+def test_info_and_calibrate_commands(cache_dir, monkeypatch, capsys):
+    assert main(["info"]) == 0
+    assert "engine rule: built-in rule (not calibrated: run `fastbp calibrate`)" in capsys.readouterr().out
+    monkeypatch.setattr(calibration, "measure", lambda: POINTS)
+    assert main(["calibrate"]) == 0
+    out = capsys.readouterr().out
+    assert f"wrote {cache_dir / 'engines.json'}" in out
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "engine rule: calibrated " in out
+    assert "a network uses MKL when its largest product has >= 32.8 k multiply-adds" in out
+    assert re.search(r"\n +128x784x256 +25\.7 M +1000\.0 +500\.0 +400\.0 +300\.0 +200\.0 +mkl\n", out)
+    monkeypatch.setenv("FASTBP_ENGINE", "loops")
+    assert main(["info"]) == 0
+    assert "forced: FASTBP_ENGINE=loops" in capsys.readouterr().out
+
+
+def test_info_tells_what_mkl_would_give(cache_dir, monkeypatch, capsys):
+    fake_calibration(monkeypatch)
+    monkeypatch.setattr(_mkl, "installed", lambda: False)
+    monkeypatch.setattr(_mkl, "available", lambda: False)
+    calibration.rule.cache_clear()
+    assert calibration.rule().entry is None  # the key's MKL version changed: not this installation's
+    assert main(["info"]) == 0
+    ratio = calibration.decide(POINTS)["mkl_over_openblas"]
+    assert (f'MKL: not installed; measured {ratio:.2f}x OpenBLAS\'s speed on this CPU: pip install "fastbp[mkl]"'
+            in capsys.readouterr().out)
+
+
+# ----------------------------------------------------------------------------- MKL in fresh processes
+
+
+@needs_mkl
+def test_cached_mkl_kernels_load_in_a_fresh_process():
+    """Compiled code calls MKL through symbols registered when it is loaded: a kernel taken from Numba's cache
+    in a new process finds them (Mkl's typeof loads the library before the dispatcher links the kernel)."""
+    code = """
+        import numpy as np
+        from fastbp.kernels import _descend_layer
+        from fastbp.matmul import Mkl, matmul_nt
+        rng = np.random.default_rng(0)
+        A, W, D = rng.random((64, 96)), rng.random((32, 96)), rng.random((64, 32))
+        Z = np.empty((64, 32))
+        matmul_nt(A, W, Z, Mkl(0, 2, 0))
+        W2 = W.copy()
+        _descend_layer(D, A, W2, np.empty_like(W), 0.5, Mkl(0, 2, 0))
+        ok = np.allclose(Z, A @ W.T) and np.allclose(W2, W - 0.5 * D.T @ A)
+        print(ok, sum(matmul_nt.stats.cache_hits.values()), sum(_descend_layer.stats.cache_hits.values()))
+    """
+    run_py(code)  # compiles (or finds) and caches
+    ok, hits_nt, hits_descend = run_py(code).split()
+    assert ok == "True" and int(hits_nt) >= 1 and int(hits_descend) >= 1
+
+
+@needs_mkl
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="counts threads through /proc")
+@pytest.mark.parametrize("layer", ["GNU", "TBB"])
+def test_mkl_in_a_population_stays_on_the_calling_threads(layer):
+    """Products told to run on the calling thread inside a prange start no MKL thread. On two threads, GNU
+    OpenMP starts its own; MKL's TBB layer beside Numba's TBB layer runs on Numba's threads: no new one."""
+    out = run_py("""
+        import os
+        import numba
+        import numpy as np
+        from numba import njit, prange
+        from fastbp import _mkl
+        from fastbp.matmul import Mkl, matmul_nt
+
+        @njit(parallel=True)
+        def population(A, W, Z, mm):
+            for t in prange(A.shape[0]):
+                matmul_nt(A[t], W[t], Z[t], mm)
+
+        rng = np.random.default_rng(0)
+        A, W = rng.random((4, 256, 512), np.float32), rng.random((4, 512, 512), np.float32)
+        Z = np.empty((4, 256, 512), np.float32)
+        population(A[:1], W[:1], Z[:1], Mkl(0, 1, 0))  # compile; Numba's pool is started
+        before = len(os.listdir("/proc/self/task"))
+        population(A, W, Z, Mkl(0, 1, 0))
+        alone = len(os.listdir("/proc/self/task"))
+        ok = all(np.allclose(Z[t], A[t] @ W[t].T, rtol=1e-4) for t in range(4))
+        matmul_nt(A[0], W[0], Z[0], Mkl(0, 2, 0))
+        print(ok, before, alone, len(os.listdir("/proc/self/task")), numba.threading_layer(), _mkl.threading_layer())
+    """, env={"NUMBA_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "MKL_THREADING_LAYER": layer})
+    ok, before, alone, threaded, numba_layer, mkl_layer = out.split()
+    assert ok == "True" and mkl_layer == layer and int(alone) == int(before)
+    if layer == "GNU":
+        assert int(threaded) > int(before)
+    elif numba_layer == "tbb":
+        assert int(threaded) == int(before)
+
+
+# ----------------------------------------------------------------------------- without Numba's private names
+
+
+def test_fastbp_works_without_numbas_private_blas_helpers(tmp_path):
+    """A Numba without numba.np.linalg's helpers (or numba_xxgemm): fastbp imports, the OpenBLAS engine takes
+    its products through np.dot and the descent step apart, the compiled loops still split over threads."""
+    out = run_py("""
+        import sys, types
+        import numba.np.linalg as real
+        fake = types.ModuleType(real.__name__)
+        fake.__dict__.update({k: v for k, v in vars(real).items()
+                              if k not in ("check_blas_return", "ensure_blas", "get_blas_kind")})
+        sys.modules[real.__name__] = fake
+        import fastbp
+        from fastbp import matmul
+        sys.modules[real.__name__] = real
+        import numpy as np
+        from fastbp.kernels import _descend_layer
+        from fastbp.matmul import Blas, Loops, matmul_nt
+        rng = np.random.default_rng(0)
+        A, W, D = rng.random((64, 96)), rng.random((32, 96)), rng.random((64, 32))
+        W2 = W.copy()
+        _descend_layer(D, A, W2, np.empty_like(W), 0.5, Blas(0))
+        Z = np.empty((64, 32))
+        matmul_nt(A, W, Z, Loops(2))
+        print(matmul._XXGEMM, np.allclose(W2, W - 0.5 * D.T @ A), np.allclose(Z, A @ W.T))
+    """, env={"NUMBA_CACHE_DIR": str(tmp_path)})  # compiled afresh, as after a Numba upgrade
+    assert out.split() == ["False", "True", "True"]
