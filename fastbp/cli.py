@@ -41,6 +41,17 @@ def _fail(message):
     return EXIT_USAGE
 
 
+def _rates(text):
+    """--dropout: one rate, or comma-separated rates such as 0.2,0.1 (one per hidden layer)."""
+    try:
+        rates = [float(r) for r in str(text).split(",") if r.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a rate such as 0.2 or rates such as 0.2,0.1, got {text!r}") from None
+    if not rates:
+        raise argparse.ArgumentTypeError(f"expected a rate such as 0.2, got {text!r}")
+    return rates[0] if len(rates) == 1 else rates
+
+
 def _layers(text):
     try:
         widths = [int(w) for w in str(text).split(",") if w.strip()]
@@ -59,6 +70,8 @@ TRAIN_DEFAULTS = {
     "eta_min": 0.0, "schedule_per": "epoch", "clip_norm": DEFAULTS["clip_norm"], "epochs": DEFAULTS["epochs"],
     "batch_size": DEFAULTS["batch_size"], "dtype": "float32", "seed": 0, "val_split": 0.1, "test_split": 0.2,
     "early_stopping": None, "checkpoint_every": None, "out": None, "standardize": False,
+    "sample_weight": None, "class_weight": None, "dropout": 0.0, "input_dropout": 0.0, "l2": 0.0, "patience": 10,
+    "factor": 0.1,
 }
 
 
@@ -75,7 +88,13 @@ def _parser():
     t.add_argument("--id", metavar="COLUMN", help="a CSV column of row names, left out of the features")
     t.add_argument("--standardize", action="store_true", default=None,
                    help="scale features (and regression targets) to mean 0, std 1; the scaling is kept in the model")
+    t.add_argument("--sample-weight", metavar="COLUMN", help="a CSV column of row weights, left out of the features")
+    t.add_argument("--class-weight", choices=["balanced"], help="weigh each class by n / (n_classes · its count)")
     t.add_argument("--layers", type=_layers, help="hidden widths, e.g. 256,128 (default 64)")
+    t.add_argument("--dropout", type=_rates, help="dropout rate of the hidden layers: one, or one per layer "
+                   "such as 0.2,0.1 (default 0)")
+    t.add_argument("--input-dropout", type=float, help="dropout rate of the input features (default 0)")
+    t.add_argument("--l2", type=float, help="L2 penalty on the weights, scikit-learn's alpha (default 0)")
     t.add_argument("--activation", help="hidden activation: relu, sigmoid, tanh, gaussian, ... (default relu)")
     t.add_argument("--output", help="output activation (default: the one that goes with --loss)")
     t.add_argument("--loss", help="cross_entropy, binary_cross_entropy, mse or squared (default cross_entropy)")
@@ -83,7 +102,10 @@ def _parser():
     t.add_argument("--lr", type=float, help=f"learning rate (default {DEFAULTS['lr']})")
     t.add_argument("--momentum", type=float, help="SGD / RMSprop momentum (default 0)")
     t.add_argument("--weight-decay", type=float, help="weight decay (default 0)")
-    t.add_argument("--schedule", choices=["constant", "step", "exponential", "cosine"], help="lr schedule")
+    t.add_argument("--schedule", choices=["constant", "step", "exponential", "cosine", "plateau"], help="lr schedule "
+                   "(plateau: times --factor when val_loss, or loss without validation, stalls --patience epochs)")
+    t.add_argument("--patience", type=int, help="plateau schedule: epochs without improvement (default 10)")
+    t.add_argument("--factor", type=float, help="plateau schedule: lr factor per reduction (default 0.1)")
     t.add_argument("--step-size", type=int, help="step schedule: epochs (or steps) per decay (default 10)")
     t.add_argument("--gamma", type=float, help="step / exponential schedule factor (default 0.1)")
     t.add_argument("--warmup", type=int, help="cosine schedule: linear warm-up length (default 0)")
@@ -163,6 +185,8 @@ def _read_config(path):
         k = key.replace("-", "_")
         if k not in TRAIN_DEFAULTS:
             raise ValueError(f"--config: unknown option {key!r} in {path!r}; known: {sorted(TRAIN_DEFAULTS)}")
+        if k == "dropout" and isinstance(value, str):
+            value = _rates(value)
         try:
             cfg[k] = _layers(value) if k == "layers" and not isinstance(value, list) else value
         except argparse.ArgumentTypeError as e:
@@ -275,7 +299,10 @@ def _schedule(cfg):
         return fastbp.ExponentialLR(gamma=cfg["gamma"], per=per)
     if name == "cosine":
         return fastbp.CosineLR(T_max=cfg["t_max"], eta_min=cfg["eta_min"], warmup=cfg["warmup"], per=per)
-    raise ValueError(f"--schedule: expected constant, step, exponential or cosine, got {name!r}")
+    if name == "plateau":
+        return fastbp.ReduceLROnPlateau("val_loss" if cfg["val_split"] else "loss", patience=cfg["patience"],
+                                        factor=cfg["factor"])
+    raise ValueError(f"--schedule: expected constant, step, exponential, cosine or plateau, got {name!r}")
 
 
 def _optimizer(cfg):
@@ -340,14 +367,22 @@ def _abs_data(data):
 
 def _split(cfg, ds):
     """The training rows and the test rows of a run: the source's own test split, else ``test_split`` of
-    the rows drawn with ``seed``. Returns (X, y, X_test, y_test, words saying which rows are the test)."""
+    the rows drawn with ``seed``. Returns (X, y, X_test, y_test, words saying which rows are the test, the
+    training and the test rows' sample weights or None)."""
+    import numpy as np
+
     from fastbp.data import train_test_split
 
     if ds.X_test is not None:
-        return ds.X, ds.y, ds.X_test, ds.y_test, f"the source's own test split ({len(ds.X_test)} rows)"
-    X, X_test, y, y_test = train_test_split(ds.X, ds.y, test_size=float(cfg["test_split"]), seed=cfg["seed"])
+        return ds.X, ds.y, ds.X_test, ds.y_test, f"the source's own test split ({len(ds.X_test)} rows)", None, None
+    X, X_test, rows, test_rows = train_test_split(ds.X, np.arange(len(ds.X)), test_size=float(cfg["test_split"]),
+                                                  seed=cfg["seed"])
+    y, y_test = np.asarray(ds.y)[rows], np.asarray(ds.y)[test_rows]
+    w = w_test = None
+    if ds.sample_weight is not None:
+        w, w_test = ds.sample_weight[rows], ds.sample_weight[test_rows]
     return X, y, X_test, y_test, (f"a held-out {cfg['test_split']} of the rows drawn with seed {cfg['seed']} "
-                                  f"({len(X_test)} of {len(ds.X)})")
+                                  f"({len(X_test)} of {len(ds.X)})"), w, w_test
 
 
 def _target_words(cfg, ds):
@@ -437,12 +472,13 @@ def _train(args):
     _check_fraction("--test-split", cfg["test_split"], allow_zero=False)
     if not isinstance(cfg["standardize"], bool):
         raise ValueError(f"--standardize: expected true or false, got {cfg['standardize']!r}")
-    ds = load(cfg["data"], target=cfg["target"], id_column=cfg["id"])
+    ds = load(cfg["data"], target=cfg["target"], id_column=cfg["id"], weight_column=cfg["sample_weight"])
     n_out, classes = _task(cfg, ds)
-    X, y, X_test, y_test, _ = _split(cfg, ds)
+    X, y, X_test, y_test, _, w, w_test = _split(cfg, ds)
     sizes = [int(X.shape[1]), *cfg["layers"], n_out]
     net = fastbp.Network(sizes, activation=cfg["activation"], output=cfg["output"], loss=cfg["loss"],
-                         dtype=cfg["dtype"], seed=cfg["seed"], classes=classes, standardize=cfg["standardize"])
+                         dtype=cfg["dtype"], seed=cfg["seed"], classes=classes, standardize=cfg["standardize"],
+                         dropout=cfg["dropout"], input_dropout=cfg["input_dropout"])
     net.feature_names, net.target_names = ds.feature_names, ds.target_names
     optimizer, schedule = _optimizer(cfg), _schedule(cfg)
     out = _new_run_dir(cfg["out"])
@@ -463,19 +499,20 @@ def _train(args):
             hist = net.fit(X, y, epochs=cfg["epochs"], batch_size=cfg["batch_size"], optimizer=optimizer,
                            schedule=schedule, clip_norm=cfg["clip_norm"],
                            validation_split=cfg["val_split"] or None, early_stopping=cfg["early_stopping"],
-                           callbacks=[_MetricsCSV(os.path.join(out, "metrics.csv"))],
+                           callbacks=[_MetricsCSV(os.path.join(out, "metrics.csv"))], sample_weight=w,
+                           class_weight=cfg["class_weight"], l2=cfg["l2"],
                            checkpoint=model_path, checkpoint_every=cfg["checkpoint_every"] or cfg["epochs"] + 1,
                            verbose=0 if args.quiet else (1 if sys.stderr.isatty() else 2))
     except KeyboardInterrupt:
-        _write_metrics(out, net, X_test, y_test, t0, net.history, stopped="interrupted")
+        _write_metrics(out, net, X_test, y_test, t0, net.history, stopped="interrupted", w_test=w_test)
         print(f"fastbp: interrupted; the last completed epoch ({net.epochs_trained}) is saved in {model_path} "
               "and metrics.json", file=sys.stderr)
         return EXIT_INTERRUPTED
     except FloatingPointError as e:  # fit put the network back to its last good epoch: keep that
         net.save(model_path)
-        _write_metrics(out, net, X_test, y_test, t0, net.history, stopped=str(e))
+        _write_metrics(out, net, X_test, y_test, t0, net.history, stopped=str(e), w_test=w_test)
         raise ValueError(f"{e}; saved that epoch ({net.epochs_trained}) in {model_path} and metrics.json") from None
-    scores, seconds = _write_metrics(out, net, X_test, y_test, t0, hist)
+    scores, seconds = _write_metrics(out, net, X_test, y_test, t0, hist, w_test=w_test)
     _plot_curves(os.path.join(out, "curves.png"), hist)
     print(f"{_show_scores(scores, net.loss, 'test ')}  ({seconds:.1f}s)")
     print(f"wrote {out}/model.npz, metrics.json, metrics.csv, config.toml, curves.png")
@@ -505,11 +542,12 @@ def _json_safe(value):
     return value
 
 
-def _write_metrics(out, net, X_test, y_test, t0, hist, stopped=None):
-    """metrics.json (atomically): the test scores of the network as it is, the History, and why it stopped early."""
+def _write_metrics(out, net, X_test, y_test, t0, hist, stopped=None, w_test=None):
+    """metrics.json (atomically): the test scores of the network as it is (weighted by the test rows' sample
+    weights ``w_test``, if any), the History, and why it stopped early."""
     from fastbp import io
 
-    scores = net.evaluate(X_test, y_test)
+    scores = net.evaluate(X_test, y_test, sample_weight=w_test)
     seconds = time.perf_counter() - t0
     metrics = {"test": scores, "loss_definition": _LOSS_WORDS.get(net.loss), "epochs": net.epochs_trained,
                "seconds": seconds, "history": {"epoch": hist.epoch, **hist.history}}
@@ -555,8 +593,8 @@ def _model_and_data(args):
     if getattr(args, "split", None) == "test":
         cfg = _run_config(args.model)
         data = args.data or cfg["data"]
-        ds = load(data, target=cfg["target"], id_column=cfg["id"])
-        _, _, X, y, rows = _split(cfg, ds)
+        ds = load(data, target=cfg["target"], id_column=cfg["id"], weight_column=cfg["sample_weight"])
+        _, _, X, y, rows, _, _ = _split(cfg, ds)
         rows = f"{rows} of {data!r}, as in the run's config"
         ids = None
     else:

@@ -23,7 +23,8 @@ __all__ = ["Dataset", "Inputs", "Scaler", "load", "load_inputs", "load_idx", "tr
 class Dataset(NamedTuple):
     """Train inputs and targets, and the test split when the source has one (else None).
 
-    ``feature_names`` and ``target_names`` are a CSV header's column names (None without one).
+    ``feature_names`` and ``target_names`` are a CSV header's column names (None without one);
+    ``sample_weight`` the rows' weights from a CSV's weight column (None without one).
     """
 
     X: np.ndarray
@@ -32,6 +33,7 @@ class Dataset(NamedTuple):
     y_test: Optional[np.ndarray] = None
     feature_names: Optional[list] = None
     target_names: Optional[list] = None
+    sample_weight: Optional[np.ndarray] = None
 
 
 # ----------------------------------------------------------------------------- IDX
@@ -257,7 +259,7 @@ def _find_columns(path, header, names, what):
     return [header.index(n) for n in names]
 
 
-def _load_csv(path, target=None, id_column=None):
+def _load_csv(path, target=None, id_column=None, weight_column=None):
     header, rows, first_line = _read_csv(path)
     width = len(rows[0])
     if width < 2:
@@ -265,21 +267,26 @@ def _load_csv(path, target=None, id_column=None):
     names = _target_names(target)
     cols = [width - 1] if names is None else _find_columns(path, header, names, "target")
     skip = [] if id_column is None else _find_columns(path, header, [id_column], "id")
-    feats = [j for j in range(width) if j not in cols and j not in skip]
+    wcol = [] if weight_column is None else _find_columns(path, header, [weight_column], "sample_weight")
+    if set(wcol) & set(cols + skip):
+        raise ValueError(f"sample_weight: column {weight_column!r} of {path!r} is also the target or the id column")
+    feats = [j for j in range(width) if j not in cols and j not in skip and j not in wcol]
     if not feats:
         raise ValueError(f"target: {names} are all the columns of {path!r}; no features are left")
     y = _targets(path, header, rows, first_line, cols)
     X = np.ascontiguousarray(_numbers(path, header, rows, first_line, feats), dtype=np.float32)
+    w = None if weight_column is None else _numbers(path, header, rows, first_line, wcol)[:, 0]
     return Dataset(X, y, feature_names=None if header is None else [header[j] for j in feats],
-                   target_names=None if header is None else [header[j] for j in cols])
+                   target_names=None if header is None else [header[j] for j in cols], sample_weight=w)
 
 
-def _check_id_source(path, id_column):
+def _check_id_source(path, id_column, what="id"):
     if id_column is not None and not os.fspath(path).lower().endswith(".csv"):
-        raise ValueError(f"id: an id column needs a .csv with a header, got {os.fspath(path)!r}")
+        raise ValueError(f"{what}: {'an id' if what == 'id' else 'a weight'} column needs a .csv with a header, "
+                         f"got {os.fspath(path)!r}")
 
 
-def load(path, target=None, id_column=None):
+def load(path, target=None, id_column=None, weight_column=None):
     """Load a data set from ``path``.
 
     Parameters
@@ -295,6 +302,9 @@ def load(path, target=None, id_column=None):
         The target column(s) of a CSV with a header: "price", "a,b" or ["a", "b"].
     id_column : str, optional
         A column of a CSV with a header that is neither feature nor target (row names): left out.
+    weight_column : str, optional
+        A column of a CSV with a header holding each row's sample weight: left out of the
+        features and returned as ``sample_weight``.
 
     Returns
     -------
@@ -302,6 +312,7 @@ def load(path, target=None, id_column=None):
         IDX images come flattened and scaled to [0, 1] as float32.
     """
     _check_id_source(path, id_column)
+    _check_id_source(path, weight_column, "sample_weight")
     if isinstance(path, str) and path == "digits":
         from .datasets import digits
 
@@ -309,7 +320,7 @@ def load(path, target=None, id_column=None):
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"data: expected 'digits' or a path, got {path!r} ({type(path).__name__})")
     path = os.fspath(path)
-    return _checked(_load_path(path, target, id_column), path)
+    return _checked(_load_path(path, target, id_column, weight_column), path)
 
 
 def _checked(ds, path):
@@ -341,7 +352,7 @@ def _checked(ds, path):
     return ds._replace(X=parts[0], y=parts[1], X_test=parts[2], y_test=parts[3])
 
 
-def _load_path(path, target, id_column):
+def _load_path(path, target, id_column, weight_column=None):
     if not os.path.exists(path):
         raise FileNotFoundError(f"data: no such file or directory: {path!r}")
     if os.path.isdir(path):
@@ -350,7 +361,7 @@ def _load_path(path, target, id_column):
     if lower.endswith(".npz"):
         return _load_npz(path)
     if lower.endswith(".csv"):
-        return _load_csv(path, target, id_column)
+        return _load_csv(path, target, id_column, weight_column)
     if "idx" in os.path.basename(lower) or lower.endswith(".gz"):
         raise ValueError(f"data: {path!r} is a single IDX file; pass the directory that holds the four MNIST files")
     raise ValueError(f"data: {path!r}: expected 'digits', a directory of IDX files, a .npz or a .csv")

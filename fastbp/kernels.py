@@ -189,7 +189,8 @@ def _backward(params, grad, A0, net, work, dA0, want_param_grad, want_input_grad
     With ``descend``, each layer then takes its gradient-descent step
     θ ← θ - lr ∇C right away (after δ W has used the old W), folded into the
     weight-gradient product where BLAS runs it; ``grad`` is then work space.
-    ``decay`` adds the L2 penalty's gradient decay · W to ∂C/∂W (0: none; never with ``descend``).
+    ``decay`` adds the L2 penalty's gradient decay · W to ∂C/∂W (0: none); with ``descend``, W is
+    first scaled by 1 - lr · decay, so that the folded step is W - lr (Dᵀ a + decay W).
     Where ``drop`` dropped a layer's input out (see ``_forward_dropout``), the layer saw the masked
     activations: its weight gradient takes them, and δ W goes through the mask to the layer below.
     """
@@ -215,6 +216,8 @@ def _backward(params, grad, A0, net, work, dA0, want_param_grad, want_input_grad
             gb = _biases(grad, net, l)
             _bias_grad(D, gb)
             if descend:
+                if decay != 0.0:
+                    _scale_weights(W, 1.0 - lr * decay)
                 _descend_layer(D, a_prev, W, gW, lr, mm)
                 _sgd_step(_biases(params, net, l), gb, lr)
             else:
@@ -229,6 +232,15 @@ def _scale_by(D, M):
     for i in range(D.shape[0]):
         for j in range(D.shape[1]):
             D[i, j] *= M[i, j]
+
+
+@njit(cache=True, error_model="numpy")
+def _scale_weights(W, f):
+    """W ← f · W (the L2 penalty's shrinking before a folded descent step)."""
+    c = W.dtype.type(f)
+    for i in range(W.shape[0]):
+        for j in range(W.shape[1]):
+            W[i, j] *= c
 
 
 @njit(cache=True, error_model="numpy")
@@ -288,7 +300,7 @@ def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, ne
     weighted = sw.shape[0] > 0
     lr = _scheduled_lr(rule.sched_code, rule.sched_p, rule.lr, epoch_idx)
     # Plain gradient descent steps each layer inside the backward pass where BLAS runs the products.
-    descend = _blas_folds(net.mm) and _plain_descent(rule.opt_code, rule.hyper, rule.clip) and rule.l2 == 0.0
+    descend = _blas_folds(net.mm) and _plain_descent(rule.opt_code, rule.hyper, rule.clip)
     dummy = work.Xb[:0]
     for bi in range((n + batch_size - 1) // batch_size):
         start = bi * batch_size

@@ -63,7 +63,7 @@ def test_train_with_class_names_writes_a_run(flowers):
     assert rows[0][:3] == ["epoch", "loss", "accuracy"] and [row[0] for row in rows[1:]] == ["1", "2", "3", "4"]
     assert float(rows[-1][1]) == pytest.approx(metrics["history"]["loss"][-1])
     saved = (d / "run" / "config.toml").read_text()
-    assert f'data = "{d / "trees.csv"}"' in saved and "out =" not in saved  # absolute path; no run dir
+    assert f'data = "{d / "trees.csv"}"' in saved and "\nout =" not in saved  # absolute path; no run dir
 
 
 def test_predict_names_probabilities_and_ids(flowers):

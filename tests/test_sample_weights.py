@@ -235,3 +235,20 @@ def test_bad_class_weights_and_l2():
         assert_raises_naming(kind, "l2", net.fit, X, y, l2=bad, verbose=0)
         assert_raises_naming(kind, "l2", net.loss_and_grad, X, y, l2=bad)
     assert net.epochs_trained == 0
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "sgd-momentum"])
+def test_l2_step_on_the_blas_engine(optimizer):
+    """On a network whose plain-SGD step is folded into BLAS (as in test_matmul's thread test), and on the
+    unfolded path (momentum 0.9 takes the optimizer's own step; its first step is plain descent): one
+    full-batch update is θ - lr·∇(cost + penalty) with the weighted cost."""
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((100, 200)).astype(np.float32)
+    y = rng.integers(0, 10, 100)
+    w = rng.uniform(0.5, 2.0, 100)
+    net = fastbp.Network([200, 256, 64, 10], seed=0)
+    _, grad = net.astype("float64").loss_and_grad(X, y, sample_weight=w, l2=0.5)
+    want = net.params.astype(np.float64) - 0.05 * grad
+    opt = fastbp.SGD(lr=0.05, momentum=0.9 if optimizer == "sgd-momentum" else 0.0)
+    net.fit(X, y, sample_weight=w, l2=0.5, epochs=1, batch_size=100, optimizer=opt, shuffle=False, verbose=0)
+    np.testing.assert_allclose(net.params, want, rtol=1e-4, atol=1e-6)

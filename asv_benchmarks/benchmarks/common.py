@@ -56,17 +56,19 @@ def make_network(layers, dtype, seed=0):
                           seed=seed)
 
 
-def warm_up_fit(net, X, y, batch_size, optimizer=None):
+def warm_up_fit(net, X, y, batch_size, optimizer=None, **fit_kwargs):
     """Compile (or load from Numba's cache) the epoch kernel for this dtype, outside any timing.
 
-    Two batches through ``fit`` with the same argument types as the timed call;
-    the parameters are put back afterwards so every benchmark starts from the
-    same initial weights.
+    Two batches through ``fit`` with the same argument types as the timed call
+    (``fit_kwargs`` such as sample_weight, cut to those rows); the parameters are
+    put back afterwards so every benchmark starts from the same initial weights.
     """
     saved = net.params.copy()
     rows = min(X.shape[0], 2 * batch_size)
+    if "sample_weight" in fit_kwargs:
+        fit_kwargs["sample_weight"] = fit_kwargs["sample_weight"][:rows]
     if optimizer is None:
-        net.fit(X[:rows], y[:rows], epochs=1, batch_size=batch_size, lr=LR, verbose=0)
+        net.fit(X[:rows], y[:rows], epochs=1, batch_size=batch_size, lr=LR, verbose=0, **fit_kwargs)
     else:
-        net.fit(X[:rows], y[:rows], epochs=1, batch_size=batch_size, optimizer=optimizer, verbose=0)
+        net.fit(X[:rows], y[:rows], epochs=1, batch_size=batch_size, optimizer=optimizer, verbose=0, **fit_kwargs)
     net.params = saved
