@@ -37,8 +37,12 @@ EXTRAS_CONFIG = "mnist"
 ADAM = {"optimizer": "adam", "lr": ADAM_LR}
 FIT_EXTRAS = {
     f"adam (lr {ADAM_LR:g})": {"fastbp": ADAM, "torch": ADAM, "torch-compile": ADAM, "jax": ADAM, "sklearn": ADAM},
+    # fastbp's own features against its plain-SGD row of the main table (issue 15's costs); "net.KEY" is a
+    # Network argument, the rest go to fit.
+    "sample weights": {"fastbp": {"sample_weight": "@weights"}},
+    "dropout 0.2 (both hidden layers)": {"fastbp": {"net.dropout": 0.2}},
 }
-FIT_DATA = {}
+FIT_DATA = {"weights": lambda X, y, seed: __import__("numpy").random.default_rng(seed).uniform(0.5, 1.5, len(y))}
 PEER_EXTRA_KEYS = {"optimizer", "lr"}
 
 
@@ -140,11 +144,15 @@ def _predict_result(call, X, job, spec):
 # ----------------------------------------------------------------------------- fastbp
 
 def _fit_options(job, X, y, seed):
-    extra = dict(job.get("extra") or {})
+    extra = {k: v for k, v in (job.get("extra") or {}).items() if not k.startswith("net.")}
     for k, v in extra.items():
         if isinstance(v, str) and v.startswith("@"):
             extra[k] = FIT_DATA[v[1:]](X, y, seed)
     return extra
+
+
+def _network_options(job):
+    return {k[4:]: v for k, v in (job.get("extra") or {}).items() if k.startswith("net.")}
 
 
 def _work_fastbp(job, spec, state):
@@ -159,7 +167,7 @@ def _work_fastbp(job, spec, state):
 
     def network():
         return fastbp.Network(layers, activation="relu", output="softmax", loss="cross_entropy", dtype=dtype,
-                              seed=spec["seed"])
+                              seed=spec["seed"], **_network_options(job))
 
     # Compile (or load from the cache) on two batches, outside any timing.
     Xw, yw = make_data(layers, min(n, 2 * batch), spec["seed"] + 1)
