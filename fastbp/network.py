@@ -453,9 +453,10 @@ class Network:
         History
             Per epoch: loss, accuracy (classifiers), val_loss and val_accuracy
             (with validation), lr, seconds, samples_per_second. ``loss`` and
-            ``accuracy`` are the batches' values averaged with their row counts
-            (scikit-learn's ``loss_curve_``: the epoch's mean without weights or
-            penalty); ``val_loss`` and ``val_accuracy`` are weighted means.
+            ``accuracy`` average the batches' values weighted by their row counts,
+            as scikit-learn's ``loss_curve_`` (without sample weights or l2, simply
+            the mean over the epoch's rows); ``val_loss`` and ``val_accuracy`` are
+            weighted means over the validation rows.
 
         Notes
         -----
