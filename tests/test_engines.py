@@ -290,3 +290,37 @@ def test_fastbp_works_without_numbas_private_blas_helpers(tmp_path):
         print(matmul._XXGEMM, np.allclose(W2, W - 0.5 * D.T @ A), np.allclose(Z, A @ W.T))
     """, env={"NUMBA_CACHE_DIR": str(tmp_path)})  # compiled afresh, as after a Numba upgrade
     assert out.split() == ["False", "True", "True"]
+
+
+# ----------------------------------------------------------------------------- thread counts
+
+ENGINE_NAMES = [e for e in matmul.ENGINES if e != "mkl" or _mkl.available()]
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_training_is_bitwise_the_same_on_one_thread_and_two(engine):
+    """On each engine, with products large enough for its threads, the trained parameters do not depend
+    on the thread count: the compiled loops split the rows of each product; OpenBLAS and MKL split the
+    output blocks of each product, every element computed by the same kernel in the same order (on this
+    machine's libraries; MKL's conditional-reproducibility mode is not needed for that here)."""
+    from threadpoolctl import threadpool_limits
+
+    import fastbp
+    from conftest import fit_on_threads
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((512, 256)).astype(np.float32)
+    y = rng.integers(0, 10, 512)
+    build = lambda: fastbp.Network([256, 512, 10], seed=0)  # noqa: E731 - 128 x 256 x 512: 16.8 M multiply-adds
+    kw = dict(epochs=1, batch_size=128, optimizer=fastbp.Adam(lr=1e-3))
+    with force_engine(engine):
+        if engine == "openblas":  # its own threads, not Numba's
+            runs = []
+            for t in (1, 2):
+                with threadpool_limits(limits=t, user_api="blas"):
+                    net = build()
+                    net.fit(X, y, verbose=0, **kw)
+                    runs.append(net.params.copy())
+        else:
+            runs = fit_on_threads(build, X, y, **kw)
+    np.testing.assert_array_equal(runs[0], runs[1])

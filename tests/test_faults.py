@@ -148,6 +148,8 @@ def test_ctrl_c_at_every_line_of_the_loop_leaves_history_optimizer_and_rng_agree
 # --------------------------------------------------------------------------- SIGKILL
 
 
+# Long enough that no kill comes after the last epoch (an epoch takes a few ms: a kill within 0.6 s of the first).
+KILL_EPOCHS = 400
 CHILD = """
 import sys, numpy as np, fastbp
 rng = np.random.default_rng(0)
@@ -168,7 +170,7 @@ def kill_reference(tmp_path_factory):
     yk = rng.integers(0, 5, 3000)
     net = fastbp.Network([40, 64, 5], seed=1)
     params = {}
-    net.fit(Xk, yk, epochs=40, batch_size=16, optimizer="adam", verbose=0,
+    net.fit(Xk, yk, epochs=KILL_EPOCHS, batch_size=16, optimizer="adam", verbose=0,
             callbacks=[lambda n, e, logs: params.__setitem__(e, n.params.copy())])
     return params
 
@@ -181,7 +183,8 @@ def test_sigkill_at_random_moments_leaves_a_loadable_completed_epoch(tmp_path, k
         folder = tmp_path / f"run{rep}"
         folder.mkdir()
         ck = folder / "model.npz"
-        child = subprocess.Popen([sys.executable, "-c", CHILD, str(ck), "40"], stdout=subprocess.PIPE, text=True,
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(ck), str(KILL_EPOCHS)], stdout=subprocess.PIPE,
+                                 text=True,
                                  env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
         try:
             assert child.stdout.readline().strip() == "ready"

@@ -55,8 +55,9 @@ def test_bench_smoke(tmp_path):
     # The engine forced through the environment reaches the worker, which says what it ran.
     (eng,) = rep["engines"]
     assert eng["engine_forced"] == "loops" and eng["samples_per_second"] > 0 and "engine" in eng
-    (adam,) = rep["extras"]
-    assert adam["config"].startswith("adam") and adam["samples_per_second"] > 0
+    extras = {x["config"]: x for x in rep["extras"]}
+    assert set(extras) == {"adam (lr 0.001)", "sample weights", "dropout 0.2 (both hidden layers)"}
+    assert all(x["samples_per_second"] > 0 for x in extras.values())
     (pred,) = rep["predict"]
     assert pred["framework"] == "fastbp" and pred["samples_per_second"] > 0 and 0 < pred["one_row_seconds"] < 1
     assert rep["machine"]["cores"] >= 1 and rep["blas"]["fastbp"] and rep["versions"]["numba"]
