@@ -49,13 +49,16 @@ class Rule(NamedTuple):
     """How ``matmul.engine_for`` chooses: the BLAS (``"openblas"``, ``"mkl"`` or None: the loops only); per
     BLAS, (largest product from which a network uses it, smallest product it then takes), in multiply-adds;
     the smallest product MKL splits over threads; where this came from; the calibration entry (None for the
-    built-in rule)."""
+    built-in rule); ``small_openblas``: the largest product from which a network whose products all stay on
+    OpenBLAS's calling thread (up to matmul.BLAS_ONE_THREAD_MACS: no thread pool wakes, whatever the BLAS
+    of the larger networks) runs them in OpenBLAS (inf: never)."""
 
     blas: str | None
     thresholds: dict
     mkl_parallel: float
     source: str
     entry: dict | None
+    small_openblas: float = math.inf
 
 
 def cache_dir():
@@ -133,10 +136,12 @@ def rule():
         if blas is not None and blas not in thresholds:
             raise KeyError(blas)
         parallel = float(entry.get("mkl_parallel", matmul.SERIAL_MACS))
+        small = float(entry.get("small_openblas", math.inf))
     except (KeyError, TypeError, ValueError, IndexError):
         return builtin_rule()
     built = builtin_rule().thresholds
-    return Rule(blas, {**built, **thresholds}, parallel, f"calibrated {entry.get('date', '?')} ({file})", entry)
+    return Rule(blas, {**built, **thresholds}, parallel, f"calibrated {entry.get('date', '?')} ({file})", entry,
+                small)
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -229,6 +234,11 @@ def decide(points):
     if "mkl" in thresholds:
         big = [p for p in points if p["macs"] >= min(t[1] for t in thresholds.values())] or points
         speed["mkl_over_openblas"] = _geomean_ratio(big, "openblas", "mkl")
+    # Small networks: OpenBLAS computes products up to BLAS_ONE_THREAD_MACS on the calling thread, so it can
+    # serve them beside another BLAS without waking a second thread pool.
+    small = [p for p in points if p["macs"] <= matmul.BLAS_ONE_THREAD_MACS and "openblas" in p["seconds"]]
+    if small:
+        speed["small_openblas"] = _threshold(small, lambda p: p["seconds"]["openblas"] < p["seconds"]["loops1"])
     return {"blas": blas, "thresholds": {b: list(t) for b, t in thresholds.items()}, **speed}
 
 
@@ -276,6 +286,9 @@ def describe(r=None):
         lines.append(f"  a network uses {_NAMES[r.blas]} when its largest product has >= {_macs(frm)} "
                      f"multiply-adds (batch x n_in x n_out), for every product >= {_macs(smallest)}; "
                      f"the compiled loops otherwise")
+    if math.isfinite(r.small_openblas) and r.blas != "openblas":
+        lines.append(f"  a network whose largest product has {_macs(r.small_openblas)} to "
+                     f"{_macs(matmul.BLAS_ONE_THREAD_MACS)} multiply-adds uses OpenBLAS on the calling thread")
     if r.entry is not None:
         points = r.entry["points"]
         names = [n for n in ("loops1", "loops", "openblas", "mkl1", "mkl") if n in points[0]["seconds"]]

@@ -194,6 +194,8 @@ def engine_for(sizes, rows, n_params, threads=None):
         if rule.blas is not None and largest >= rule.thresholds[rule.blas][0]:
             # A calibration made with MKL stands while the same version is installed; if it cannot load, OpenBLAS.
             name = rule.blas if rule.blas != "mkl" or _mkl.available() else "openblas"
+        elif rule.small_openblas <= largest <= BLAS_ONE_THREAD_MACS:  # OpenBLAS on the calling thread only
+            name, smallest = "openblas", int(rule.small_openblas)
     if name != "loops":
         return _blas_mm(name, rule.thresholds[name][1] if smallest is None else smallest, threads, rule)
     if threads < 2 or (largest < SERIAL_MACS and n_params < PAR_UPDATE_MIN):

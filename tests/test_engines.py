@@ -119,7 +119,8 @@ def test_decide_from_measurements():
     assert d["mkl_over_openblas"] == pytest.approx((20 / 8 * 90 / 40 * 2 * 2) ** 0.25)
     # A BLAS that never beats the loops at the largest size is never used.
     slow = [point(p["shape"], 1, 1, 2) for p in POINTS]
-    assert calibration.decide(slow) == {"blas": None, "thresholds": {"openblas": [math.inf, math.inf]}}
+    assert calibration.decide(slow) == {"blas": None, "thresholds": {"openblas": [math.inf, math.inf]},
+                                        "small_openblas": math.inf}
 
 
 def fake_calibration(monkeypatch, points=POINTS):
@@ -324,3 +325,25 @@ def test_training_is_bitwise_the_same_on_one_thread_and_two(engine):
         else:
             runs = fit_on_threads(build, X, y, **kw)
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_small_networks_take_openblas_on_the_calling_thread_beside_another_blas(monkeypatch):
+    """Where OpenBLAS beats the loops on small products but another BLAS wins the large ones, a network
+    whose products all stay on OpenBLAS's calling thread (no pool to wake) uses OpenBLAS."""
+    def point(shape, **seconds):
+        return {"shape": list(shape), "macs": shape[0] * shape[1] * shape[2], "seconds": seconds}
+
+    pts = [point((16, 16, 16), loops1=1.1, loops=1.1, openblas=0.6, mkl1=1.0, mkl=0.9),
+           point((32, 128, 64), loops1=27, loops=27, openblas=17, mkl1=19, mkl=18),
+           point((128, 784, 10), loops1=93, loops=94, openblas=113, mkl1=165, mkl=112),
+           point((128, 784, 256), loops1=2265, loops=1134, openblas=870, mkl1=1589, mkl=843),
+           point((256, 1024, 1024), loops1=37347, loops=19248, openblas=8950, mkl1=16780, mkl=8917)]
+    d = calibration.decide(pts)
+    assert d["blas"] == "mkl" and d["small_openblas"] == 16 ** 3
+    r = calibration.Rule(d["blas"], {b: tuple(t) for b, t in d["thresholds"].items()}, d["mkl_parallel"], "test",
+                         None, d["small_openblas"])
+    monkeypatch.setattr(calibration, "rule", lambda: r)
+    monkeypatch.setattr(_mkl, "available", lambda: True)
+    assert engine_for([64, 32, 10], 32, 2410) == Blas(16 ** 3)  # largest product 65 k
+    assert isinstance(engine_for([784, 256, 128, 10], 128, 235146), Mkl)
+    assert engine_for([8, 4, 2], 4, 46) is None  # below the small threshold: the loops on one core
