@@ -17,8 +17,10 @@ import numpy as np
 
 __all__ = ["Net", "Work", "Rule", "net_plan", "work", "rule", "chunk_rows"]
 
-# Rows per chunk of a pass outside training: about 4M elements per work buffer, whatever the widths.
-_CHUNK_ELEMENTS = 1 << 22
+# Rows per chunk of a pass outside training: about 512k elements per work buffer, whatever the widths:
+# buffers that stay in cache between a product and its bias and activation pass, and large enough products
+# for BLAS (docs/performance.md: predict on 10,000 rows).
+_CHUNK_ELEMENTS = 1 << 19
 
 
 class Net(NamedTuple):

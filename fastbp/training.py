@@ -14,6 +14,7 @@ shuffling RNG) travels with it, so a later ``fit`` or a loaded model continues
 exactly where the last one stopped.
 """
 
+import contextlib
 import copy
 import math
 import time
@@ -23,7 +24,7 @@ import numpy as np
 from . import checks, io, plan
 from .callbacks import Progress, auto_verbose, call_callback, check_callbacks, get_early_stopping
 from .kernels import _evaluate_population, _full_pass, _train_epoch, _train_population
-from .matmul import engine_for, one_thread_rows, population_engine
+from .matmul import Blas, engine_for, one_thread_rows, population_engine
 from .optimizers import SGD, Optimizer, get_optimizer
 from .schedules import ReduceLROnPlateau, get_schedule
 
@@ -504,6 +505,23 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
     return history
 
 
+@contextlib.contextmanager
+def _one_blas_thread(mm):
+    """OpenBLAS on one thread while a population runs on it: each member's products stay on its own
+    calling thread anyway, but a threaded OpenBLAS serialises calls that come from several threads at once
+    (a population on two cores then runs no faster than on one)."""
+    if not isinstance(mm, Blas):
+        yield
+        return
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - a core dependency
+        yield
+        return
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clips, Xv=None, Yv=None,
                      on_epoch=None, length=None, rows=None, val_rows=None, l2s=None, sample_weight=None,
                      sample_weight_val=None):
@@ -544,37 +562,38 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
             run.set_lr(i, lr)
     active = np.ones(k, dtype=np.bool_)
     records = [{"history": {}} for _ in range(k)]
-    for _ in range(epochs):
-        e = nets[0].epochs_trained
-        perms = []
-        for i, net in enumerate(nets):
-            p = net.state.rng.permutation(counts[i]).astype(np.int64, copy=False) if active[i] else \
-                np.zeros(0, dtype=np.int64)
-            perms.append(p if rows is None or not active[i] else np.asarray(rows[i], dtype=np.int64)[p])
-        good = run.P.copy(), run.S.copy()  # what a network that diverges in this epoch goes back to
-        loss, correct, bad, lr = run.epoch(e, perms, active)
-        val = run.validate(active) if Xv is not None else None
-        epoch_logs = [None] * k
-        for i, net in enumerate(nets):
-            if not active[i]:
-                continue
-            if bad[i] >= 0:
-                active[i] = False
-                run.P[i], run.S[i] = good[0][i], good[1][i]
-                run.steps[i] -= run.n_batches[i]
-                records[i]["diverged_at_epoch"] = e + 1
-                continue
-            logs = run.logs(i, loss, correct, lr, val)
-            run.step_schedule(i, schedules[i], logs)
-            net.epochs_trained = e + 1
-            net.history.append(e + 1, logs)
-            for key, v in logs.items():
-                records[i]["history"].setdefault(key, []).append(v)
-            epoch_logs[i] = logs
-        if on_epoch is not None:
-            on_epoch(e + 1, epoch_logs, active)
-        if not active.any():
-            break
+    with _one_blas_thread(run.mm):
+        for _ in range(epochs):
+            e = nets[0].epochs_trained
+            perms = []
+            for i, net in enumerate(nets):
+                p = net.state.rng.permutation(counts[i]).astype(np.int64, copy=False) if active[i] else \
+                    np.zeros(0, dtype=np.int64)
+                perms.append(p if rows is None or not active[i] else np.asarray(rows[i], dtype=np.int64)[p])
+            good = run.P.copy(), run.S.copy()  # what a network that diverges in this epoch goes back to
+            loss, correct, bad, lr = run.epoch(e, perms, active)
+            val = run.validate(active) if Xv is not None else None
+            epoch_logs = [None] * k
+            for i, net in enumerate(nets):
+                if not active[i]:
+                    continue
+                if bad[i] >= 0:
+                    active[i] = False
+                    run.P[i], run.S[i] = good[0][i], good[1][i]
+                    run.steps[i] -= run.n_batches[i]
+                    records[i]["diverged_at_epoch"] = e + 1
+                    continue
+                logs = run.logs(i, loss, correct, lr, val)
+                run.step_schedule(i, schedules[i], logs)
+                net.epochs_trained = e + 1
+                net.history.append(e + 1, logs)
+                for key, v in logs.items():
+                    records[i]["history"].setdefault(key, []).append(v)
+                epoch_logs[i] = logs
+            if on_epoch is not None:
+                on_epoch(e + 1, epoch_logs, active)
+            if not active.any():
+                break
     for i in range(k):
         run.finish(i)
     return records
