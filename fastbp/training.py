@@ -505,6 +505,42 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
     return history
 
 
+def _population_epoch(run, rows, schedules, active, records):
+    """One epoch of a population's active networks (``train_population``): shuffles, trains, validates,
+    logs; a network whose cost stops being finite goes back to its last epoch and stops. Returns the
+    epoch's number and every network's logs (None where not active)."""
+    nets = run.nets
+    e = nets[0].epochs_trained
+    perms = []
+    for i, net in enumerate(nets):
+        if not active[i]:
+            perms.append(np.zeros(0, dtype=np.int64))
+            continue
+        p = net.state.rng.permutation(run.n[i]).astype(np.int64, copy=False)
+        perms.append(p if rows is None else np.asarray(rows[i], dtype=np.int64)[p])
+    good = run.P.copy(), run.S.copy()  # what a network that diverges in this epoch goes back to
+    loss, correct, bad, lr = run.epoch(e, perms, active)
+    val = run.validate(active) if run.Xv is not None else None
+    epoch_logs = [None] * len(nets)
+    for i, net in enumerate(nets):
+        if not active[i]:
+            continue
+        if bad[i] >= 0:
+            active[i] = False
+            run.P[i], run.S[i] = good[0][i], good[1][i]
+            run.steps[i] -= run.n_batches[i]
+            records[i]["diverged_at_epoch"] = e + 1
+            continue
+        logs = run.logs(i, loss, correct, lr, val)
+        run.step_schedule(i, schedules[i], logs)
+        net.epochs_trained = e + 1
+        net.history.append(e + 1, logs)
+        for key, v in logs.items():
+            records[i]["history"].setdefault(key, []).append(v)
+        epoch_logs[i] = logs
+    return e + 1, epoch_logs
+
+
 @contextlib.contextmanager
 def _one_blas_thread(mm):
     """OpenBLAS on one thread while a population runs on it: each member's products stay on its own
@@ -564,34 +600,9 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
     records = [{"history": {}} for _ in range(k)]
     with _one_blas_thread(run.mm):
         for _ in range(epochs):
-            e = nets[0].epochs_trained
-            perms = []
-            for i, net in enumerate(nets):
-                p = net.state.rng.permutation(counts[i]).astype(np.int64, copy=False) if active[i] else \
-                    np.zeros(0, dtype=np.int64)
-                perms.append(p if rows is None or not active[i] else np.asarray(rows[i], dtype=np.int64)[p])
-            good = run.P.copy(), run.S.copy()  # what a network that diverges in this epoch goes back to
-            loss, correct, bad, lr = run.epoch(e, perms, active)
-            val = run.validate(active) if Xv is not None else None
-            epoch_logs = [None] * k
-            for i, net in enumerate(nets):
-                if not active[i]:
-                    continue
-                if bad[i] >= 0:
-                    active[i] = False
-                    run.P[i], run.S[i] = good[0][i], good[1][i]
-                    run.steps[i] -= run.n_batches[i]
-                    records[i]["diverged_at_epoch"] = e + 1
-                    continue
-                logs = run.logs(i, loss, correct, lr, val)
-                run.step_schedule(i, schedules[i], logs)
-                net.epochs_trained = e + 1
-                net.history.append(e + 1, logs)
-                for key, v in logs.items():
-                    records[i]["history"].setdefault(key, []).append(v)
-                epoch_logs[i] = logs
+            epoch, epoch_logs = _population_epoch(run, rows, schedules, active, records)
             if on_epoch is not None:
-                on_epoch(e + 1, epoch_logs, active)
+                on_epoch(epoch, epoch_logs, active)
             if not active.any():
                 break
     for i in range(k):

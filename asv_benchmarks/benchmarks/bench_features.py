@@ -16,15 +16,10 @@ class EpochFeature:
     timeout = 300
 
     def setup(self, feature):
-        import fastbp
-
         c = CONFIGS["mnist"]
         self.batch_size = c.batch_size
         self.X, self.y = make_data(c.layers, c.bench_samples, "float32")
-        self.net = make_network(c.layers, "float32")
-        if feature == "dropout-0.2":
-            self.net = fastbp.Network(c.layers, activation="relu", output="softmax", loss="cross_entropy",
-                                      dtype="float32", seed=0, dropout=0.2)
+        self.net = make_network(c.layers, "float32", dropout=0.2 if feature == "dropout-0.2" else 0.0)
         self.kwargs = {}
         if feature == "sample-weight":
             self.kwargs["sample_weight"] = np.random.default_rng(1).uniform(0.5, 1.5, self.X.shape[0])

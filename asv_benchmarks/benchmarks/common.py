@@ -49,11 +49,13 @@ def make_data(layers, n, dtype, seed=0):
     return X, y
 
 
-def make_network(layers, dtype, seed=0):
+def make_network(layers, dtype, seed=0, **network_kwargs):
+    """The benchmarks' network: ReLU hidden layers, softmax and cross-entropy; ``network_kwargs`` such as
+    dropout go to ``fastbp.Network``."""
     import fastbp
 
     return fastbp.Network(layers, activation="relu", output="softmax", loss="cross_entropy", dtype=dtype,
-                          seed=seed)
+                          seed=seed, **network_kwargs)
 
 
 def warm_up_fit(net, X, y, batch_size, optimizer=None, **fit_kwargs):

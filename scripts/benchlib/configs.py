@@ -37,6 +37,9 @@ def make_data(layers, n, seed, dtype="float32"):
     return common.make_data(layers, n, dtype, seed)
 
 
+make_network = common.make_network  # the one network of every benchmark
+
+
 def parse_config(text):
     """``"784,512,10:64:20000"`` (layer sizes : batch : samples) -> (name, (sizes, batch, samples))."""
     parts = str(text).split(":")

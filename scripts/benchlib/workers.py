@@ -19,7 +19,7 @@ import statistics
 import sys
 import time
 
-from .configs import CONFIGS, make_data
+from .configs import CONFIGS, make_data, make_network
 from .machine import process_info
 
 MARK = "@@fastbp-bench "
@@ -166,8 +166,7 @@ def _work_fastbp(job, spec, state):
     fit_kw = {"lr": spec["lr"]}
 
     def network():
-        return fastbp.Network(layers, activation="relu", output="softmax", loss="cross_entropy", dtype=dtype,
-                              seed=spec["seed"], **_network_options(job))
+        return make_network(layers, dtype, seed=spec["seed"], **_network_options(job))
 
     # Compile (or load from the cache) on two batches, outside any timing.
     Xw, yw = make_data(layers, min(n, 2 * batch), spec["seed"] + 1)
@@ -216,8 +215,7 @@ def _predict_fastbp(job, spec, state):
     import fastbp
 
     layers = job["layers"]
-    net = fastbp.Network(layers, activation="relu", output="softmax", loss="cross_entropy", dtype="float32",
-                         seed=spec["seed"])
+    net = make_network(layers, "float32", seed=spec["seed"])
     X, _ = make_data(layers, job["samples"], spec["seed"])
     res = _predict_result(net.predict, X, job, spec)
     return {"version": fastbp.__version__, "engine": _engine_name(layers, job["samples"], net.n_params), **res}
@@ -536,7 +534,7 @@ def _work_training(job, spec, state):
             self.t.append(time.perf_counter())
 
     def fit(v, X_, y_, epochs):
-        net = fastbp.Network(layers, activation="relu", output="softmax", loss="cross_entropy", seed=spec["seed"])
+        net = make_network(layers, "float32", seed=spec["seed"])
         clock = Clock()
         val = (Xv, yv) if "validation" in v else None
         net.fit(X_, y_, epochs=epochs, batch_size=batch, optimizer=optimizers[v["optimizer"]](),
