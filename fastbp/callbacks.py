@@ -34,9 +34,17 @@ class EarlyStopping:
         "auto" maximises keys containing "accuracy" and minimises the rest.
     restore_best : bool, default True
         At the end, put back the parameters of the best epoch.
+    track_any : bool, default False
+        Whether the best value follows every improvement, even one by less than ``min_delta``
+        (scikit-learn's MLP rule: the patience count still restarts only on an improvement by more
+        than ``min_delta``, measured from that best value).
+
+    An EarlyStopping keeps its state (``best``, ``wait``) from one ``fit`` to the next; ``reset()``
+    starts it afresh.
     """
 
-    def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, mode="auto", restore_best=True):
+    def __init__(self, monitor="val_loss", patience=5, min_delta=0.0, mode="auto", restore_best=True,
+                 track_any=False):
         if not isinstance(monitor, str):
             raise TypeError(f"EarlyStopping(monitor): expected a History key such as 'val_loss', got {monitor!r}")
         self.monitor = monitor
@@ -50,6 +58,7 @@ class EarlyStopping:
             raise ValueError(f"EarlyStopping(mode): expected 'auto', 'min' or 'max', got {mode!r}")
         self.mode = ("max" if "accuracy" in monitor else "min") if mode == "auto" else mode
         self.restore_best = bool(restore_best)
+        self.track_any = bool(track_any)
         self.reset()
 
     def reset(self):
@@ -75,12 +84,14 @@ class EarlyStopping:
         if self.improved(value):
             self.best, self.best_epoch, self.wait = value, epoch, 0
             return True, False
+        if self.track_any and (value < self.best if self.mode == "min" else value > self.best):
+            self.best = value
         self.wait += 1
         return False, self.wait > self.patience
 
     def __repr__(self):
         return (f"EarlyStopping(monitor={self.monitor!r}, patience={self.patience}, min_delta={self.min_delta}, "
-                f"mode={self.mode!r}, restore_best={self.restore_best})")
+                f"mode={self.mode!r}, restore_best={self.restore_best}, track_any={self.track_any})")
 
 
 def get_early_stopping(spec):

@@ -30,6 +30,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from . import checks, training
 from .activations import get_activation
+from .callbacks import EarlyStopping
 from .network import Network
 from .optimizers import SGD, Adam
 from .schedules import InvScaling
@@ -299,17 +300,26 @@ class _BaseMLP(BaseEstimator):
         self._sw_sum = n if sw is None else float(sw.sum())
         self._n_batches = -(-n // batch_size)
         rule = _StopRule(self, Xv, yv, swv)
+        # Where scikit-learn's rule judges the epoch's cost as fastbp logs it and nothing is printed, the rule
+        # runs inside the compiled training (several epochs per call), else as a callback after each epoch.
+        compiled = not (self.early_stopping or self.verbose) and (self._is_classifier() or self.n_outputs_ == 1)
         self.n_iter_ = 0
         epochs = 1 if incremental else self.max_iter
+        triggered = False
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="fit: ", category=UserWarning)  # fastbp's scale hint
             while epochs > 0:
-                rule.triggered = False
-                hist = training.fit(net, X, Y, epochs=epochs, batch_size=batch_size, optimizer=self._optimizer(self._lr),
-                                    schedule=schedule, shuffle=bool(self.shuffle), callbacks=[rule], verbose=0,
-                                    sample_weight=sw, l2=float(self.alpha))
+                args = dict(epochs=epochs, batch_size=batch_size, optimizer=self._optimizer(self._lr),
+                            schedule=schedule, shuffle=bool(self.shuffle), verbose=0, sample_weight=sw,
+                            l2=float(self.alpha))
+                if compiled:
+                    hist, triggered = self._fit_with_rule(net, X, Y, args)
+                else:
+                    rule.triggered = False
+                    hist = training.fit(net, X, Y, callbacks=[rule], **args)
+                    triggered = rule.triggered
                 epochs -= len(hist)
-                if not rule.triggered:
+                if not triggered:
                     break
                 if self.verbose:
                     what = "Validation score" if self.early_stopping else "Training loss"
@@ -326,11 +336,29 @@ class _BaseMLP(BaseEstimator):
                 if self.verbose:
                     print("Stopping.")
                 break
-        if not incremental and not rule.triggered and self.n_iter_ == self.max_iter:
+        if not incremental and not triggered and self.n_iter_ == self.max_iter:
             warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) reached and the "
                           "optimization hasn't converged yet.", ConvergenceWarning)
         if self.early_stopping:
             net.params = self._best_params
+
+    def _fit_with_rule(self, net, X, Y, args):
+        """``training.fit`` with scikit-learn's stopping rule on the training loss as its early stopping (which
+        the compiled training judges), the records (loss_curve_, best_loss_ ...) continued; returns
+        (History, whether the rule stopped training)."""
+        stopper = EarlyStopping("loss", patience=self.n_iter_no_change, min_delta=float(self.tol), mode="min",
+                                restore_best=False, track_any=True)
+        stopper.best = float(self.best_loss_) if np.isfinite(self.best_loss_) else None
+        stopper.wait = self._no_improvement_count
+        hist = training.fit(net, X, Y, early_stopping=stopper, **args)
+        losses = hist["loss"]
+        self.loss_curve_.extend(losses)
+        self.loss_ = losses[-1]
+        self.n_iter_ += len(hist)
+        self.t_ += self._n_train * len(hist)
+        self.best_loss_ = np.inf if stopper.best is None else stopper.best
+        self._no_improvement_count = stopper.wait
+        return hist, stopper.wait > stopper.patience
 
     def _fit_lbfgs(self, X, Y, sw):
         net = self.network_

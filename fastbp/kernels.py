@@ -360,6 +360,80 @@ def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, ne
     return loss_sum, correct, -1, lr
 
 
+# The stopping rule of ``_train_epochs``: a float64 vector of these fields (training.py fills it from an
+# EarlyStopping and reads it back). MONITOR: 0 none, 1 the epoch's mean cost, 2 its accuracy; MAXIMISE: 1 if
+# a larger value is better; BEST: the best value so far (NaN: none yet); WAIT: epochs since the last
+# improvement by more than MIN_DELTA; ANY: 1 if the best value follows every improvement (scikit-learn's rule).
+STOP_MONITOR, STOP_MAXIMISE, STOP_PATIENCE, STOP_MIN_DELTA, STOP_BEST, STOP_WAIT, STOP_ANY, STOP_SIZE = range(8)
+
+
+@njit(cache=True, error_model="numpy")
+def _judge(stop, value):
+    """EarlyStopping.update inside compiled code: records ``value`` in ``stop``; returns (is_best, should_stop)."""
+    best = stop[STOP_BEST]
+    if stop[STOP_MAXIMISE] != 0.0:
+        improved = math.isnan(best) or value > best + stop[STOP_MIN_DELTA]
+        better = value > best
+    else:
+        improved = math.isnan(best) or value < best - stop[STOP_MIN_DELTA]
+        better = value < best
+    if improved:
+        stop[STOP_BEST] = value
+        stop[STOP_WAIT] = 0.0
+        return True, False
+    if stop[STOP_ANY] != 0.0 and better:
+        stop[STOP_BEST] = value
+    stop[STOP_WAIT] += 1.0
+    return False, stop[STOP_WAIT] > stop[STOP_PATIENCE]
+
+
+@njit(cache=True, error_model="numpy")
+def _train_epochs(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work, rule, stop, saved, best,
+                  out_loss, out_correct, out_lr, out_best):
+    """Epochs ``epoch0``, ``epoch0 + 1``, ... of ``_train_epoch``, one per row of ``perms``, in one call (what
+    ``training.fit`` runs when nothing needs Python between epochs), each continuing the update count where
+    the last stopped: bitwise the parameters of the same epochs run one call at a time.
+
+    After each epoch the stopping rule ``stop`` (see STOP_*; MONITOR 0: none) judges its mean cost or
+    accuracy; where it says stop, the call returns after that epoch. ``saved`` (the size of params and
+    of state, flattened) keeps the start of the running epoch: an epoch whose cost stops being finite is
+    undone, parameters and optimizer state put back. ``best`` (params' size, or empty) receives the
+    parameters of each epoch the rule calls best. Per epoch run, ``out_loss``, ``out_correct``, ``out_lr``
+    get what ``_train_epoch`` returns and ``out_best`` whether the rule called it best (an undone epoch:
+    ``out_loss`` only, its cost before the non-finite batch).
+
+    Returns (epochs completed, the index of the non-finite batch of the next epoch or -1, whether the rule
+    stopped training).
+    """
+    n = perms.shape[1]
+    n_batches = (n + batch_size - 1) // batch_size
+    p = params.shape[0]
+    flat = state.reshape(state.size)
+    for e in range(perms.shape[0]):
+        saved[:p] = params
+        saved[p:] = flat
+        loss, correct, bad, lr = _train_epoch(params, state, X, Y, sw, perms[e], batch_size, epoch0 + e,
+                                              step0 + e * n_batches, net, work, rule)
+        if bad >= 0:
+            params[:] = saved[:p]
+            flat[:] = saved[p:]
+            out_loss[e] = loss
+            return e, bad, False
+        out_loss[e] = loss
+        out_correct[e] = correct
+        out_lr[e] = lr
+        out_best[e] = False
+        if stop[STOP_MONITOR] != 0.0:
+            value = (loss if stop[STOP_MONITOR] == 1.0 else correct) / n
+            is_best, halt = _judge(stop, value)
+            out_best[e] = is_best
+            if is_best and best.shape[0] > 0:
+                best[:] = params
+            if halt:
+                return e + 1, -1, True
+    return perms.shape[0], -1, False
+
+
 # Numba's parallel loops take a namedtuple across their boundary only when none of its fields is itself a
 # namedtuple: the population kernels take the engine apart from ``net`` (whose ``mm`` is None there) and
 # build each member's tuples inside the loop.

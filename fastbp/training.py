@@ -23,7 +23,8 @@ import numpy as np
 
 from . import checks, io, plan
 from .callbacks import Progress, auto_verbose, call_callback, check_callbacks, get_early_stopping
-from .kernels import _evaluate_population, _full_pass, _train_epoch, _train_population
+from . import kernels
+from .kernels import _evaluate_population, _full_pass, _train_epoch, _train_epochs, _train_population
 from .matmul import Blas, engine_for, one_thread_rows, population_engine
 from .optimizers import SGD, Optimizer, get_optimizer
 from .schedules import ReduceLROnPlateau, get_schedule
@@ -37,6 +38,9 @@ CHUNK_SECONDS = 0.1
 # ("layers": the hidden widths where the data gives the input and output widths: sweep, command line).
 DEFAULTS = {"layers": [64], "epochs": 20, "batch_size": 32, "lr": 0.1, "optimizer": "sgd", "schedule": None,
             "clip_norm": None}
+
+# The most row indices of the epochs of one compiled call of several epochs (``_fit_compiled``): 32 MB.
+_ORDER_ELEMENTS = 1 << 22
 
 # The kernels' "no sample weights" (an empty vector).
 NO_WEIGHTS = np.zeros(0, dtype=np.float64)
@@ -267,17 +271,18 @@ class _Run:
                              self.val_work, self.mm, v_loss, v_correct)
         return v_loss, v_correct
 
-    def logs(self, i, loss, correct, lr, val=None):
-        """Network i's History entry for an epoch."""
-        logs = {"loss": float(loss[i]) / int(self.n[i])}
+    def logs(self, i, loss, correct, lr, val=None, j=None):
+        """Network i's History entry for an epoch, its values at index ``j`` of loss, correct, lr (default i)."""
+        j = i if j is None else j
+        logs = {"loss": float(loss[j]) / int(self.n[i])}
         classifier = self.nets[i].is_classifier
         if classifier:
-            logs["accuracy"] = float(correct[i]) / int(self.n[i])
+            logs["accuracy"] = float(correct[j]) / int(self.n[i])
         if val is not None:
             logs["val_loss"] = float(val[0][i]) / self.val_weight[i]
             if classifier:
                 logs["val_accuracy"] = float(val[1][i]) / self.val_weight[i]
-        logs["lr"] = float(lr[i])
+        logs["lr"] = float(lr[j])
         return logs
 
     def set_lr(self, i, lr):
@@ -446,15 +451,19 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
         run.set_lr(0, plateau_lr)
     order = np.arange(n, dtype=np.int64)
 
-    good = _snapshot(net)
-    best = None
+    keep = {"good": _snapshot(net), "best": None}  # what an error or interrupt puts back; the best epoch's
     history = History()
     progress = Progress(verbose, epochs, net.epochs_trained + 1)
     progress.compiling(_train_epoch, net.params, X, run.net)
     net.stop_training = False
     stopped = False
+    # Nothing to do in Python between epochs: several epochs per compiled call, the stopping rule inside.
+    compiled = (not (progress.verbose or progress.shows_batches) and Xv is None and not cbs and checkpoint is None
+                and not isinstance(sched, ReduceLROnPlateau) and _stop_vector(stopper, net) is not None)
     try:
-        for _ in range(epochs):
+        if compiled:
+            stopped = _fit_compiled(net, run, epochs, shuffle, stopper, history, keep)
+        for _ in range(0 if compiled else epochs):
             epoch = net.epochs_trained + 1
             perm = net.state.rng.permutation(n).astype(np.int64, copy=False) if shuffle else order
             t0 = time.perf_counter()
@@ -463,27 +472,19 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
                 if progress.shows_batches else None)
             seconds = time.perf_counter() - t0
             if bad[0] >= 0:
-                _restore(net, good)
-                raise FloatingPointError(
-                    f"fit: the cost became {'NaN' if math.isnan(loss[0]) else 'non-finite'} at epoch {epoch}, "
-                    f"batch {bad[0]}; the network was put back to the end of epoch {epoch - 1} "
-                    f"(try a smaller lr or clip_norm)"
-                )
+                _restore(net, keep["good"])
+                raise _diverged(epoch, bad[0], loss[0])
             logs = run.logs(0, loss, correct, lr_used, run.validate() if Xv is not None else None)
             logs.update(seconds=seconds, samples_per_second=n / seconds if seconds > 0 else math.inf)
             run.step_schedule(0, sched, logs)
-            # The epoch's results land together: parameters (already), update count, epoch count, History.
-            net.state.step += n_batches
-            net.epochs_trained = epoch
-            history.append(epoch, logs)
-            net.history.append(epoch, logs)
-            good = _snapshot(net)
+            _record(net, history, epoch, logs, n_batches)
+            keep["good"] = _snapshot(net)
             progress.update(epoch, logs)
             stop = False
             if stopper is not None:
                 is_best, stop = stopper.update(epoch, logs)
                 if is_best and stopper.restore_best:
-                    best = good
+                    keep["best"] = keep["good"]
             if checkpoint is not None and epoch % checkpoint_every == 0:
                 net.save(checkpoint)
             for cb in cbs:
@@ -492,17 +493,108 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
                 stopped = True
                 break
     except KeyboardInterrupt:
-        _restore(net, good)
+        _restore(net, keep["good"])
         if checkpoint is not None:
             net.save(checkpoint)
         progress.close(True)
         raise
     progress.close(stopped)
+    best = keep["best"]
     if best is not None and best["epochs_trained"] != net.epochs_trained:
         net.params[...] = best["params"]
     if checkpoint is not None:
         net.save(checkpoint)
     return history
+
+
+def _diverged(epoch, batch, loss):
+    """fit's error for a cost that stopped being finite in batch ``batch`` of ``epoch`` (``loss``: the epoch's
+    cost before it); the network is already back at the end of the epoch before."""
+    return FloatingPointError(
+        f"fit: the cost became {'NaN' if math.isnan(loss) else 'non-finite'} at epoch {epoch}, "
+        f"batch {batch}; the network was put back to the end of epoch {epoch - 1} "
+        f"(try a smaller lr or clip_norm)")
+
+
+def _record(net, history, epoch, logs, n_batches):
+    """An epoch's results land together: parameters (already), update count, epoch count, History."""
+    net.state.step += n_batches
+    net.epochs_trained = epoch
+    history.append(epoch, logs)
+    net.history.append(epoch, logs)
+
+
+def _stop_vector(stopper, net):
+    """An EarlyStopping as ``kernels._train_epochs`` takes it (a zero vector without one), or None where
+    the kernels cannot judge its monitor (it is not the epoch's cost or a classifier's accuracy)."""
+    stop = np.zeros(kernels.STOP_SIZE)
+    if stopper is None:
+        return stop
+    if stopper.monitor not in ("loss", "accuracy") or (stopper.monitor == "accuracy" and not net.is_classifier):
+        return None
+    stop[kernels.STOP_MONITOR] = 1.0 if stopper.monitor == "loss" else 2.0
+    stop[kernels.STOP_MAXIMISE] = stopper.mode == "max"
+    stop[kernels.STOP_PATIENCE] = stopper.patience
+    stop[kernels.STOP_MIN_DELTA] = stopper.min_delta
+    stop[kernels.STOP_BEST] = math.nan if stopper.best is None else stopper.best
+    stop[kernels.STOP_WAIT] = stopper.wait
+    stop[kernels.STOP_ANY] = stopper.track_any
+    return stop
+
+
+def _fit_compiled(net, run, epochs, shuffle, stopper, history, keep):
+    """``fit``'s epochs where nothing runs in Python between them: ``kernels._train_epochs`` runs them in
+    calls of about CHUNK_SECONDS each (the first call one epoch, to measure it), the early stopping rule
+    ``stopper`` judged inside, and each call's epochs are recorded after it, as fit records one epoch
+    (History, its ``seconds`` being the call's mean per epoch). The orders come from the network's RNG
+    as fit draws them (``Generator.permuted`` over k rows draws as k ``permutation`` calls), and the RNG
+    is left as if only the epochs run had drawn theirs. Updates ``keep`` ("good", "best") as fit does;
+    returns whether the rule stopped training."""
+    n, n_batches = int(run.n[0]), int(run.n_batches[0])
+    rng = net.state.rng
+    order = np.arange(n, dtype=np.int64)
+    stop = _stop_vector(stopper, net)
+    best = np.empty(net.n_params if stopper is not None and stopper.restore_best else 0, dtype=net.dtype)
+    saved = np.empty(net.n_params + net.state.slots.size, dtype=net.dtype)
+    done, chunk = 0, 1
+    while done < epochs:
+        k = min(chunk, epochs - done, max(1, _ORDER_ELEMENTS // n))
+        before = rng.bit_generator.state
+        perms = np.tile(order, (k, 1))
+        if shuffle:
+            perms = rng.permuted(perms, axis=1)
+        out = np.empty(k), np.empty(k), np.empty(k), np.zeros(k, dtype=np.bool_)
+        t0 = time.perf_counter()
+        ran, bad, halt = _train_epochs(net.params, net.state.slots, run.X, run.Y, run.sw, perms, run.batch_size,
+                                       net.epochs_trained, net.state.step, run.net, run.work, run.rule, stop, saved,
+                                       best, *out)
+        seconds = (time.perf_counter() - t0) / max(ran + (bad >= 0), 1)
+        if shuffle and ran < k:
+            rng.bit_generator.state = before
+            rng.permuted(np.tile(order, (ran, 1)), axis=1)
+        best_epoch = None
+        for e in range(ran):
+            epoch = net.epochs_trained + 1
+            logs = run.logs(0, out[0], out[1], out[2], j=e)
+            logs.update(seconds=seconds, samples_per_second=n / seconds if seconds > 0 else math.inf)
+            _record(net, history, epoch, logs, n_batches)
+            if out[3][e]:
+                best_epoch = epoch
+        if stopper is not None:
+            stopper.best = None if math.isnan(stop[kernels.STOP_BEST]) else float(stop[kernels.STOP_BEST])
+            stopper.wait = int(stop[kernels.STOP_WAIT])
+            if best_epoch is not None:
+                stopper.best_epoch = best_epoch
+        keep["good"] = _snapshot(net)
+        if best_epoch is not None and best.shape[0]:
+            keep["best"] = {"params": best.copy(), "epochs_trained": best_epoch}
+        if bad >= 0:
+            raise _diverged(net.epochs_trained + 1, bad, out[0][ran])
+        if halt:
+            return True
+        done += ran
+        chunk = max(1, int(CHUNK_SECONDS / max(seconds, 1e-9)))
+    return False
 
 
 def _population_epoch(run, rows, schedules, active, records):

@@ -274,3 +274,29 @@ def test_import_fastbp_does_not_import_sklearn():
 
     code = "import sys, fastbp; assert 'sklearn' not in sys.modules; fastbp.MLPRegressor; assert 'sklearn' in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize("learning_rate", ["constant", "adaptive"])
+def test_rule_inside_the_compiled_training_is_the_rule_after_each_epoch(learning_rate, capsys):
+    """scikit-learn's stopping rule judged inside the compiled training (the default) gives bitwise what it
+    gives judged in Python after each epoch (as it is with verbose=True), across warm-started fits too."""
+    X, _, y = _data()
+    kw = dict(solver="sgd", hidden_layer_sizes=(7,), learning_rate=learning_rate, learning_rate_init=0.3,
+              max_iter=80, tol=0.01, n_iter_no_change=3, random_state=2, warm_start=True)
+    runs = []
+    for verbose in (False, True):
+        est = MLPClassifier(verbose=verbose, **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            est.fit(X, y)
+            first = (est.n_iter_, list(est.loss_curve_))
+            est.set_params(max_iter=5).fit(X, y)
+        runs.append((est, first))
+    capsys.readouterr()
+    (fast, fast_first), (slow, slow_first) = runs
+    assert fast_first == slow_first and fast_first[0] < 80
+    assert fast.loss_curve_ == slow.loss_curve_
+    assert (fast.n_iter_, fast.t_, fast.loss_, fast.best_loss_, fast._no_improvement_count) == \
+        (slow.n_iter_, slow.t_, slow.loss_, slow.best_loss_, slow._no_improvement_count)
+    for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_):
+        np.testing.assert_array_equal(a, b)

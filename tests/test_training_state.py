@@ -239,3 +239,61 @@ def test_history_keys_line_up_with_epochs_across_fits(tmp_path):
     assert back.history.epoch == h.epoch
     for k, v in h.history.items():
         np.testing.assert_array_equal(back.history[k], v)
+
+
+def _no_op(net, epoch, logs):
+    """A callback: the epoch loop then runs one compiled epoch per call (what is compared against)."""
+
+
+@pytest.mark.parametrize("monitor, restore_best, track_any", [("loss", False, True), ("accuracy", True, False)])
+def test_several_epochs_per_call_are_bitwise_one_epoch_per_call(monkeypatch, monitor, restore_best, track_any):
+    """Without anything to run between epochs, fit runs several epochs per compiled call with the stopping
+    rule inside: parameters, optimizer state, RNG, History and the rule's state are bitwise those of one
+    call per epoch (the epoch loop with a callback), whether the calls hold one epoch or many, and a
+    later fit continues from the same place."""
+    from fastbp import training
+
+    runs = []
+    for how in ("per-epoch", "one call", "calls of one epoch"):
+        if how == "calls of one epoch":
+            monkeypatch.setattr(training, "CHUNK_SECONDS", 1e-9)
+        net = _net()
+        stopper = fastbp.EarlyStopping(monitor=monitor, patience=3, min_delta=0.002, restore_best=restore_best,
+                                       track_any=track_any)
+        cbs = [_no_op] if how == "per-epoch" else None
+        first = net.fit(X, Y, epochs=400, batch_size=16, optimizer=fastbp.Adam(lr=0.05), early_stopping=stopper,
+                        callbacks=cbs, verbose=0)
+        assert 3 < len(first) < 400, "expected the rule to stop training"
+        net.fit(X, Y, epochs=5, batch_size=16, optimizer=fastbp.Adam(lr=0.05), callbacks=cbs, verbose=0)
+        runs.append((net, stopper, first))
+        monkeypatch.undo()
+    (ref, ref_stop, ref_hist), *others = runs
+    for net, stopper, hist in others:
+        np.testing.assert_array_equal(net.params, ref.params)
+        np.testing.assert_array_equal(net.state.slots, ref.state.slots)
+        assert net.state.step == ref.state.step and net.epochs_trained == ref.epochs_trained
+        assert net.state.rng.bit_generator.state == ref.state.rng.bit_generator.state
+        assert hist.epoch == ref_hist.epoch
+        for key in ("loss", "accuracy", "lr"):
+            assert net.history[key] == ref.history[key]
+        assert (stopper.best, stopper.wait, stopper.best_epoch) == (ref_stop.best, ref_stop.wait,
+                                                                    ref_stop.best_epoch)
+
+
+def test_an_epoch_that_diverges_inside_a_call_of_several_is_undone():
+    """The NaN guard where several epochs run per call: the epochs before the bad one are kept, bitwise
+    those of one call per epoch, and the network is back at the end of the last good epoch."""
+    def train(cbs):
+        # A regression whose steps grow a little each epoch, until they overflow in epoch 5 (batch 14).
+        net = fastbp.Network([6, 8, 1], activation="relu", output="identity", loss="mse", seed=11)
+        with pytest.raises(FloatingPointError, match=r"at epoch \d+, batch \d+") as err:
+            net.fit(X, 3 * X[:, 0], epochs=500, batch_size=8, lr=0.45, callbacks=cbs, verbose=0)
+        return net, err.value
+
+    ref, ref_err = train([_no_op])
+    net, err = train(None)
+    assert str(err) == str(ref_err)
+    assert net.epochs_trained == ref.epochs_trained > 2  # the first call runs one epoch, the next several
+    np.testing.assert_array_equal(net.params, ref.params)
+    assert net.state.rng.bit_generator.state == ref.state.rng.bit_generator.state
+    assert net.history["loss"] == ref.history["loss"]
