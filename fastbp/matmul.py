@@ -194,7 +194,9 @@ def engine_for(sizes, rows, n_params, threads=None):
         if rule.blas is not None and largest >= rule.thresholds[rule.blas][0]:
             # A calibration made with MKL stands while the same version is installed; if it cannot load, OpenBLAS.
             name = rule.blas if rule.blas != "mkl" or _mkl.available() else "openblas"
-        elif rule.small_openblas <= largest <= BLAS_ONE_THREAD_MACS:  # OpenBLAS on the calling thread only
+        elif rule.small_openblas <= largest <= SERIAL_MACS:
+            # OpenBLAS on the calling thread: its own up to BLAS_ONE_THREAD_MACS, beyond that where training
+            # holds it to one thread (training.fit); one core's OpenBLAS beats one core's loops there too.
             name, smallest = "openblas", int(rule.small_openblas)
     if name != "loops":
         return _blas_mm(name, rule.thresholds[name][1] if smallest is None else smallest, threads, rule)

@@ -25,7 +25,8 @@ from . import checks, io, plan
 from .callbacks import Progress, auto_verbose, call_callback, check_callbacks, get_early_stopping
 from . import kernels
 from .kernels import _evaluate_population, _full_pass, _train_epoch, _train_epochs, _train_population
-from .matmul import Blas, engine_for, one_thread_rows, population_engine
+from .matmul import (BLAS_ONE_THREAD_MACS, SERIAL_MACS, Blas, engine_for, largest_product, one_thread_rows,
+                     population_engine)
 from .optimizers import SGD, Optimizer, get_optimizer
 from .schedules import ReduceLROnPlateau, get_schedule
 
@@ -66,6 +67,17 @@ class History:
         for k, v in logs.items():
             self.history.setdefault(k, [math.nan] * len(self.epoch)).append(v)
         self.epoch.append(epoch)
+
+    def extend(self, epochs, columns):
+        """Add several epochs at once: ``columns`` maps each logged key to its values, one per epoch of
+        ``epochs`` (as ``append`` per epoch would)."""
+        k = len(epochs)
+        for key, v in self.history.items():
+            if key not in columns:
+                v.extend([math.nan] * k)
+        for key, values in columns.items():
+            self.history.setdefault(key, [math.nan] * len(self.epoch)).extend(values)
+        self.epoch.extend(epochs)
 
     def _truncate(self, n):
         """Keep the first ``n`` epochs (what an interrupted epoch's restore puts back)."""
@@ -271,18 +283,17 @@ class _Run:
                              self.val_work, self.mm, v_loss, v_correct)
         return v_loss, v_correct
 
-    def logs(self, i, loss, correct, lr, val=None, j=None):
-        """Network i's History entry for an epoch, its values at index ``j`` of loss, correct, lr (default i)."""
-        j = i if j is None else j
-        logs = {"loss": float(loss[j]) / int(self.n[i])}
+    def logs(self, i, loss, correct, lr, val=None):
+        """Network i's History entry for an epoch."""
+        logs = {"loss": float(loss[i]) / int(self.n[i])}
         classifier = self.nets[i].is_classifier
         if classifier:
-            logs["accuracy"] = float(correct[j]) / int(self.n[i])
+            logs["accuracy"] = float(correct[i]) / int(self.n[i])
         if val is not None:
             logs["val_loss"] = float(val[0][i]) / self.val_weight[i]
             if classifier:
                 logs["val_accuracy"] = float(val[1][i]) / self.val_weight[i]
-        logs["lr"] = float(lr[j])
+        logs["lr"] = float(lr[i])
         return logs
 
     def set_lr(self, i, lr):
@@ -460,38 +471,42 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
     # Nothing to do in Python between epochs: several epochs per compiled call, the stopping rule inside.
     compiled = (not (progress.verbose or progress.shows_batches) and Xv is None and not cbs and checkpoint is None
                 and not isinstance(sched, ReduceLROnPlateau) and _stop_vector(stopper, net) is not None)
+    # Products past OpenBLAS's own threading threshold in a network that engine_for gives OpenBLAS on one core.
+    largest = largest_product(net.layout.sizes, run.batch_size)
+    one_thread = BLAS_ONE_THREAD_MACS < largest <= SERIAL_MACS
     try:
-        if compiled:
-            stopped = _fit_compiled(net, run, epochs, shuffle, stopper, history, keep)
-        for _ in range(0 if compiled else epochs):
-            epoch = net.epochs_trained + 1
-            perm = net.state.rng.permutation(n).astype(np.int64, copy=False) if shuffle else order
-            t0 = time.perf_counter()
-            loss, correct, bad, lr_used = run.epoch(
-                epoch - 1, [perm], on_batches=(lambda done, total, e=epoch: progress.batches(e, done, total))
-                if progress.shows_batches else None)
-            seconds = time.perf_counter() - t0
-            if bad[0] >= 0:
-                _restore(net, keep["good"])
-                raise _diverged(epoch, bad[0], loss[0])
-            logs = run.logs(0, loss, correct, lr_used, run.validate() if Xv is not None else None)
-            logs.update(seconds=seconds, samples_per_second=n / seconds if seconds > 0 else math.inf)
-            run.step_schedule(0, sched, logs)
-            _record(net, history, epoch, logs, n_batches)
-            keep["good"] = _snapshot(net)
-            progress.update(epoch, logs)
-            stop = False
-            if stopper is not None:
-                is_best, stop = stopper.update(epoch, logs)
-                if is_best and stopper.restore_best:
-                    keep["best"] = keep["good"]
-            if checkpoint is not None and epoch % checkpoint_every == 0:
-                net.save(checkpoint)
-            for cb in cbs:
-                stop = call_callback(cb, net, epoch, logs) or stop
-            if stop or net.stop_training:
-                stopped = True
-                break
+        with _one_blas_thread(run.mm, one_thread):
+            if compiled:
+                stopped = _fit_compiled(net, run, epochs, shuffle, stopper, history, keep)
+            for _ in range(0 if compiled else epochs):
+                epoch = net.epochs_trained + 1
+                perm = net.state.rng.permutation(n).astype(np.int64, copy=False) if shuffle else order
+                t0 = time.perf_counter()
+                loss, correct, bad, lr_used = run.epoch(
+                    epoch - 1, [perm], on_batches=(lambda done, total, e=epoch: progress.batches(e, done, total))
+                    if progress.shows_batches else None)
+                seconds = time.perf_counter() - t0
+                if bad[0] >= 0:
+                    _restore(net, keep["good"])
+                    raise _diverged(epoch, bad[0], loss[0])
+                logs = run.logs(0, loss, correct, lr_used, run.validate() if Xv is not None else None)
+                logs.update(seconds=seconds, samples_per_second=n / seconds if seconds > 0 else math.inf)
+                run.step_schedule(0, sched, logs)
+                _record(net, history, epoch, logs, n_batches)
+                keep["good"] = _snapshot(net)
+                progress.update(epoch, logs)
+                stop = False
+                if stopper is not None:
+                    is_best, stop = stopper.update(epoch, logs)
+                    if is_best and stopper.restore_best:
+                        keep["best"] = keep["good"]
+                if checkpoint is not None and epoch % checkpoint_every == 0:
+                    net.save(checkpoint)
+                for cb in cbs:
+                    stop = call_callback(cb, net, epoch, logs) or stop
+                if stop or net.stop_training:
+                    stopped = True
+                    break
     except KeyboardInterrupt:
         _restore(net, keep["good"])
         if checkpoint is not None:
@@ -572,14 +587,20 @@ def _fit_compiled(net, run, epochs, shuffle, stopper, history, keep):
         if shuffle and ran < k:
             rng.bit_generator.state = before
             rng.permuted(np.tile(order, (ran, 1)), axis=1)
-        best_epoch = None
-        for e in range(ran):
-            epoch = net.epochs_trained + 1
-            logs = run.logs(0, out[0], out[1], out[2], j=e)
-            logs.update(seconds=seconds, samples_per_second=n / seconds if seconds > 0 else math.inf)
-            _record(net, history, epoch, logs, n_batches)
-            if out[3][e]:
-                best_epoch = epoch
+        # The epochs' records, each value computed as run.logs computes it for one epoch.
+        first = net.epochs_trained + 1
+        columns = {"loss": (out[0][:ran] / n).tolist()}
+        if net.is_classifier:
+            columns["accuracy"] = (out[1][:ran] / n).tolist()
+        columns.update(lr=out[2][:ran].tolist(), seconds=[seconds] * ran,
+                       samples_per_second=[n / seconds if seconds > 0 else math.inf] * ran)
+        epochs_run = list(range(first, first + ran))
+        net.state.step += ran * n_batches
+        net.epochs_trained += ran
+        history.extend(epochs_run, columns)
+        net.history.extend(epochs_run, columns)
+        chosen = np.flatnonzero(out[3][:ran])
+        best_epoch = first + int(chosen[-1]) if chosen.shape[0] else None
         if stopper is not None:
             stopper.best = None if math.isnan(stop[kernels.STOP_BEST]) else float(stop[kernels.STOP_BEST])
             stopper.wait = int(stop[kernels.STOP_WAIT])
@@ -633,20 +654,28 @@ def _population_epoch(run, rows, schedules, active, records):
     return e + 1, epoch_logs
 
 
+_blas_controller = None  # threadpoolctl's view of the loaded BLAS libraries, found once (a few ms)
+
+
 @contextlib.contextmanager
-def _one_blas_thread(mm):
+def _one_blas_thread(mm, on=True):
     """OpenBLAS on one thread while a population runs on it: each member's products stay on its own
     calling thread anyway, but a threaded OpenBLAS serialises calls that come from several threads at once
-    (a population on two cores then runs no faster than on one)."""
-    if not isinstance(mm, Blas):
+    (a population on two cores then runs no faster than on one). Also while one network small enough to
+    train in OpenBLAS on the calling thread (``matmul.engine_for``) trains: its products are too small for
+    a second thread to pay, and a sleeping pool stays asleep beside another library's. Nothing without ``on``."""
+    global _blas_controller
+    if not (on and isinstance(mm, Blas)):
         yield
         return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a core dependency
-        yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
+    if _blas_controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - a core dependency
+            yield
+            return
+        _blas_controller = ThreadpoolController()
+    with _blas_controller.limit(limits=1, user_api="blas"):
         yield
 
 
