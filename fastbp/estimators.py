@@ -462,7 +462,21 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             elif classes is not None and set(classes) - set(self.classes_):
                 raise ValueError(f"`y` has classes not in `self.classes_`. `self.classes_` has {self.classes_}. "
                                  f"'y' has {classes}.")
-        return X, self._label_binarizer.transform(y).astype(np.float64), y
+        return X, self._encode(y), y
+
+    def _encode(self, y):
+        """The network's targets for labels y (all among ``classes_``): LabelBinarizer's ``transform``, made
+        here for 1-D labels of two or more classes (one column ``y == classes_[1]`` for two, else one-hot),
+        whose checks ``fit`` has made already and which would cost as much as a short training's epochs."""
+        lb, classes = self._label_binarizer, self.classes_
+        if y.ndim != 1 or lb.y_type_ not in ("binary", "multiclass") or len(classes) < 2:
+            return lb.transform(y).astype(np.float64)
+        idx = np.searchsorted(classes, y)
+        if lb.y_type_ == "binary":
+            return (idx == 1).astype(np.float64).reshape(-1, 1)
+        Y = np.zeros((y.shape[0], len(classes)))
+        Y[np.arange(y.shape[0]), idx] = 1.0
+        return Y
 
     def _score_output(self, A, y, sample_weight=None):
         return accuracy_score(y, self._decode(A), sample_weight=sample_weight)

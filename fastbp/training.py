@@ -43,6 +43,10 @@ DEFAULTS = {"layers": [64], "epochs": 20, "batch_size": 32, "lr": 0.1, "optimize
 # The most row indices of the epochs of one compiled call of several epochs (``_fit_compiled``): 32 MB.
 _ORDER_ELEMENTS = 1 << 22
 
+# The most epochs of one such call where an early stopping rule may end it sooner: the orders drawn for
+# the epochs not run, and those of the epochs run again (to leave the RNG where they left it), are the waste.
+_STOP_CALL_EPOCHS = 64
+
 # The kernels' "no sample weights" (an empty vector).
 NO_WEIGHTS = np.zeros(0, dtype=np.float64)
 
@@ -573,7 +577,7 @@ def _fit_compiled(net, run, epochs, shuffle, stopper, history, keep):
     saved = np.empty(net.n_params + net.state.slots.size, dtype=net.dtype)
     done, chunk = 0, 1
     while done < epochs:
-        k = min(chunk, epochs - done, max(1, _ORDER_ELEMENTS // n))
+        k = min(chunk, epochs - done, max(1, _ORDER_ELEMENTS // n), _STOP_CALL_EPOCHS if stopper else epochs)
         before = rng.bit_generator.state
         perms = np.tile(order, (k, 1))
         if shuffle:

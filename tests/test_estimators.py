@@ -300,3 +300,17 @@ def test_rule_inside_the_compiled_training_is_the_rule_after_each_epoch(learning
         (slow.n_iter_, slow.t_, slow.loss_, slow.best_loss_, slow._no_improvement_count)
     for a, b in zip(fast.coefs_ + fast.intercepts_, slow.coefs_ + slow.intercepts_):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("labels", [[3, 7], ["b", "a", "c"], [-1.0, 0.0, 2.0, 9.0]])
+def test_targets_are_label_binarizers(labels):
+    """fit's targets (encoded here, not by LabelBinarizer.transform) are LabelBinarizer's, for any labels."""
+    from sklearn.preprocessing import LabelBinarizer
+
+    rng = np.random.default_rng(0)
+    y = np.array(labels, dtype=object if isinstance(labels[0], str) else None)[rng.integers(0, len(labels), 40)]
+    y[: len(labels)] = labels
+    est = MLPClassifier(max_iter=1).fit(rng.normal(size=(40, 3)), y)
+    np.testing.assert_array_equal(est._encode(y), LabelBinarizer().fit(y).transform(y))
+    part = MLPClassifier().partial_fit(rng.normal(size=(3, 3)), y[:3], classes=labels)
+    np.testing.assert_array_equal(part._encode(y[:3]), LabelBinarizer().fit(labels).transform(y[:3]))
