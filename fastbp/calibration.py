@@ -288,7 +288,7 @@ def describe(r=None):
                      f"the compiled loops otherwise")
     if math.isfinite(r.small_openblas) and r.blas != "openblas":
         lines.append(f"  a network whose largest product has {_macs(r.small_openblas)} to "
-                     f"{_macs(matmul.BLAS_ONE_THREAD_MACS)} multiply-adds uses OpenBLAS on the calling thread")
+                     f"{_macs(matmul.SERIAL_MACS)} multiply-adds uses OpenBLAS on the calling thread")
     if r.entry is not None:
         points = r.entry["points"]
         names = [n for n in ("loops1", "loops", "openblas", "mkl1", "mkl") if n in points[0]["seconds"]]
