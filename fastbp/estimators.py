@@ -3,9 +3,11 @@
 They take scikit-learn's parameters with its names, defaults and meanings, and
 keep its attributes (``coefs_`` in its (n_in, n_out) shapes, ``loss_curve_``,
 ``classes_`` ...), but train a ``fastbp.Network`` through the one training path
-(``training.fit``): its compiled epoch runs each epoch in one call, and
-scikit-learn's stopping rule (tol / n_iter_no_change, early stopping on a
-validation score) runs as a callback between epochs. ``solver="lbfgs"`` runs
+(``training.fit``): its compiled training runs many epochs per call with
+scikit-learn's stopping rule on the training loss (tol / n_iter_no_change)
+judged inside; early stopping on a validation score, verbose output and
+multi-output regression (whose reported loss is not fastbp's) judge it in a
+callback after each epoch instead. ``solver="lbfgs"`` runs
 SciPy's L-BFGS-B over the flat parameter vector with ``Network.loss_and_grad``.
 
 scikit-learn is imported here only, and fastbp imports this module only when
@@ -348,7 +350,7 @@ class _BaseMLP(BaseEstimator):
         (History, whether the rule stopped training)."""
         stopper = EarlyStopping("loss", patience=self.n_iter_no_change, min_delta=float(self.tol), mode="min",
                                 restore_best=False, track_any=True)
-        stopper.best = float(self.best_loss_) if np.isfinite(self.best_loss_) else None
+        stopper.best = float(self.best_loss_) if self.best_loss_ is not None and np.isfinite(self.best_loss_) else None
         stopper.wait = self._no_improvement_count
         hist = training.fit(net, X, Y, early_stopping=stopper, **args)
         losses = hist["loss"]

@@ -21,9 +21,8 @@ import time
 
 import numpy as np
 
-from . import checks, io, plan
+from . import checks, io, kernels, plan
 from .callbacks import Progress, auto_verbose, call_callback, check_callbacks, get_early_stopping
-from . import kernels
 from .kernels import _evaluate_population, _full_pass, _train_epoch, _train_epochs, _train_population
 from .matmul import (BLAS_ONE_THREAD_MACS, SERIAL_MACS, Blas, engine_for, largest_product, one_thread_rows,
                      population_engine)
