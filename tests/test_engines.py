@@ -347,3 +347,31 @@ def test_small_networks_take_openblas_on_the_calling_thread_beside_another_blas(
     assert engine_for([64, 32, 10], 32, 2410) == Blas(16 ** 3)  # largest product 65 k
     assert isinstance(engine_for([784, 256, 128, 10], 128, 235146), Mkl)
     assert engine_for([8, 4, 2], 4, 46) is None  # below the small threshold: the loops on one core
+    # Past OpenBLAS's own one-thread limit and below SERIAL_MACS: OpenBLAS still (fit holds it to one thread),
+    # but a population keeps such a network in the loops (its members call OpenBLAS from every core).
+    assert engine_for([30, 100, 2], 200, 3302) == Blas(16 ** 3)  # largest product 600 k
+    assert population_engine([30, 100, 2], 200, 3302) is None
+
+
+def test_fit_holds_openblas_to_one_thread_for_a_small_network(monkeypatch):
+    """A network that trains in OpenBLAS with products past OpenBLAS's own threading threshold (and below
+    SERIAL_MACS) trains with OpenBLAS on one thread; the thread count is given back after fit."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import fastbp
+
+    def openblas_threads():
+        return {lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["internal_api"] == "openblas"}
+
+    before = openblas_threads()
+    if not before or before == {1}:
+        pytest.skip("no OpenBLAS on more than one thread here")
+    monkeypatch.setattr(matmul, "engine_for", lambda *a, **k: Blas(4096))
+    monkeypatch.setattr(fastbp.training, "engine_for", lambda *a, **k: Blas(4096))
+    seen = []
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 30)).astype(np.float32)
+    net = fastbp.Network([30, 100, 2], seed=0)
+    net.fit(X, (X[:, 0] > 0).astype(int), epochs=2, batch_size=200, verbose=0,
+            callbacks=[lambda net, epoch, logs: seen.append(openblas_threads())])
+    assert seen == [{1}, {1}]
+    assert openblas_threads() == before
