@@ -245,8 +245,11 @@ def _no_op(net, epoch, logs):
     """A callback: the epoch loop then runs one compiled epoch per call (what is compared against)."""
 
 
-@pytest.mark.parametrize("monitor, restore_best, track_any", [("loss", False, True), ("accuracy", True, False)])
-def test_several_epochs_per_call_are_bitwise_one_epoch_per_call(monkeypatch, monitor, restore_best, track_any):
+@pytest.mark.parametrize("monitor, restore_best, track_any, extras", [
+    ("loss", False, True, {}), ("accuracy", True, False, {}),
+    ("loss", True, False, {"dropout": 0.2, "weights": True, "schedule": fastbp.CosineLR(per="step")})])
+def test_several_epochs_per_call_are_bitwise_one_epoch_per_call(monkeypatch, monitor, restore_best, track_any,
+                                                                 extras):
     """Without anything to run between epochs, fit runs several epochs per compiled call with the stopping
     rule inside: parameters, optimizer state, RNG, History and the rule's state are bitwise those of one
     call per epoch (the epoch loop with a callback), whether the calls hold one epoch or many, and a
@@ -257,12 +260,13 @@ def test_several_epochs_per_call_are_bitwise_one_epoch_per_call(monkeypatch, mon
     for how in ("per-epoch", "one call", "calls of one epoch"):
         if how == "calls of one epoch":
             monkeypatch.setattr(training, "CHUNK_SECONDS", 1e-9)
-        net = _net()
+        net = _net(dropout=extras.get("dropout", 0.0))
         stopper = fastbp.EarlyStopping(monitor=monitor, patience=3, min_delta=0.002, restore_best=restore_best,
                                        track_any=track_any)
         cbs = [_no_op] if how == "per-epoch" else None
+        sw = np.linspace(0.5, 2.0, len(X)) if extras.get("weights") else None
         first = net.fit(X, Y, epochs=400, batch_size=16, optimizer=fastbp.Adam(lr=0.05), early_stopping=stopper,
-                        callbacks=cbs, verbose=0)
+                        callbacks=cbs, verbose=0, sample_weight=sw, schedule=extras.get("schedule"))
         assert 3 < len(first) < 400, "expected the rule to stop training"
         net.fit(X, Y, epochs=5, batch_size=16, optimizer=fastbp.Adam(lr=0.05), callbacks=cbs, verbose=0)
         runs.append((net, stopper, first))
