@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from .activations import _act_backward, _activate
+from .checks import all_finite
 from .losses import _output_delta
 from .matmul import _blas_folds, fold_descent, matmul_nn, matmul_nt, matmul_tn
 from .optimizers import _plain_descent, _sgd_step, _update
@@ -448,17 +449,28 @@ def _full_pass(params, X, Y, sw, net, work, want_param_grad, grad, want_input_gr
 
 
 @njit(cache=True, error_model="numpy")
-def _predict(params, X, out, net, work):
-    """out = a^L for every row of X, in chunks of the buffers' capacity."""
+def _predict(params, X, out, net, work, check):
+    """out = a^L for every row of X, in chunks of the buffers' capacity, the last layer's activations
+    written straight into ``out``. With ``check``, each chunk of X is first checked for NaN and Inf
+    (while it comes into the cache for its first product: the caller then skips a pass of its own over
+    X); returns the first row of the first chunk that holds one (``out`` is then incomplete), or -1."""
     n = X.shape[0]
     cap = work.cap
-    m = out.shape[1]
+    n0 = X.shape[1]
+    flat = X.reshape(X.size)
+    L = net.sizes.shape[0] - 1
     for start in range(0, n, cap):
         rows = min(cap, n - start)
-        AL = _forward(params, X[start : start + rows], net, work)
-        for i in range(rows):
-            for j in range(m):
-                out[start + i, j] = AL[i, j]
+        if check and not all_finite(flat[start * n0 : (start + rows) * n0]):
+            return start
+        a = X[start : start + rows]
+        for l in range(L):
+            Z = _block(work.Zb, net.sizes, l, work.cap, rows)
+            A = out[start : start + rows] if l == L - 1 else _block(work.Ab, net.sizes, l, work.cap, rows)
+            matmul_nt(a, _weights(params, net, l), Z, net.mm)
+            _activate(Z, A, _biases(params, net, l), net.acts[l], net.act_p[l, 0], net.act_p[l, 1])
+            a = A
+    return -1
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
