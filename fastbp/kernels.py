@@ -31,7 +31,7 @@ from .plan import Net, Rule, Work
 from .schedules import _scheduled_lr
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _block(buf, sizes, l, cap, rows):
     """The (rows, n_{l+1}) block of layer l (0-based) in a per-layer work buffer."""
     off = 0
@@ -42,19 +42,19 @@ def _block(buf, sizes, l, cap, rows):
     return buf[off : off + rows * m].reshape((rows, m))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _weights(params, net, l):
     n_in = net.sizes[l]
     n_out = net.sizes[l + 1]
     return params[net.w_off[l] : net.w_off[l] + n_out * n_in].reshape((n_out, n_in))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _biases(params, net, l):
     return params[net.b_off[l] : net.b_off[l] + net.sizes[l + 1]]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _input_block(buf, sizes, l, cap, rows):
     """The (rows, n_l) block of the input of layer l (0-based: l = 0 is the network's input) in a
     dropout buffer (work.Mb, work.Tb)."""
@@ -131,7 +131,7 @@ def _mask_into(M, key, epoch, batch, layer, p):
 _NO_DROP = np.zeros(0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _dropping(work, drop, l):
     """Whether the input of layer l is dropped out (training with masks and a rate > 0)."""
     return work.Mb.shape[0] > 0 and drop.shape[0] > l and drop[l] > 0.0
