@@ -143,7 +143,7 @@ def _forward(params, A0, net, work):
     return _forward_dropout(params, A0, net, work, _NO_DROP, np.uint64(0))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _forward_dropout(params, A0, net, work, drop, stream):
     """``_forward`` with the input of each layer l dropped out at rate ``drop[l]`` (where > 0 and the work
     has mask buffers), its masks drawn from ``stream`` (``_dropout_stream`` of the epoch and batch)."""
@@ -279,7 +279,7 @@ def _sum_sq(v):
     return total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _loss_delta(Y, net, work, rows, scale, w):
     """Output delta of the last layer into work.Db for the target rows Y of weights w (empty: all 1);
     returns (weighted summed cost, weight of the rows classified right)."""
