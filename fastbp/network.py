@@ -300,9 +300,11 @@ class Network:
         if self.scaler_ is not None:
             return self.scaler_.inverse_y(self._forward(self._check_X(X)), self.dtype)
         # Unscaled, the kernel checks X for NaN and Inf chunk by chunk as it reads it for the first product.
-        A = self._forward(checks.check_X(X, self.layout.sizes[0], self.dtype, finite=False), check=True)
+        Xc = checks.check_X(X, self.layout.sizes[0], self.dtype, finite=False)
+        A = self._forward(Xc, check=True)
         if A is None:
             checks.check_X(X, self.layout.sizes[0], self.dtype)  # raises, naming the first NaN or Inf
+            A = self._forward(Xc)  # only if the two checks ever disagreed: never a partial answer
         return A
 
     def _forward(self, X, check=False):
