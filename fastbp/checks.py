@@ -119,7 +119,8 @@ def _as_array(a, argname):
 
 
 @njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
-def _all_finite(flat):
+def all_finite(flat):
+    """Whether the 1-D array ``flat`` holds no NaN or Inf (one vectorised pass, no temporary)."""
     s = flat.dtype.type(0.0)
     for i in range(flat.shape[0]):
         s += flat[i] * flat.dtype.type(0.0)
@@ -130,7 +131,7 @@ def _all_finite(flat):
 def first_nonfinite(a):
     """Flat index of the first NaN or Inf in ``a`` (C order), or -1, without a temporary."""
     flat = a.reshape(a.size)
-    if _all_finite(flat):
+    if all_finite(flat):
         return -1
     for i in range(flat.shape[0]):
         if not np.isfinite(flat[i]):
@@ -154,11 +155,12 @@ def _check_finite(arr, argname, source=None):
         raise ValueError(f"{argname}: expected finite numbers, got {given} at index {where}{extra}")
 
 
-def check_X(X, n_features, dtype, argname="X"):
+def check_X(X, n_features, dtype, argname="X", finite=True):
     """2-D (n, n_features), C-contiguous, of ``dtype``, finite; copied only if it must be.
 
     Finiteness is checked after the conversion, in the dtype the kernels see: 1e39 is finite
-    in float64 and infinite in float32.
+    in float64 and infinite in float32. ``finite=False`` leaves that check to the caller (a kernel
+    that checks each chunk as it reads it, then calls this again for the message).
     """
     arr = _as_array(X, argname)
     if arr.ndim != 2:
@@ -170,7 +172,8 @@ def check_X(X, n_features, dtype, argname="X"):
             f"{argname}: expected {n_features} features (the network's input width), got {arr.shape[1]}"
         )
     arr = _convert(arr, dtype, argname)
-    _check_finite(arr, argname, source=X)
+    if finite:
+        _check_finite(arr, argname, source=X)
     return arr
 
 

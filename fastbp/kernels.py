@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from .activations import _act_backward, _activate
+from .checks import all_finite
 from .losses import _output_delta
 from .matmul import _blas_folds, fold_descent, matmul_nn, matmul_nt, matmul_tn
 from .optimizers import _plain_descent, _sgd_step, _update
@@ -30,7 +31,7 @@ from .plan import Net, Rule, Work
 from .schedules import _scheduled_lr
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _block(buf, sizes, l, cap, rows):
     """The (rows, n_{l+1}) block of layer l (0-based) in a per-layer work buffer."""
     off = 0
@@ -41,19 +42,19 @@ def _block(buf, sizes, l, cap, rows):
     return buf[off : off + rows * m].reshape((rows, m))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _weights(params, net, l):
     n_in = net.sizes[l]
     n_out = net.sizes[l + 1]
     return params[net.w_off[l] : net.w_off[l] + n_out * n_in].reshape((n_out, n_in))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _biases(params, net, l):
     return params[net.b_off[l] : net.b_off[l] + net.sizes[l + 1]]
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _input_block(buf, sizes, l, cap, rows):
     """The (rows, n_l) block of the input of layer l (0-based: l = 0 is the network's input) in a
     dropout buffer (work.Mb, work.Tb)."""
@@ -130,7 +131,7 @@ def _mask_into(M, key, epoch, batch, layer, p):
 _NO_DROP = np.zeros(0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _dropping(work, drop, l):
     """Whether the input of layer l is dropped out (training with masks and a rate > 0)."""
     return work.Mb.shape[0] > 0 and drop.shape[0] > l and drop[l] > 0.0
@@ -142,7 +143,7 @@ def _forward(params, A0, net, work):
     return _forward_dropout(params, A0, net, work, _NO_DROP, np.uint64(0))
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _forward_dropout(params, A0, net, work, drop, stream):
     """``_forward`` with the input of each layer l dropped out at rate ``drop[l]`` (where > 0 and the work
     has mask buffers), its masks drawn from ``stream`` (``_dropout_stream`` of the epoch and batch)."""
@@ -278,7 +279,7 @@ def _sum_sq(v):
     return total
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _loss_delta(Y, net, work, rows, scale, w):
     """Output delta of the last layer into work.Db for the target rows Y of weights w (empty: all 1);
     returns (weighted summed cost, weight of the rows classified right)."""
@@ -522,17 +523,28 @@ def _full_pass(params, X, Y, sw, net, work, want_param_grad, grad, want_input_gr
 
 
 @njit(cache=True, error_model="numpy")
-def _predict(params, X, out, net, work):
-    """out = a^L for every row of X, in chunks of the buffers' capacity."""
+def _predict(params, X, out, net, work, check):
+    """out = a^L for every row of X, in chunks of the buffers' capacity, the last layer's activations
+    written straight into ``out``. With ``check``, each chunk of X is first checked for NaN and Inf
+    (while it comes into the cache for its first product: the caller then skips a pass of its own over
+    X); returns the first row of the first chunk that holds one (``out`` is then incomplete), or -1."""
     n = X.shape[0]
     cap = work.cap
-    m = out.shape[1]
+    n0 = X.shape[1]
+    flat = X.reshape(X.size)
+    L = net.sizes.shape[0] - 1
     for start in range(0, n, cap):
         rows = min(cap, n - start)
-        AL = _forward(params, X[start : start + rows], net, work)
-        for i in range(rows):
-            for j in range(m):
-                out[start + i, j] = AL[i, j]
+        if check and not all_finite(flat[start * n0 : (start + rows) * n0]):
+            return start
+        a = X[start : start + rows]
+        for l in range(L):
+            Z = _block(work.Zb, net.sizes, l, work.cap, rows)
+            A = out[start : start + rows] if l == L - 1 else _block(work.Ab, net.sizes, l, work.cap, rows)
+            matmul_nt(a, _weights(params, net, l), Z, net.mm)
+            _activate(Z, A, _biases(params, net, l), net.acts[l], net.act_p[l, 0], net.act_p[l, 1])
+            a = A
+    return -1
 
 
 @njit(cache=True, error_model="numpy", parallel=True)

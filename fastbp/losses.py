@@ -107,12 +107,14 @@ def _output_delta(Z, A, Y, D, loss_code, act_code, p0, p1, scale, acc_mode, w):
             k = _argmax_row(A, i)
             if acc_mode == ACC_ARGMAX:
                 correct += wi * (k == _argmax_row(Y, i))
-            lse = float(Z[i, k]) - math.log(float(A[i, k]))
             sy = D.dtype.type(0.0)
+            yz = 0.0
             for j in range(m):
                 y = Y[i, j]
                 sy += y
-                total += wi * (float(y) * (lse - float(Z[i, j])))
+                yz += float(y) * float(Z[i, j])
+            # Σ_j y_j (lse - z_j) as lse Σy - Σ y z: one product per entry, and the log off the loop's chain
+            total += wi * ((float(Z[i, k]) - math.log(float(A[i, k]))) * float(sy) - yz)
             for j in range(m):
                 D[i, j] = (A[i, j] * sy - Y[i, j]) * s
         if acc_mode != ACC_ARGMAX:

@@ -297,17 +297,25 @@ class Network:
     def forward(self, X):
         """The output activations a^L, shape (n_samples, n_L), in the targets' units (the stored scaling
         applied to X, and undone on regression outputs)."""
-        A = self._forward(self._check_X(X))
-        return A if self.scaler_ is None else self.scaler_.inverse_y(A, self.dtype)
+        if self.scaler_ is not None:
+            return self.scaler_.inverse_y(self._forward(self._check_X(X)), self.dtype)
+        # Unscaled, the kernel checks X for NaN and Inf chunk by chunk as it reads it for the first product.
+        Xc = checks.check_X(X, self.layout.sizes[0], self.dtype, finite=False)
+        A = self._forward(Xc, check=True)
+        if A is None:
+            checks.check_X(X, self.layout.sizes[0], self.dtype)  # raises, naming the first NaN or Inf
+            A = self._forward(Xc)  # only if the two checks ever disagreed: never a partial answer
+        return A
 
-    def _forward(self, X):
+    def _forward(self, X, check=False):
+        """a^L of the checked X; with ``check``, None if X holds a NaN or Inf."""
         n = X.shape[0]
         sizes = self.layout.sizes
         out = np.empty((n, sizes[-1]), dtype=self.dtype)
         rows = plan.chunk_rows(sizes, n)
-        work = plan.work(sizes, self.n_params, self.dtype, rows, delta=False)
-        _predict(self._params, X, out, self.kernel_net(self._matmul_config(rows)), work)
-        return out
+        work = plan.forward_work(sizes, self.dtype, rows)
+        bad = _predict(self._params, X, out, self.kernel_net(self._matmul_config(rows)), work, check)
+        return None if bad >= 0 else out
 
     def predict(self, X):
         """Classifiers: the class of each row (argmax; a ≥ 0.5 for one output unit) as a label of

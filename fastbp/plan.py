@@ -11,11 +11,12 @@ builders below, not every signature. Numba types a namedtuple by its fields'
 types, so each dtype and engine compiles its own version once and caches it.
 """
 
+import threading
 from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Net", "Work", "Rule", "net_plan", "work", "rule", "chunk_rows"]
+__all__ = ["Net", "Work", "Rule", "net_plan", "work", "forward_work", "rule", "chunk_rows"]
 
 # Rows per chunk of a pass outside training: about 512k elements per work buffer, whatever the widths:
 # buffers that stay in cache between a product and its bias and activation pass, and large enough products
@@ -101,6 +102,27 @@ def work(sizes, n_params, dtype, cap, batch=False, delta=True, grad=False, lead=
                 np.zeros((*lead, n_params if grad else 0), dtype),
                 np.empty((*lead, inputs), dtype),
                 np.empty((*lead, inputs), dtype))
+
+
+_scratch = threading.local()
+
+
+def forward_work(sizes, dtype, cap):
+    """``work(sizes, 0, dtype, cap, delta=False)`` for a forward pass outside training, its z and a buffers
+    views of this thread's scratch space, kept between calls and grown when too small: a large predict then
+    does not pay for fresh memory (page faults) at every call. Its buffers are reused by the thread's next
+    call: a caller keeps no view of them (a kernel holds the GIL, so one pass per thread at a time)."""
+    width = cap * sum(sizes[1:])
+    dtype = np.dtype(dtype)
+    buffers = getattr(_scratch, "buffers", None)
+    if buffers is None:
+        buffers = _scratch.buffers = {}
+    buf = buffers.get(dtype)
+    if buf is None or buf.shape[0] < 2 * width:
+        buf = buffers[dtype] = np.empty(2 * width, dtype)
+    empty = np.empty(0, dtype)
+    return Work(int(cap), empty.reshape(0, sizes[0]), empty.reshape(0, sizes[-1]), np.empty(0, np.float64),
+                buf[:width], buf[width : 2 * width], empty, empty, empty, empty)
 
 
 def rule(optimizer, schedule, clip, length, l2=0.0, drop=(), drop_key=0):

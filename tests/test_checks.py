@@ -8,6 +8,7 @@ import pytest
 
 import fastbp
 from conftest import assert_raises_naming
+from fastbp.plan import chunk_rows
 
 RNG = np.random.default_rng(8)
 X = RNG.standard_normal((12, 5))
@@ -61,6 +62,23 @@ def test_nan_in_X(clf):
     msg = assert_raises_naming(ValueError, "X", clf.fit, bad, LABELS)
     assert "(3, 2)" in msg  # where
     assert_raises_naming(ValueError, "X", clf.forward, bad)
+
+
+@pytest.mark.parametrize("value, where", [(np.nan, (2999, 7)), (np.inf, (1500, 0)), (1e39, (0, 63))])
+def test_non_finite_X_in_any_chunk_of_a_large_predict(value, where):
+    # forward checks X chunk by chunk inside its pass (plan.chunk_rows: several chunks here): a bad value in
+    # any chunk is refused with the message of the check at the boundary, and clean input gives NumPy's answer.
+    net = fastbp.Network([64, 1000, 10], activation="relu", seed=0)
+    X = RNG.standard_normal((3000, 64))
+    assert chunk_rows(net.sizes, len(X)) < len(X) // 2
+    W1, b1, W2, b2 = net.weights(1), net.biases(1), net.weights(2), net.biases(2)
+    Z = np.maximum(X.astype(np.float32) @ W1.T + b1, 0) @ W2.T + b2
+    P = np.exp(Z - Z.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(net.forward(X), P / P.sum(axis=1, keepdims=True), rtol=1e-4, atol=1e-6)
+    bad = X.copy()
+    bad[where] = value
+    msg = assert_raises_naming(ValueError, "X", net.predict, bad)
+    assert str(where) in msg and ("does not fit in float32" in msg) == (value == 1e39)
 
 
 def test_inf_in_X_float32(clf):

@@ -1,5 +1,6 @@
 """The runnable scripts in scripts/: each answers --help and runs on tiny settings."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -116,3 +117,19 @@ def test_bench_sweeps_smoke(tmp_path):
     assert rep["halving"]["Halving()"]["time_ratio"] > 0 and len(rep["halving"]["runs"]["full"]) == 1
     assert rep["cv"]["trials"] == 48 and rep["cv"]["folds"] == 5 and rep["grid"]["vs_fits"] > 0
     assert r.stdout.startswith("(a)") and "\n(b)" in r.stdout and "\n(c)" in r.stdout
+
+
+def test_roofline_table_from_a_report(tmp_path):
+    # tiny (64-32-10): forward and weight gradient of both layers, input gradient of the second:
+    # 2 · (2 · (64·32 + 32·10) + 32·10) = 10,112 FLOPs per sample; at 1e6 samples/s, 10.1 GFLOP/s.
+    report = {"results": [{"config": "tiny", "framework": "fastbp", "dtype": "float32", "samples_per_second": 5e5},
+                          {"config": "tiny", "framework": "fastbp", "dtype": "float32", "samples_per_second": 1e6},
+                          {"config": "tiny", "framework": "fastbp", "dtype": "float64", "samples_per_second": 9e6}]}
+    path = tmp_path / "bench.json"
+    path.write_text(json.dumps(report))
+    r = run("roofline.py", "--json", path, "--peak", "202.24")
+    assert r.returncode == 0, r.stderr
+    row = next(ln for ln in r.stdout.splitlines() if ln.startswith("| tiny |"))
+    assert row.split("|")[2:4] == [" 0.01011 ", " 10.1 (5%) "]
+    r = run("roofline.py", "--json", tmp_path / "missing.json", "--peak", "200")
+    assert r.returncode == 2 and r.stderr.startswith("scripts/roofline.py: error: --json")
