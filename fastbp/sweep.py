@@ -236,8 +236,16 @@ def _check_settings(space, base, metric, validating, X, y):
     if error is not None and check(first) is not None:
         raise error
     for key, spec in space.items():
+        if key == "seed":  # Network's own check of a seed; the rest of the network is checked above
+            for value in _values(spec):
+                if value is not None:
+                    try:
+                        checks.check_int(value, "seed", minimum=0)
+                    except (ValueError, TypeError) as error:
+                        raise type(error)(f"space['seed'] value {value!r}: {error}") from None
+            continue
         for value in _values(spec):
-            error = check({**first, key: value}, network=key in NETWORK_KEYS + ("seed",))
+            error = check({**first, key: value}, network=key in NETWORK_KEYS)
             if error is not None:
                 raise type(error)(f"space[{key!r}] value {value!r}: {error}") from None
     if validating:
@@ -313,11 +321,14 @@ def _advance(configs, nets, X, y, Xv, yv, n_out, until, folds):
     n_folds = 1 if folds is None else len(folds)
     nets = [[_network_for(c, X.shape[1], n_out) for _ in range(n_folds)] if ns is None else ns
             for c, ns in zip(configs, nets or [None] * len(configs))]
-    for net in itertools.chain(*nets):
-        net.prepare_fit(X, y)  # what fit learns from the data besides weights (1-D targets, labels); once
     flat = list(itertools.chain(*nets))
     first, total = flat[0], configs[0]["epochs"]
+    # What fit learns from the data besides weights (1-D targets, labels), once per network; the data
+    # converted and its scales judged once.
+    first.prepare_fit(X, y)
     Xc, Y = first.check_data(X, y)
+    for net in flat[1:]:
+        net.prepare_fit(Xc, y, hint=False)
     rows = val_rows = None
     if folds is not None:
         rows = [np.r_[0:a, b: Xc.shape[0]] for a, b in folds] * len(configs)

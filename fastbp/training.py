@@ -63,6 +63,16 @@ class History:
             self.history.setdefault(k, [math.nan] * len(self.epoch)).append(v)
         self.epoch.append(epoch)
 
+    def _extend(self, epochs, logs):
+        """``append`` for several epochs at once: ``logs`` maps each key to one value per epoch."""
+        n = len(epochs)
+        for k, v in self.history.items():
+            if k not in logs:
+                v.extend([math.nan] * n)
+        for k, v in logs.items():
+            self.history.setdefault(k, [math.nan] * len(self.epoch)).extend(v)
+        self.epoch.extend(epochs)
+
     def _truncate(self, n):
         """Keep the first ``n`` epochs (what an interrupted epoch's restore puts back)."""
         del self.epoch[n:]
@@ -207,6 +217,7 @@ class _Run:
             self.out = (np.zeros(k), np.zeros(k), np.zeros(k, dtype=np.int64), np.zeros(k))
             self.steps = np.array([net.state.step for net in nets], dtype=np.int64)
             self.perms = np.zeros((k, int(self.n.max())), dtype=np.int64)
+            self.good_P, self.good_S = np.empty_like(self.P), np.empty_like(self.S)
         else:
             self.rule = rules[0]
 
@@ -226,7 +237,7 @@ class _Run:
                                net.state.step, self.net, self.work, self.rule)
             return tuple(np.array([v]) for v in out)
         active = np.ones(len(self.nets), dtype=np.bool_) if active is None else active
-        for i, p in enumerate(perms):
+        for i, p in enumerate(perms or ()):  # None: the caller wrote them into self.perms
             self.perms[i, : p.shape[0]] = p
         _train_population(self.P, self.S, self.X, self.Y, self.sw, self.perms, self.n, active, self.batch_size, epoch_idx,
                           self.steps, self.net, self.work, self.rules, self.mm, *self.out)
@@ -279,6 +290,20 @@ class _Run:
                 logs["val_accuracy"] = float(val[1][i]) / self.val_weight[i]
         logs["lr"] = float(lr[i])
         return logs
+
+    def log_columns(self, loss, correct, lr, val=None):
+        """Every network's History entries for an epoch, as ``logs`` gives them one network at a time: a
+        dict of arrays, one entry per network (each value the same float as ``logs``')."""
+        cols = {"loss": loss / self.n}
+        classifier = self.nets[0].is_classifier  # the networks of a run share their shape and cost
+        if classifier:
+            cols["accuracy"] = correct / self.n
+        if val is not None:
+            cols["val_loss"] = val[0] / self.val_weight
+            if classifier:
+                cols["val_accuracy"] = val[1] / self.val_weight
+        cols["lr"] = np.asarray(lr, dtype=np.float64).copy()
+        return cols
 
     def set_lr(self, i, lr):
         """Network i's base learning rate from the next epoch on."""
@@ -505,40 +530,60 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
     return history
 
 
-def _population_epoch(run, rows, schedules, active, records):
+def _population_epoch(run, rows, schedules, active, records, columns, want_logs):
     """One epoch of a population's active networks (``train_population``): shuffles, trains, validates,
-    logs; a network whose cost stops being finite goes back to its last epoch and stops. Returns the
-    epoch's number and every network's logs (None where not active)."""
+    logs; a network whose cost stops being finite goes back to its last epoch and stops. The epoch's
+    logs of all networks go to ``columns`` as arrays (History entries are written at the end, all at
+    once: per network and epoch they cost more than the epoch of a small network). Returns the
+    epoch's number and, with ``want_logs``, every network's logs (None where not active)."""
     nets = run.nets
-    e = nets[0].epochs_trained
-    perms = []
+    e = nets[0].epochs_trained + len(columns)
     for i, net in enumerate(nets):
-        if not active[i]:
-            perms.append(np.zeros(0, dtype=np.int64))
-            continue
-        p = net.state.rng.permutation(run.n[i]).astype(np.int64, copy=False)
-        perms.append(p if rows is None else np.asarray(rows[i], dtype=np.int64)[p])
-    good = run.P.copy(), run.S.copy()  # what a network that diverges in this epoch goes back to
-    loss, correct, bad, lr = run.epoch(e, perms, active)
+        if active[i]:
+            p = net.state.rng.permutation(run.n[i])
+            if rows is None:
+                run.perms[i, : run.n[i]] = p
+            else:
+                np.take(rows[i], p, out=run.perms[i, : run.n[i]])
+    # What a network that diverges in this epoch goes back to.
+    np.copyto(run.good_P, run.P)
+    np.copyto(run.good_S, run.S)
+    loss, correct, bad, lr = run.epoch(e, None, active)
     val = run.validate(active) if run.Xv is not None else None
-    epoch_logs = [None] * len(nets)
-    for i, net in enumerate(nets):
-        if not active[i]:
-            continue
-        if bad[i] >= 0:
-            active[i] = False
-            run.P[i], run.S[i] = good[0][i], good[1][i]
-            run.steps[i] -= run.n_batches[i]
-            records[i]["diverged_at_epoch"] = e + 1
-            continue
-        logs = run.logs(i, loss, correct, lr, val)
-        run.step_schedule(i, schedules[i], logs)
-        net.epochs_trained = e + 1
-        net.history.append(e + 1, logs)
-        for key, v in logs.items():
-            records[i]["history"].setdefault(key, []).append(v)
-        epoch_logs[i] = logs
+    for i in np.flatnonzero(active & (bad >= 0)):
+        active[i] = False
+        run.P[i], run.S[i] = run.good_P[i], run.good_S[i]
+        run.steps[i] -= run.n_batches[i]
+        records[i]["diverged_at_epoch"] = e + 1
+    cols = run.log_columns(loss, correct, lr, val)
+    columns.append((active.copy(), cols))
+    epoch_logs = None
+    plateau = [i for i in np.flatnonzero(active) if isinstance(schedules[i], ReduceLROnPlateau)]
+    if want_logs or plateau:
+        epoch_logs = [{k: float(v[i]) for k, v in cols.items()} if active[i] else None for i in range(len(nets))]
+        for i in plateau:
+            run.step_schedule(i, schedules[i], epoch_logs[i])
     return e + 1, epoch_logs
+
+
+def _write_histories(nets, columns, records):
+    """The History entries of a population's epochs (``columns``: per epoch, the networks active in it and
+    its logs as arrays) into each network's History and record; each network's ``epochs_trained``."""
+    if not columns:
+        return
+    e0 = nets[0].epochs_trained
+    mask = np.array([a for a, _ in columns])  # (epochs, networks)
+    keys = list(columns[0][1])
+    table = {k: np.array([c[k] for _, c in columns]) for k in keys}
+    for i, net in enumerate(nets):
+        ran = np.flatnonzero(mask[:, i])
+        if ran.size == 0:
+            continue
+        logs = {k: table[k][ran, i].tolist() for k in keys}
+        net.history._extend((e0 + 1 + ran).tolist(), logs)
+        net.epochs_trained = e0 + 1 + int(ran[-1])
+        for k, v in logs.items():
+            records[i]["history"].setdefault(k, []).extend(v)
 
 
 @contextlib.contextmanager
@@ -598,13 +643,16 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
             run.set_lr(i, lr)
     active = np.ones(k, dtype=np.bool_)
     records = [{"history": {}} for _ in range(k)]
+    rows = None if rows is None else [np.asarray(r, dtype=np.int64) for r in rows]
+    columns = []
     with _one_blas_thread(run.mm):
         for _ in range(epochs):
-            epoch, epoch_logs = _population_epoch(run, rows, schedules, active, records)
+            epoch, epoch_logs = _population_epoch(run, rows, schedules, active, records, columns, on_epoch is not None)
             if on_epoch is not None:
                 on_epoch(epoch, epoch_logs, active)
             if not active.any():
                 break
+    _write_histories(nets, columns, records)
     for i in range(k):
         run.finish(i)
     return records
