@@ -262,31 +262,41 @@ class Halving:
     """Successive halving: the worse trials stop early, at rungs of growing length.
 
     Rungs fall at ``min_epochs * factor**k`` epochs, for every k that puts them below the
-    sweep's ``epochs``. At each rung the n trials still running are ranked by the sweep's
-    ``metric`` at that epoch (a cross-validated trial by its mean over folds; ties: the
-    earlier trial first; a missing or non-finite value last) and the best
+    sweep's ``epochs``. At each rung the n trials still running are ranked by the best value
+    of the sweep's ``metric`` they have reached so far (a cross-validated trial by its mean
+    over folds; ties: the earlier trial first; no finite value: last) and the best
     ``max(1, n // factor)`` go on; the others stop there.
 
     Parameters
     ----------
-    factor : int, default 3
+    factor : int, default 2
         At least 2: about one trial in ``factor`` goes on at each rung.
-    min_epochs : int, default 1
-        The first rung, in epochs.
+    min_epochs : int, optional
+        The first rung, in epochs. Default: an eighth of the sweep's ``epochs``, rounded up
+        (AUTO_FRACTION): rankings after fewer epochs mostly rank the first epochs' luck
+        (docs/sweeps.md, "A pruned search").
     """
 
     name = "halving"
+    # The default first rung, as a fraction of the sweep's epochs.
+    AUTO_FRACTION = 1 / 8
 
-    def __init__(self, factor=3, min_epochs=1):
+    def __init__(self, factor=2, min_epochs=None):
         self.factor = checks.check_int(factor, "prune: factor", minimum=2)
-        self.min_epochs = checks.check_int(min_epochs, "prune: min_epochs", minimum=1)
+        self.min_epochs = None if min_epochs is None else checks.check_int(min_epochs, "prune: min_epochs", minimum=1)
 
     def get_config(self):
         return {"name": self.name, "factor": self.factor, "min_epochs": self.min_epochs}
 
+    def first_rung(self, epochs):
+        """The epoch of the first rung of a sweep of ``epochs`` epochs."""
+        if self.min_epochs is not None:
+            return self.min_epochs
+        return max(1, math.ceil(epochs * self.AUTO_FRACTION))
+
     def rungs(self, epochs):
         """The epochs, below ``epochs``, at which trials are ranked."""
-        out, r = [], self.min_epochs
+        out, r = [], self.first_rung(epochs)
         while r < epochs:
             out.append(r)
             r *= self.factor
@@ -607,8 +617,14 @@ class _Search:
         self.networks = {}
 
     def _value(self, history, rung):
+        """A trial's standing at ``rung``: the best finite value of the metric in its first ``rung`` epochs
+        (NaN if it did not reach the rung or has none). The best so far, not the value at the rung: one
+        epoch's validation figure jitters by a few rows, and the best so far is what early stopping keeps."""
         v = history.get(self.metric, ())
-        return v[rung - 1] if len(v) >= rung else math.nan
+        seen = [x for x in v[:rung] if x is not None and math.isfinite(x)] if len(v) >= rung else []
+        if not seen:
+            return math.nan
+        return max(seen) if self.mode == "max" else min(seen)
 
     def _reached(self, rec, rung):
         """Whether a trial of the results file was running at ``rung`` (so was ranked there)."""
@@ -746,7 +762,7 @@ def sweep(space, X, y, *, validation_data=None, validation_split=None, epochs=TR
         raise ValueError(f"backend: expected 'local' or 'dask', got {backend!r}")
     max_trials = checks.check_int(max_trials, "max_trials", minimum=1)
     if prune is not None:
-        prune = parse_spec(prune, Halving, PRUNERS, "prune", "fastbp.Halving(factor=3, min_epochs=1)")
+        prune = parse_spec(prune, Halving, PRUNERS, "prune", "fastbp.Halving(factor=2, min_epochs=4)")
         if "epochs" in space:
             raise ValueError("space['epochs']: the trials of a pruned sweep share their epochs (the rungs are "
                              "laid over them); give epochs=N, not a swept value")
@@ -854,7 +870,7 @@ def _optuna(space, base, trials, seed, metric, mode, prune, search, by_key):
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     pruner = None
     if prune is not None:
-        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=prune.min_epochs,
+        pruner = optuna.pruners.SuccessiveHalvingPruner(min_resource=prune.first_rung(base["epochs"]),
                                                         reduction_factor=prune.factor, min_early_stopping_rate=0)
     study = optuna.create_study(direction="maximize" if mode == "max" else "minimize",
                                 sampler=optuna.samplers.TPESampler(seed=seed), pruner=pruner)
