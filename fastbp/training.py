@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from . import checks, io, plan
+from ._shuffle import _population_perms, put_states, take_states
 from .callbacks import Progress, auto_verbose, call_callback, check_callbacks, get_early_stopping
 from .kernels import _evaluate_population, _full_pass, _train_epoch, _train_population
 from .matmul import Blas, engine_for, one_thread_rows, population_engine
@@ -530,21 +531,26 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
     return history
 
 
-def _population_epoch(run, rows, schedules, active, records, columns, want_logs):
+def _population_epoch(run, rows, schedules, active, records, columns, want_logs, shuffle):
     """One epoch of a population's active networks (``train_population``): shuffles, trains, validates,
     logs; a network whose cost stops being finite goes back to its last epoch and stops. The epoch's
     logs of all networks go to ``columns`` as arrays (History entries are written at the end, all at
     once: per network and epoch they cost more than the epoch of a small network). Returns the
-    epoch's number and, with ``want_logs``, every network's logs (None where not active)."""
+    epoch's number and, with ``want_logs``, every network's logs (None where not active). ``shuffle``:
+    (the networks' generator states, their rows as one array) to draw the permutations in compiled
+    code (``_shuffle``), or None to call each network's generator."""
     nets = run.nets
     e = nets[0].epochs_trained + len(columns)
-    for i, net in enumerate(nets):
-        if active[i]:
-            p = net.state.rng.permutation(run.n[i])
-            if rows is None:
-                run.perms[i, : run.n[i]] = p
-            else:
-                np.take(rows[i], p, out=run.perms[i, : run.n[i]])
+    if shuffle is not None:
+        _population_perms(shuffle[0], run.perms, run.n, shuffle[1], active)
+    else:
+        for i, net in enumerate(nets):
+            if active[i]:
+                p = net.state.rng.permutation(run.n[i])
+                if rows is None:
+                    run.perms[i, : run.n[i]] = p
+                else:
+                    np.take(rows[i], p, out=run.perms[i, : run.n[i]])
     # What a network that diverges in this epoch goes back to.
     np.copyto(run.good_P, run.P)
     np.copyto(run.good_S, run.S)
@@ -618,7 +624,8 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
     (start, stop) into Xv (default all rows: as cross-validation folds, each held out in turn, do).
     ``on_epoch(epoch, logs, active)`` runs after each epoch
     with every network's logs (None for those not active) and the boolean ``active`` array, which
-    it may change to stop networks. ``l2s`` gives each network's L2 penalty (default 0);
+    it may change to stop networks (the networks' History, ``epochs_trained`` and shuffling generators
+    are brought up to date when the call returns, not epoch by epoch). ``l2s`` gives each network's L2 penalty (default 0);
     ``sample_weight`` and ``sample_weight_val`` weigh the rows of X and Xv (float64 vectors, checked;
     default none). A network whose cost stops being finite stops there, its
     parameters and optimizer state those of its last completed epoch.
@@ -645,13 +652,28 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
     records = [{"history": {}} for _ in range(k)]
     rows = None if rows is None else [np.asarray(r, dtype=np.int64) for r in rows]
     columns = []
-    with _one_blas_thread(run.mm):
-        for _ in range(epochs):
-            epoch, epoch_logs = _population_epoch(run, rows, schedules, active, records, columns, on_epoch is not None)
-            if on_epoch is not None:
-                on_epoch(epoch, epoch_logs, active)
-            if not active.any():
-                break
+    rngs = [net.state.rng for net in nets]
+    states = take_states(rngs)
+    shuffle = None
+    if states is not None:
+        rows2d = np.zeros((0, 0), dtype=np.int64)
+        if rows is not None:
+            rows2d = np.zeros((k, int(counts.max())), dtype=np.int64)
+            for i, r in enumerate(rows):
+                rows2d[i, : r.shape[0]] = r
+        shuffle = (states, rows2d)
+    try:
+        with _one_blas_thread(run.mm):
+            for _ in range(epochs):
+                epoch, epoch_logs = _population_epoch(run, rows, schedules, active, records, columns,
+                                                      on_epoch is not None, shuffle)
+                if on_epoch is not None:
+                    on_epoch(epoch, epoch_logs, active)
+                if not active.any():
+                    break
+    finally:
+        if states is not None:
+            put_states(rngs, states)
     _write_histories(nets, columns, records)
     for i in range(k):
         run.finish(i)
