@@ -16,7 +16,9 @@
 
 Every network is 64-32-10, batch 32, plain SGD (with momentum), float32. Times are wall
 seconds, the median of --repeats interleaved repeats (so that a slow spell of the machine
-hits every variant alike); scikit-learn runs once. Compilation happens before any timing.
+hits every variant alike), each after a rest of REST seconds (so that no variant inherits
+the previous one's spinning BLAS threads); scikit-learn runs once. Compilation happens
+before any timing.
 """
 
 import argparse
@@ -43,7 +45,15 @@ NET = {"layers": [32], "batch_size": 32}
 SECTIONS = ("halving", "cv", "grid")
 
 
+# Seconds of rest before each timing: OpenBLAS's worker threads keep spinning for a while after their
+# last threaded product (fit's validation passes are large enough to use them), and a population that
+# starts meanwhile loses one of the cores to them (measured: the 48-trial grid's sweep 0.27 s right after
+# the fits, 0.22-0.24 s after a pause of 1 s or after another sweep). Each variant starts on idle cores.
+REST = 1.0
+
+
 def _timed(f):
+    time.sleep(REST)
     t0 = time.perf_counter()
     out = f()
     return time.perf_counter() - t0, out
