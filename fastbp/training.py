@@ -597,16 +597,25 @@ def _one_blas_thread(mm):
     """OpenBLAS on one thread while a population runs on it: each member's products stay on its own
     calling thread anyway, but a threaded OpenBLAS serialises calls that come from several threads at once
     (a population on two cores then runs no faster than on one)."""
+    global _BLAS_CONTROLLER
     if not isinstance(mm, Blas):
         yield
         return
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - a core dependency
+    if _BLAS_CONTROLLER is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:  # pragma: no cover - a core dependency
+            yield
+            return
+        # Finding the loaded libraries takes a millisecond or more (more with scikit-learn loaded): once per
+        # process. The BLAS the engines call (SciPy's) is loaded with fastbp; each limit reads and restores
+        # the thread counts as they are when it starts.
+        _BLAS_CONTROLLER = ThreadpoolController()
+    with _BLAS_CONTROLLER.limit(limits=1, user_api="blas"):
         yield
-        return
-    with threadpool_limits(limits=1, user_api="blas"):
-        yield
+
+
+_BLAS_CONTROLLER = None
 
 
 def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clips, Xv=None, Yv=None,
