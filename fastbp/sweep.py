@@ -843,8 +843,8 @@ def sweep(space, X, y, *, validation_data=None, validation_split=None, epochs=TR
             total = len(configs)
             search.run(configs)
             order = {_canonical(c): i for i, c in enumerate(configs)}
-            collected = sorted({_canonical(r["config"]): r for r in collected}.values(),
-                               key=lambda r: order.get(_canonical(r["config"]), len(order)))
+            latest = {_canonical(r["config"]): r for r in collected}
+            collected = [r for _, r in sorted(latest.items(), key=lambda kr: order.get(kr[0], len(order)))]
         else:
             total = trials
             collected = _optuna(space, base, trials, seed, metric, mode, prune, search, by_key)

@@ -95,6 +95,7 @@ def _sklearn_cv(X, y, epochs, folds):
 
 
 def main(argv=None):
+    global REST
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats per timing (median)")
     p.add_argument("--only", default=",".join(SECTIONS), help=f"sections, comma-separated: {', '.join(SECTIONS)}")
@@ -102,7 +103,9 @@ def main(argv=None):
     p.add_argument("--no-sklearn", dest="sklearn", action="store_false", help="skip scikit-learn's GridSearchCV")
     p.add_argument("--quick", action="store_true", help="2 epochs (3 for halving): a smoke run, not a measurement")
     p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument("--rest", type=float, default=REST, help=f"seconds of rest before each timing (default {REST})")
     args = p.parse_args(argv)
+    REST = args.rest
     only = [s for s in args.only.split(",") if s]
     for s in only:
         if s not in SECTIONS:
