@@ -281,20 +281,10 @@ class _Run:
 
     def logs(self, i, loss, correct, lr, val=None):
         """Network i's History entry for an epoch."""
-        logs = {"loss": float(loss[i]) / int(self.n[i])}
-        classifier = self.nets[i].is_classifier
-        if classifier:
-            logs["accuracy"] = float(correct[i]) / int(self.n[i])
-        if val is not None:
-            logs["val_loss"] = float(val[0][i]) / self.val_weight[i]
-            if classifier:
-                logs["val_accuracy"] = float(val[1][i]) / self.val_weight[i]
-        logs["lr"] = float(lr[i])
-        return logs
+        return {k: float(v[i]) for k, v in self.log_columns(loss, correct, lr, val).items()}
 
     def log_columns(self, loss, correct, lr, val=None):
-        """Every network's History entries for an epoch, as ``logs`` gives them one network at a time: a
-        dict of arrays, one entry per network (each value the same float as ``logs``')."""
+        """Every network's History entries for an epoch: a dict of arrays, one entry per network."""
         cols = {"loss": loss / self.n}
         classifier = self.nets[0].is_classifier  # the networks of a run share their shape and cost
         if classifier:
