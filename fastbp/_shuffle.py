@@ -118,5 +118,6 @@ def put_states(rngs, states):
     """Set each Generator to its row of ``states`` (from ``take_states``, advanced)."""
     for rng, st in zip(rngs, states):
         hi, lo, ihi, ilo, has, u = (int(v) for v in st)
-        rng.bit_generator.state = {"bit_generator": "PCG64", "state": {"state": (hi << 64) | lo, "inc": (ihi << 64) | ilo},
+        rng.bit_generator.state = {"bit_generator": "PCG64",
+                                   "state": {"state": (hi << 64) | lo, "inc": (ihi << 64) | ilo},
                                    "has_uint32": has, "uinteger": u}

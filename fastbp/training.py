@@ -625,8 +625,8 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
     with every network's logs (None for those not active) and the boolean ``active`` array, which
     it may change to stop networks (the networks' History, ``epochs_trained`` and shuffling generators
     are brought up to date when the call returns, not epoch by epoch). ``l2s`` gives each network's L2
-    penalty (default 0); ``sample_weight`` and ``sample_weight_val`` weigh the rows of X and Xv (float64 vectors, checked;
-    default none). A network whose cost stops being finite stops there, its
+    penalty (default 0); ``sample_weight`` and ``sample_weight_val`` weigh the rows of X and Xv
+    (float64 vectors, checked; default none). A network whose cost stops being finite stops there, its
     parameters and optimizer state those of its last completed epoch.
 
     Returns, per network, ``{"history": {key: [values]}, "diverged_at_epoch": E}`` (the latter only
