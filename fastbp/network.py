@@ -254,10 +254,10 @@ class Network:
     def _scales_targets(self):
         return self.activations[-1].code == IDENTITY and not self.is_classifier
 
-    def prepare_fit(self, X, y):
+    def prepare_fit(self, X, y, hint=True):
         """What the first fit learns besides the weights: class names from string labels, whether targets
-        are 1-D, the scaling (``standardize``); and a warning when unscaled features differ widely in
-        scale. Called by ``fit`` (training.fit) before it checks the data."""
+        are 1-D, the scaling (``standardize``); and (``hint``) a warning when unscaled features differ widely
+        in scale. Called by ``fit`` (training.fit) before it checks the data."""
         if self.epochs_trained > 0:
             return
         y_arr = np.asarray(y)
@@ -276,7 +276,7 @@ class Network:
             if self._scales_targets():
                 Y = checks.check_y(y, X.shape[0], self.layout.sizes[-1], self.loss, self.dtype)
             self.scaler_ = Scaler.fit(X, Y)
-        else:
+        elif hint:
             hint = scale_hint(X)
             if hint is not None:
                 warnings.warn(f"fit: {hint}", stacklevel=4)

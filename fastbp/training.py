@@ -22,6 +22,7 @@ import time
 import numpy as np
 
 from . import checks, io, kernels, plan
+from ._shuffle import _population_perms, put_states, take_states
 from .callbacks import Progress, auto_verbose, call_callback, check_callbacks, get_early_stopping
 from .kernels import _evaluate_population, _full_pass, _train_epoch, _train_epochs, _train_population
 from .matmul import (BLAS_ONE_THREAD_MACS, SERIAL_MACS, Blas, engine_for, largest_product, one_thread_rows,
@@ -226,6 +227,7 @@ class _Run:
             self.out = (np.zeros(k), np.zeros(k), np.zeros(k, dtype=np.int64), np.zeros(k))
             self.steps = np.array([net.state.step for net in nets], dtype=np.int64)
             self.perms = np.zeros((k, int(self.n.max())), dtype=np.int64)
+            self.good_P, self.good_S = np.empty_like(self.P), np.empty_like(self.S)
         else:
             self.rule = rules[0]
 
@@ -245,7 +247,7 @@ class _Run:
                                net.state.step, self.net, self.work, self.rule)
             return tuple(np.array([v]) for v in out)
         active = np.ones(len(self.nets), dtype=np.bool_) if active is None else active
-        for i, p in enumerate(perms):
+        for i, p in enumerate(perms or ()):  # None: the caller wrote them into self.perms
             self.perms[i, : p.shape[0]] = p
         _train_population(self.P, self.S, self.X, self.Y, self.sw, self.perms, self.n, active, self.batch_size, epoch_idx,
                           self.steps, self.net, self.work, self.rules, self.mm, *self.out)
@@ -288,16 +290,20 @@ class _Run:
 
     def logs(self, i, loss, correct, lr, val=None):
         """Network i's History entry for an epoch."""
-        logs = {"loss": float(loss[i]) / int(self.n[i])}
-        classifier = self.nets[i].is_classifier
+        return {k: float(v[i]) for k, v in self.log_columns(loss, correct, lr, val).items()}
+
+    def log_columns(self, loss, correct, lr, val=None):
+        """Every network's History entries for an epoch: a dict of arrays, one entry per network."""
+        cols = {"loss": loss / self.n}
+        classifier = self.nets[0].is_classifier  # the networks of a run share their shape and cost
         if classifier:
-            logs["accuracy"] = float(correct[i]) / int(self.n[i])
+            cols["accuracy"] = correct / self.n
         if val is not None:
-            logs["val_loss"] = float(val[0][i]) / self.val_weight[i]
+            cols["val_loss"] = val[0] / self.val_weight
             if classifier:
-                logs["val_accuracy"] = float(val[1][i]) / self.val_weight[i]
-        logs["lr"] = float(lr[i])
-        return logs
+                cols["val_accuracy"] = val[1] / self.val_weight
+        cols["lr"] = np.asarray(lr, dtype=np.float64).copy()
+        return cols
 
     def set_lr(self, i, lr):
         """Network i's base learning rate from the next epoch on."""
@@ -592,11 +598,8 @@ def _fit_compiled(net, run, epochs, shuffle, stopper, history, keep):
             rng.permuted(np.tile(order, (ran, 1)), axis=1)
         # The epochs' records, each value computed as run.logs computes it for one epoch.
         first = net.epochs_trained + 1
-        columns = {"loss": (out[0][:ran] / n).tolist()}
-        if net.is_classifier:
-            columns["accuracy"] = (out[1][:ran] / n).tolist()
-        columns.update(lr=out[2][:ran].tolist(), seconds=[seconds] * ran,
-                       samples_per_second=[n / seconds if seconds > 0 else math.inf] * ran)
+        columns = {k: v.tolist() for k, v in run.log_columns(out[0][:ran], out[1][:ran], out[2][:ran]).items()}
+        columns.update(seconds=[seconds] * ran, samples_per_second=[n / seconds if seconds > 0 else math.inf] * ran)
         epochs_run = list(range(first, first + ran))
         net.state.step += ran * n_batches
         net.epochs_trained += ran
@@ -621,43 +624,65 @@ def _fit_compiled(net, run, epochs, shuffle, stopper, history, keep):
     return False
 
 
-def _population_epoch(run, rows, schedules, active, records):
+def _population_epoch(run, rows, schedules, active, records, columns, want_logs, shuffle):
     """One epoch of a population's active networks (``train_population``): shuffles, trains, validates,
-    logs; a network whose cost stops being finite goes back to its last epoch and stops. Returns the
-    epoch's number and every network's logs (None where not active)."""
+    logs; a network whose cost stops being finite goes back to its last epoch and stops. The epoch's
+    logs of all networks go to ``columns`` as arrays (History entries are written at the end, all at
+    once: per network and epoch they cost more than the epoch of a small network). Returns the
+    epoch's number and, with ``want_logs``, every network's logs (None where not active). ``shuffle``:
+    (the networks' generator states, their rows as one array) to draw the permutations in compiled
+    code (``_shuffle``), or None to call each network's generator."""
     nets = run.nets
-    e = nets[0].epochs_trained
-    perms = []
-    for i, net in enumerate(nets):
-        if not active[i]:
-            perms.append(np.zeros(0, dtype=np.int64))
-            continue
-        p = net.state.rng.permutation(run.n[i]).astype(np.int64, copy=False)
-        perms.append(p if rows is None else np.asarray(rows[i], dtype=np.int64)[p])
-    good = run.P.copy(), run.S.copy()  # what a network that diverges in this epoch goes back to
-    loss, correct, bad, lr = run.epoch(e, perms, active)
+    e = nets[0].epochs_trained + len(columns)
+    if shuffle is not None:
+        _population_perms(shuffle[0], run.perms, run.n, shuffle[1], active)
+    else:
+        for i, net in enumerate(nets):
+            if active[i]:
+                p = net.state.rng.permutation(run.n[i])
+                if rows is None:
+                    run.perms[i, : run.n[i]] = p
+                else:
+                    np.take(rows[i], p, out=run.perms[i, : run.n[i]])
+    # What a network that diverges in this epoch goes back to.
+    np.copyto(run.good_P, run.P)
+    np.copyto(run.good_S, run.S)
+    loss, correct, bad, lr = run.epoch(e, None, active)
     val = run.validate(active) if run.Xv is not None else None
-    epoch_logs = [None] * len(nets)
-    for i, net in enumerate(nets):
-        if not active[i]:
-            continue
-        if bad[i] >= 0:
-            active[i] = False
-            run.P[i], run.S[i] = good[0][i], good[1][i]
-            run.steps[i] -= run.n_batches[i]
-            records[i]["diverged_at_epoch"] = e + 1
-            continue
-        logs = run.logs(i, loss, correct, lr, val)
-        run.step_schedule(i, schedules[i], logs)
-        net.epochs_trained = e + 1
-        net.history.append(e + 1, logs)
-        for key, v in logs.items():
-            records[i]["history"].setdefault(key, []).append(v)
-        epoch_logs[i] = logs
+    for i in np.flatnonzero(active & (bad >= 0)):
+        active[i] = False
+        run.P[i], run.S[i] = run.good_P[i], run.good_S[i]
+        run.steps[i] -= run.n_batches[i]
+        records[i]["diverged_at_epoch"] = e + 1
+    cols = run.log_columns(loss, correct, lr, val)
+    columns.append((active.copy(), cols))
+    epoch_logs = None
+    plateau = [i for i in np.flatnonzero(active) if isinstance(schedules[i], ReduceLROnPlateau)]
+    if want_logs or plateau:
+        epoch_logs = [{k: float(v[i]) for k, v in cols.items()} if active[i] else None for i in range(len(nets))]
+        for i in plateau:
+            run.step_schedule(i, schedules[i], epoch_logs[i])
     return e + 1, epoch_logs
 
 
-_blas_controller = None  # threadpoolctl's view of the loaded BLAS libraries, found once (a few ms)
+def _write_histories(nets, columns, records):
+    """The History entries of a population's epochs (``columns``: per epoch, the networks active in it and
+    its logs as arrays) into each network's History and record; each network's ``epochs_trained``."""
+    if not columns:
+        return
+    e0 = nets[0].epochs_trained
+    mask = np.array([a for a, _ in columns])  # (epochs, networks)
+    keys = list(columns[0][1])
+    table = {k: np.array([c[k] for _, c in columns]) for k in keys}
+    for i, net in enumerate(nets):
+        ran = np.flatnonzero(mask[:, i])
+        if ran.size == 0:
+            continue
+        logs = {k: table[k][ran, i].tolist() for k in keys}
+        net.history.extend((e0 + 1 + ran).tolist(), logs)
+        net.epochs_trained = e0 + 1 + int(ran[-1])
+        for k, v in logs.items():
+            records[i]["history"].setdefault(k, []).extend(v)
 
 
 @contextlib.contextmanager
@@ -667,19 +692,25 @@ def _one_blas_thread(mm, on=True):
     (a population on two cores then runs no faster than on one). Also while one network small enough to
     train in OpenBLAS on the calling thread (``matmul.engine_for``) trains: its products are too small for
     a second thread to pay, and a sleeping pool stays asleep beside another library's. Nothing without ``on``."""
-    global _blas_controller
+    global _BLAS_CONTROLLER
     if not (on and isinstance(mm, Blas)):
         yield
         return
-    if _blas_controller is None:
+    if _BLAS_CONTROLLER is None:
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:  # pragma: no cover - a core dependency
             yield
             return
-        _blas_controller = ThreadpoolController()
-    with _blas_controller.limit(limits=1, user_api="blas"):
+        # Finding the loaded libraries takes a millisecond or more (more with scikit-learn loaded): once per
+        # process. The BLAS the engines call (SciPy's) is loaded with fastbp; each limit reads and restores
+        # the thread counts as they are when it starts.
+        _BLAS_CONTROLLER = ThreadpoolController()
+    with _BLAS_CONTROLLER.limit(limits=1, user_api="blas"):
         yield
+
+
+_BLAS_CONTROLLER = None
 
 
 def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clips, Xv=None, Yv=None,
@@ -697,9 +728,10 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
     (start, stop) into Xv (default all rows: as cross-validation folds, each held out in turn, do).
     ``on_epoch(epoch, logs, active)`` runs after each epoch
     with every network's logs (None for those not active) and the boolean ``active`` array, which
-    it may change to stop networks. ``l2s`` gives each network's L2 penalty (default 0);
-    ``sample_weight`` and ``sample_weight_val`` weigh the rows of X and Xv (float64 vectors, checked;
-    default none). A network whose cost stops being finite stops there, its
+    it may change to stop networks (the networks' History, ``epochs_trained`` and shuffling generators
+    are brought up to date when the call returns, not epoch by epoch). ``l2s`` gives each network's L2
+    penalty (default 0); ``sample_weight`` and ``sample_weight_val`` weigh the rows of X and Xv
+    (float64 vectors, checked; default none). A network whose cost stops being finite stops there, its
     parameters and optimizer state those of its last completed epoch.
 
     Returns, per network, ``{"history": {key: [values]}, "diverged_at_epoch": E}`` (the latter only
@@ -722,13 +754,31 @@ def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clip
             run.set_lr(i, lr)
     active = np.ones(k, dtype=np.bool_)
     records = [{"history": {}} for _ in range(k)]
-    with _one_blas_thread(run.mm):
-        for _ in range(epochs):
-            epoch, epoch_logs = _population_epoch(run, rows, schedules, active, records)
-            if on_epoch is not None:
-                on_epoch(epoch, epoch_logs, active)
-            if not active.any():
-                break
+    rows = None if rows is None else [np.asarray(r, dtype=np.int64) for r in rows]
+    columns = []
+    rngs = [net.state.rng for net in nets]
+    states = take_states(rngs)
+    shuffle = None
+    if states is not None:
+        rows2d = np.zeros((0, 0), dtype=np.int64)
+        if rows is not None:
+            rows2d = np.zeros((k, int(counts.max())), dtype=np.int64)
+            for i, r in enumerate(rows):
+                rows2d[i, : r.shape[0]] = r
+        shuffle = (states, rows2d)
+    try:
+        with _one_blas_thread(run.mm):
+            for _ in range(epochs):
+                epoch, epoch_logs = _population_epoch(run, rows, schedules, active, records, columns,
+                                                      on_epoch is not None, shuffle)
+                if on_epoch is not None:
+                    on_epoch(epoch, epoch_logs, active)
+                if not active.any():
+                    break
+    finally:
+        if states is not None:
+            put_states(rngs, states)
+    _write_histories(nets, columns, records)
     for i in range(k):
         run.finish(i)
     return records

@@ -4,8 +4,8 @@
     python scripts/bench_sweeps.py [--repeats 3] [--only halving,cv,grid] [--no-sklearn] [--json out.json]
 
 (a) halving: an 81-trial random search (lr log-uniform in [1e-3, 1], momentum uniform in
-    [0, 0.95], seed) for 27 epochs, with prune=Halving() (factor 3 from epoch 1) and
-    Halving(min_epochs=3) against the same search run in full, for --search-seeds searches:
+    [0, 0.95], seed) for 27 epochs, with prune=Halving() (factor 2, rungs 4, 8, 16) and
+    Halving(factor=3) (rungs 4, 12) against the same search run in full, for --search-seeds searches:
     the best val_accuracy of each and the time ratio (target: within 1 point, at most 0.4x
     the time).
 (b) cv: the 48-trial grid (lr x momentum x seed, 20 epochs) with cv=5 against its 240 fits
@@ -16,7 +16,9 @@
 
 Every network is 64-32-10, batch 32, plain SGD (with momentum), float32. Times are wall
 seconds, the median of --repeats interleaved repeats (so that a slow spell of the machine
-hits every variant alike); scikit-learn runs once. Compilation happens before any timing.
+hits every variant alike), each after a rest of REST seconds (so that no variant inherits
+the previous one's spinning BLAS threads); scikit-learn runs once. Compilation happens
+before any timing.
 """
 
 import argparse
@@ -43,7 +45,15 @@ NET = {"layers": [32], "batch_size": 32}
 SECTIONS = ("halving", "cv", "grid")
 
 
+# Seconds of rest before each timing: OpenBLAS's worker threads keep spinning for a while after their
+# last threaded product (fit's validation passes are large enough to use them), and a population that
+# starts meanwhile loses one of the cores to them (measured: the 48-trial grid's sweep 0.27 s right after
+# the fits, 0.22-0.24 s after a pause of 1 s or after another sweep). Each variant starts on idle cores.
+REST = 1.0
+
+
 def _timed(f):
+    time.sleep(REST)
     t0 = time.perf_counter()
     out = f()
     return time.perf_counter() - t0, out
@@ -85,6 +95,7 @@ def _sklearn_cv(X, y, epochs, folds):
 
 
 def main(argv=None):
+    global REST
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3, help="interleaved repeats per timing (median)")
     p.add_argument("--only", default=",".join(SECTIONS), help=f"sections, comma-separated: {', '.join(SECTIONS)}")
@@ -92,7 +103,9 @@ def main(argv=None):
     p.add_argument("--no-sklearn", dest="sklearn", action="store_false", help="skip scikit-learn's GridSearchCV")
     p.add_argument("--quick", action="store_true", help="2 epochs (3 for halving): a smoke run, not a measurement")
     p.add_argument("--json", help="also write the figures to this JSON file")
+    p.add_argument("--rest", type=float, default=REST, help=f"seconds of rest before each timing (default {REST})")
     args = p.parse_args(argv)
+    REST = args.rest
     only = [s for s in args.only.split(",") if s]
     for s in only:
         if s not in SECTIONS:
@@ -116,7 +129,7 @@ def main(argv=None):
 
     if "halving" in only:
         # One search's best is one draw: the searches of several seeds show how often halving misses it.
-        variants = {"full": None, "Halving()": fastbp.Halving(), "Halving(min_epochs=3)": fastbp.Halving(min_epochs=3)}
+        variants = {"full": None, "Halving()": fastbp.Halving(), "Halving(factor=3)": fastbp.Halving(factor=3)}
         runs = {name: [] for name in variants}
         for search_seed in range(args.search_seeds):
             kw = dict(method="random", trials=RANDOM_TRIALS, seed=search_seed, epochs=random_epochs,

@@ -15,7 +15,8 @@ from fastbp.sweep import Halving, _digest, _Search
 X, Y = digits()
 X, Y = X[:480], Y[:480]
 FIXED = dict(layers=[8], batch_size=32)
-SPACE = {"lr": [0.003, 0.03, 0.3], "seed": [0, 1, 2]}  # 9 trials: 3 go on after the rung at epoch 1
+SPACE = {"lr": [0.003, 0.03, 0.3], "seed": [0, 1, 2]}  # 9 trials: 3 go on after the rung at epoch 2
+PRUNE = {"name": "halving", "factor": 3, "min_epochs": 2}
 
 
 def _fit(config, epochs, X_=X, y_=Y, **kw):
@@ -26,16 +27,22 @@ def _fit(config, epochs, X_=X, y_=Y, **kw):
 
 @pytest.fixture(scope="module")
 def pruned():
-    return fastbp.sweep(SPACE, X, Y, epochs=3, validation_split=0.25, prune="halving", **FIXED)
+    return fastbp.sweep(SPACE, X, Y, epochs=3, validation_split=0.25, prune=PRUNE, **FIXED)
 
 
 def test_rungs_and_how_many_go_on():
     h = Halving()
-    assert (h.factor, h.min_epochs) == (3, 1)
-    assert h.rungs(27) == [1, 3, 9] and h.rungs(28) == [1, 3, 9, 27] and h.rungs(1) == []
+    assert (h.factor, h.min_epochs) == (2, None)
+    # the default first rung: an eighth of the epochs, rounded up; then doubling below the epochs
+    assert h.rungs(27) == [4, 8, 16] and h.rungs(32) == [4, 8, 16] and h.rungs(33) == [5, 10, 20]
+    assert h.rungs(8) == [1, 2, 4] and h.rungs(2) == [1] and h.rungs(1) == []
+    assert [h.keep(n) for n in (81, 40, 11, 3, 2, 1)] == [40, 20, 5, 1, 1, 1]
+    h3 = Halving(factor=3, min_epochs=1)
+    assert h3.rungs(27) == [1, 3, 9] and h3.rungs(28) == [1, 3, 9, 27] and h3.rungs(1) == []
+    assert [h3.keep(n) for n in (81, 27, 10, 3, 2, 1)] == [27, 9, 3, 1, 1, 1]
     assert Halving(factor=2, min_epochs=2).rungs(10) == [2, 4, 8]
-    assert [h.keep(n) for n in (81, 27, 10, 3, 2, 1)] == [27, 9, 3, 1, 1, 1]
-    assert Halving(**{k: v for k, v in h.get_config().items() if k != "name"}).get_config() == h.get_config()
+    for spec in (h, h3):
+        assert Halving(**{k: v for k, v in spec.get_config().items() if k != "name"}).get_config() == spec.get_config()
     for bad in ({"factor": 1}, {"min_epochs": 0}):
         with pytest.raises(ValueError, match="prune"):
             Halving(**bad)
@@ -54,27 +61,40 @@ def test_ranking_ties_and_missing_values():
     assert search.halving(1, [3, 4], {3: math.nan, 4: None}) == {3}
 
 
+def test_trials_are_ranked_by_the_best_value_so_far():
+    search = _Search(None, 10, None, Halving(), "val_accuracy", "max", {}, None)
+    h = {"val_accuracy": [0.5, 0.9, 0.7, 0.95]}
+    assert [search._value(h, r) for r in (1, 2, 3, 4)] == [0.5, 0.9, 0.9, 0.95]
+    assert math.isnan(search._value(h, 5))  # did not reach the rung
+    assert search._value({"val_accuracy": [math.nan, 0.4, None]}, 3) == 0.4
+    assert math.isnan(search._value({"val_accuracy": [math.nan, None]}, 2))
+    search.mode, search.metric = "min", "val_loss"
+    assert search._value({"val_loss": [0.9, 0.3, 0.6]}, 3) == 0.3
+
+
 def test_a_pruned_sweep_keeps_the_best_at_each_rung_and_stops_the_rest(pruned):
     assert len(pruned) == 9
-    # the reference: every trial fit alone for one epoch, ranked by val_accuracy, ties to the earlier
-    first = [_fit(t["config"], 1, validation_split=0.25).history["val_accuracy"][-1] for t in pruned.trials]
-    kept = sorted(range(9), key=lambda i: (-first[i], i))[:3]
+    # the reference: every trial fit alone for two epochs, ranked by its best val_accuracy in them, ties
+    # to the earlier trial
+    fits = [_fit(t["config"], 2, validation_split=0.25).history["val_accuracy"] for t in pruned.trials]
+    best = [max(h) for h in fits]
+    kept = sorted(range(9), key=lambda i: (-best[i], i))[:3]
     for i, t in enumerate(pruned.trials):
         if i in kept:
             assert "pruned_at_epoch" not in t and len(t["history"]["loss"]) == 3
             assert t["params_digest"] == _digest(_fit(t["config"], 3, validation_split=0.25).params)
         else:
-            assert t["pruned_at_epoch"] == 1 and len(t["history"]["loss"]) == 1
-            assert t["final"]["val_accuracy"] == first[i]
+            assert t["pruned_at_epoch"] == 2 and len(t["history"]["loss"]) == 2
+            assert t["final"]["val_accuracy"] == fits[i][-1]
     assert "pruned_at_epoch" not in pruned.best
 
 
 def test_a_resumed_pruned_sweep_reaches_the_same_result(pruned, tmp_path):
     path = tmp_path / "t.jsonl"
-    kw = dict(epochs=3, validation_split=0.25, prune={"name": "halving", "factor": 3}, results=path, **FIXED)
+    kw = dict(epochs=3, validation_split=0.25, prune=PRUNE, results=path, **FIXED)
     fastbp.sweep(SPACE, X, Y, **kw)
     lines = path.read_text().splitlines()
-    assert len(lines) == 9
+    assert len(lines) == 9 and sum("pruned_at_epoch" in json.loads(line) for line in lines[:6]) == 6
     table = lambda res: [(t["config"]["lr"], t["config"]["seed"], t.get("pruned_at_epoch"),  # noqa: E731
                           t["params_digest"], t["final"]) for t in res.trials]
     old = [json.dumps({k: v for k, v in json.loads(line).items() if k not in ("network", "fit")}) for line in lines]
@@ -99,7 +119,7 @@ def test_halving_with_epochs_swept_is_refused():
 def test_halving_on_dask_gives_the_local_result(pruned):
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as c:
-        res = fastbp.sweep(SPACE, X, Y, epochs=3, validation_split=0.25, prune="halving", backend="dask",
+        res = fastbp.sweep(SPACE, X, Y, epochs=3, validation_split=0.25, prune=PRUNE, backend="dask",
                            scheduler=c.scheduler_address, **FIXED)
     assert [(t["config"], t.get("pruned_at_epoch"), t["params_digest"]) for t in res.trials] == \
         [(t["config"], t.get("pruned_at_epoch"), t["params_digest"]) for t in pruned.trials]
@@ -149,7 +169,7 @@ def test_shuffled_folds_are_cut_from_rows_permuted_with_the_seed():
 
 def test_cross_validation_with_halving_ranks_by_the_fold_mean():
     res = fastbp.sweep({"lr": [0.003, 0.03, 0.3, 1.0]}, X, Y, epochs=2, cv=2, prune=Halving(factor=2), **FIXED)
-    at_one = [t["history"]["val_accuracy"][0] for t in res.trials]
+    at_one = [t["history"]["val_accuracy"][0] for t in res.trials]  # the default rung of 2 epochs: epoch 1
     kept = sorted(range(4), key=lambda i: (-at_one[i], i))[:2]
     assert [i for i, t in enumerate(res.trials) if "pruned_at_epoch" not in t] == sorted(kept)
     for t in res.trials:
@@ -228,7 +248,8 @@ def test_cli_sweep_prunes_cross_validates_and_writes_the_best_model(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "pruned at epoch 1" in r.stdout and "best_model.npz" in r.stdout
     records = [json.loads(line) for line in (tmp_path / "o" / "trials.jsonl").read_text().splitlines()]
-    assert len(records) == 6 and sum("pruned_at_epoch" in t for t in records) == 4
+    # the default Halving: rungs at epochs 1 and 2 (factor 2): 6 trials, 3 go on, then 1
+    assert len(records) == 6 and sum("pruned_at_epoch" in t for t in records) == 5
     assert all(len(t["folds"]) == 2 for t in records)
     model = fastbp.load(tmp_path / "o" / "best_model.npz")
     assert model.epochs_trained == 3
