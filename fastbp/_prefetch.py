@@ -5,10 +5,12 @@ The training epoch gathers each batch's rows of X and Y at random (a permutation
 is a cache miss, and the batch loop waits for them. Prefetched one batch ahead, those loads overlap the
 previous batch's products instead. It is a hint only: results never depend on it.
 
-The intrinsic uses Numba's code-generation helpers (``numba.core.cgutils``), which are not public API;
-where they are missing, ``prefetch_rows`` does nothing.
+The intrinsic uses Numba's code-generation helpers (``numba.core.cgutils``, the context's array model), which
+are not public API: where they are missing or no longer compile, ``prefetch_rows`` does nothing (checked once at
+import, so that a new Numba cannot break the training kernels that call it).
 """
 
+import numpy as np
 from numba import njit, types
 from numba.extending import intrinsic
 from llvmlite import ir
@@ -62,8 +64,16 @@ if cgutils is not None:
                 _prefetch_at(X, r, j)
             _prefetch_at(X, r, n - 1)  # a row that does not start on a line boundary ends on one more line
 
-else:  # pragma: no cover
 
-    @njit(cache=True, error_model="numpy")
-    def prefetch_rows(X, idx):
-        """Does nothing: this Numba lacks the helpers the prefetch needs."""
+@njit(cache=True, error_model="numpy")
+def _no_prefetch(X, idx):
+    """What ``prefetch_rows`` is where this Numba lacks the helpers it needs: nothing."""
+
+
+if cgutils is None:  # pragma: no cover
+    prefetch_rows = _no_prefetch
+else:
+    try:
+        prefetch_rows(np.zeros((1, 1), np.float32), np.zeros(1, np.int64))
+    except Exception:  # pragma: no cover - a Numba whose internals changed: training without the hint
+        prefetch_rows = _no_prefetch
