@@ -28,7 +28,7 @@ if cgutils is not None:
 
     @intrinsic
     def _prefetch_at(typingctx, arr, i, j):
-        """Prefetch the cache line holding arr[i, j] (for reading, kept in every cache level)."""
+        """Prefetch the cache line holding arr[i, j], for reading."""
         if not (isinstance(arr, types.Array) and arr.ndim == 2 and isinstance(i, types.Integer)
                 and isinstance(j, types.Integer)):
             return None

@@ -152,8 +152,8 @@ def test_plain_descent_inside_the_backward_pass_is_the_update_rule(host, dtype):
 
 
 def test_prefetch_rows_reads_any_layout_and_changes_nothing():
-    """The gather's prefetch is a hint: on contiguous, strided, empty and one-column arrays of either dtype
-    it returns and leaves them bitwise as they were (an address outside the array would fault or corrupt)."""
+    """The gather's prefetch is a hint: it compiles for contiguous, strided, Fortran-ordered, empty and
+    one-column arrays of either dtype, and leaves them bitwise as they were."""
     from fastbp._prefetch import prefetch_rows
 
     base = RNG.standard_normal((40, 70))
