@@ -22,6 +22,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ._prefetch import prefetch_rows
 from .activations import _act_backward, _activate
 from .checks import all_finite
 from .losses import _output_delta
@@ -340,6 +341,10 @@ def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, ne
                 Y0[i, j] = Y[r, j]
             for j in range(n0):
                 A0[i, j] = X[r, j]
+        if start + rows < n:  # the next batch's rows start loading while this one computes
+            nxt = perm[start + rows : start + rows + batch_size]
+            prefetch_rows(X, nxt)
+            prefetch_rows(Y, nxt)
         _forward_dropout(params, A0, net, work, rule.drop, _dropout_stream(rule.drop_key, epoch_idx, bi))
         c, ok = _loss_delta(Y0, net, work, rows, 1.0 / wsum, w0)
         decay = 0.0

@@ -149,3 +149,19 @@ def test_plain_descent_inside_the_backward_pass_is_the_update_rule(host, dtype):
     tol = {"rtol": 1e-4, "atol": 1e-6} if dtype == "float32" else {"rtol": 1e-12, "atol": 1e-14}
     np.testing.assert_allclose(nets[0].params, nets[1].params, **tol)
     assert not np.array_equal(nets[0].params, fastbp.Network([64, 32, 3], dtype=dtype, seed=0).params)
+
+
+def test_prefetch_rows_reads_any_layout_and_changes_nothing():
+    """The gather's prefetch is a hint: it compiles for contiguous, strided, Fortran-ordered, empty and
+    one-column arrays of either dtype, and leaves them bitwise as they were."""
+    from fastbp._prefetch import prefetch_rows
+
+    base = RNG.standard_normal((40, 70))
+    arrays = [base.astype(np.float32), base, base[::3, ::2], np.asfortranarray(base), base[:, :0], base[:, :1],
+              base[:0]]
+    for X in arrays:
+        before = X.copy()
+        idx = np.arange(X.shape[0])[::-1].copy()
+        prefetch_rows(X, idx)
+        prefetch_rows(X, idx[:0])
+        np.testing.assert_array_equal(X, before)
