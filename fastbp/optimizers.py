@@ -213,26 +213,34 @@ def _update(params, grad, state, code, hyper, lr, step, clip, mm=None):
     compiled loops on several threads (``Loops``), a large update is split over
     them; beside BLAS's threads (``Blas``) it stays on one core.
     """
-    c = _clip_scale(grad, clip)
-    if mm is None or not _split_rule(params, grad, state, code, hyper, lr, step, c, mm):
-        _rule(params, grad, _slot(state, 0, params), _slot(state, 1, params), code, hyper, lr, step, c)
+    _update_part(params, grad, _slot(state, 0, params), _slot(state, 1, params), code, hyper, lr, step,
+                 _clip_scale(grad, clip), 0.0, mm)
 
 
-def _split_rule(params, grad, state, code, hyper, lr, step, c, mm):
+@njit(cache=True, error_model="numpy")
+def _update_part(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm=None):
+    """``_update`` of a part of the parameters (its state rows ``s0``, ``s1``, or empty) with the gradient
+    already scaled by ``c``, each element's gradient taken as grad + decay · θ (the L2 penalty's, added
+    as the rule reads it: the same arithmetic as adding it to ``grad`` first)."""
+    if mm is None or not _split_rule(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm):
+        _rule(params, grad, s0, s1, code, hyper, lr, step, c, decay)
+
+
+def _split_rule(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm):
     """Run the rule split over mm's threads if it pays; whether it did."""
 
 
 @overload(_split_rule)
-def _split_rule_impl(params, grad, state, code, hyper, lr, step, c, mm):
+def _split_rule_impl(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm):
     if _is(mm, Loops):  # compiled for the loops only
-        def split(params, grad, state, code, hyper, lr, step, c, mm):
+        def split(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm):
             if mm.threads < 2 or params.shape[0] < PAR_UPDATE_MIN:
                 return False
-            _par_rule(params, grad, state, code, hyper, lr, step, c, mm.threads)
+            _par_rule(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm.threads)
             return True
 
         return split
-    return lambda params, grad, state, code, hyper, lr, step, c, mm: False
+    return lambda params, grad, s0, s1, code, hyper, lr, step, c, decay, mm: False
 
 
 @njit(cache=True, error_model="numpy")
@@ -242,46 +250,47 @@ def _slot(state, k, params):
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _par_rule(params, grad, state, code, hyper, lr, step, c, T):
+def _par_rule(params, grad, s0, s1, code, hyper, lr, step, c, decay, T):
     n = params.shape[0]
-    s0 = _slot(state, 0, params)
-    s1 = _slot(state, 1, params)
     for t in prange(T):
         lo = (t * n // T) // 16 * 16  # part edges on 64-byte lines
         hi = n if t == T - 1 else ((t + 1) * n // T) // 16 * 16
-        _rule(params[lo:hi], grad[lo:hi], s0[lo:hi], s1[lo:hi], code, hyper, lr, step, c)
+        _rule(params[lo:hi], grad[lo:hi], s0[lo:hi], s1[lo:hi], code, hyper, lr, step, c, decay)
 
 
 @njit(cache=True, error_model="numpy")
-def _rule(params, grad, s0, s1, code, hyper, lr, step, clip_scale):
-    """The rule ``code`` over these parameters; ``s0``, ``s1``: its state rows (or empty)."""
+def _rule(params, grad, s0, s1, code, hyper, lr, step, clip_scale, decay=0.0):
+    """The rule ``code`` over these parameters; ``s0``, ``s1``: its state rows (or empty); each element's
+    gradient is grad + decay · θ where ``decay`` is not 0 (see ``_update_part``)."""
     t = params.dtype.type
     c = t(clip_scale)
     wd = t(hyper[H_WD])
     eta = t(lr)
     one = t(1.0)
     n = params.shape[0]
+    d = t(decay)
+    decayed = decay != 0.0
     if code == OPT_SGD:
         mu = t(hyper[H_MOMENTUM])
         if hyper[H_MOMENTUM] == 0.0:
-            if wd == 0 and c == one:
+            if wd == 0 and c == one and not decayed:
                 _sgd_step(params, grad, lr)
             else:
                 for i in range(n):
-                    params[i] -= eta * (c * grad[i] + wd * params[i])
+                    params[i] -= eta * (c * _decayed(grad[i], params[i], d, decayed) + wd * params[i])
         else:
             buf = s0
             nesterov = hyper[H_NESTEROV] != 0.0
             if step == 1:  # PyTorch starts the buffer at the first gradient
                 for i in range(n):
-                    buf[i] = c * grad[i] + wd * params[i]
+                    buf[i] = c * _decayed(grad[i], params[i], d, decayed) + wd * params[i]
             else:
                 for i in range(n):
-                    buf[i] = mu * buf[i] + (c * grad[i] + wd * params[i])
+                    buf[i] = mu * buf[i] + (c * _decayed(grad[i], params[i], d, decayed) + wd * params[i])
             # branches hoisted out of the element loops, so each loop vectorises
             if nesterov:
                 for i in range(n):
-                    params[i] -= eta * ((c * grad[i] + wd * params[i]) + mu * buf[i])
+                    params[i] -= eta * ((c * _decayed(grad[i], params[i], d, decayed) + wd * params[i]) + mu * buf[i])
             else:
                 for i in range(n):
                     params[i] -= eta * buf[i]
@@ -295,13 +304,13 @@ def _rule(params, grad, s0, s1, code, hyper, lr, step, clip_scale):
         eps = t(hyper[H_EPS])
         tb1 = t(b1)
         tb2 = t(b2)
-        decay = one - eta * wd
+        shrink = one - eta * wd
         if code == OPT_ADAMW:  # decoupled: θ ← θ(1 - ηλ), and the moments see the bare gradient
             for i in range(n):
-                params[i] *= decay
+                params[i] *= shrink
             wd = t(0.0)
         for i in range(n):
-            g = c * grad[i] + wd * params[i]
+            g = c * _decayed(grad[i], params[i], d, decayed) + wd * params[i]
             mi = tb1 * m[i] + (one - tb1) * g
             vi = tb2 * v[i] + (one - tb2) * g * g
             m[i] = mi
@@ -315,7 +324,7 @@ def _rule(params, grad, s0, s1, code, hyper, lr, step, clip_scale):
         if hyper[H_MOMENTUM] > 0.0:
             buf = s1
             for i in range(n):
-                g = c * grad[i] + wd * params[i]
+                g = c * _decayed(grad[i], params[i], d, decayed) + wd * params[i]
                 vi = alpha * v[i] + (one - alpha) * g * g
                 v[i] = vi
                 b = mu * buf[i] + g / (np.sqrt(vi) + eps)
@@ -323,7 +332,14 @@ def _rule(params, grad, s0, s1, code, hyper, lr, step, clip_scale):
                 params[i] -= eta * b
         else:
             for i in range(n):
-                g = c * grad[i] + wd * params[i]
+                g = c * _decayed(grad[i], params[i], d, decayed) + wd * params[i]
                 vi = alpha * v[i] + (one - alpha) * g * g
                 v[i] = vi
                 params[i] -= eta * g / (np.sqrt(vi) + eps)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _decayed(g, p, d, decayed):
+    """g + d · p where ``decayed``, else g itself (not g + 0 · p, which turns -0 into +0 and a NaN θ into a NaN
+    gradient)."""
+    return g + d * p if decayed else g

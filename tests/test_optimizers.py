@@ -20,15 +20,16 @@ def _net():
     return fastbp.Network([5, 6, 3], activation="tanh", dtype="float64", seed=7)
 
 
-def _reference(opt, steps, clip=None, lr_at=None):
-    """25 full-batch steps of ``opt``'s rule, written out in NumPy from PyTorch's definitions."""
+def _reference(opt, steps, clip=None, lr_at=None, l2=0.0):
+    """25 full-batch steps of ``opt``'s rule, written out in NumPy from PyTorch's definitions (on the cost with
+    the L2 penalty ``l2``, whose gradient Network.loss_and_grad includes)."""
     net = _net()
     p = net.params.copy()
     h = opt.get_config()
     buf = m = v = None
     for t in range(1, steps + 1):
         net.params = p
-        _, g = net.loss_and_grad(X, Y)
+        _, g = net.loss_and_grad(X, Y, l2=l2)
         if clip is not None:
             norm = np.sqrt(np.sum(g * g))
             g = g * min(1.0, clip / (norm + 1e-6))
@@ -98,6 +99,30 @@ def test_update_split_over_threads_is_bitwise_the_same(opt):
     for p, state in results[1:]:
         np.testing.assert_array_equal(p, results[0][0])
         np.testing.assert_array_equal(state, results[0][1])
+
+
+@pytest.mark.parametrize("opt", OPTIMIZERS, ids=repr)
+def test_l2_matches_reference(opt):
+    # The L2 penalty's gradient is added where the rule reads the gradient (AdamW: in a pass of its own).
+    net = _net()
+    net.fit(X, Y, epochs=25, batch_size=len(X), optimizer=opt, shuffle=False, verbose=0, l2=0.5)
+    ref = _reference(opt, 25, l2=0.5)
+    assert not np.allclose(ref, _reference(opt, 25), rtol=1e-3)
+    np.testing.assert_allclose(net.params, ref, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("opt", [o for o in OPTIMIZERS if o.name != "adamw"], ids=repr)
+def test_l2_in_the_update_is_bitwise_the_separate_pass(opt, dtype):
+    # A clip bound that never clips takes the L2 penalty's gradient and Σ‖W‖² in passes of their own: the update
+    # that adds the penalty as it reads the gradient, and the cost from the Σ‖W‖² it leaves, give the same bits.
+    runs = []
+    for clip in (None, 1e30):
+        net = fastbp.Network([5, 6, 3], activation="tanh", dtype=dtype, seed=7)
+        hist = net.fit(X, Y, epochs=4, batch_size=7, optimizer=opt, shuffle=True, verbose=0, l2=0.3, clip_norm=clip)
+        runs.append((net.params.copy(), hist["loss"]))
+    np.testing.assert_array_equal(runs[0][0], runs[1][0])
+    np.testing.assert_array_equal(runs[0][1], runs[1][1])
 
 
 def test_clip_norm_matches_reference():
