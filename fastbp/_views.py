@@ -1,5 +1,6 @@
 """``rows_view(buf, off, rows, m)``: the C-contiguous (rows, m) view of ``buf[off : off + rows * m]`` of a
-1-D C-contiguous array, built in place by compiled code.
+1-D C-contiguous array, and ``flat_view(arr)``, the 1-D view of a C-contiguous array, built in place by
+compiled code.
 
 The training kernels view their flat buffers (parameters, per-layer work space) as 2-D blocks a dozen times
 per batch. ``buf[a:b].reshape((rows, m))`` does that through a call into Numba's C helper
@@ -21,6 +22,12 @@ from numba.extending import intrinsic, overload
 def _reshaped(buf, off, rows, m):
     """What ``rows_view`` is where this Numba lacks the helpers it needs."""
     return buf[off : off + rows * m].reshape((rows, m))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _reshaped_flat(arr):
+    """What ``flat_view`` is where this Numba lacks the helpers it needs."""
+    return arr.reshape(arr.size)
 
 
 try:
@@ -53,6 +60,36 @@ if cgutils is not None:
 
         return retty(buf, off, rows, m), codegen
 
+    @intrinsic
+    def _flat1d(typingctx, arr):
+        if not (isinstance(arr, types.Array) and arr.layout == "C"):
+            return None
+        retty = arr.copy(ndim=1, layout="C")
+
+        def codegen(context, builder, sig, args):
+            src = context.make_array(sig.args[0])(context, builder, args[0])
+            out = context.make_array(sig.return_type)(context, builder)
+            populate_array(out, data=src.data, shape=cgutils.pack_array(builder, [src.nitems]),
+                           strides=cgutils.pack_array(builder, [src.itemsize]), itemsize=src.itemsize,
+                           meminfo=src.meminfo, parent=src.parent)
+            return impl_ret_borrowed(context, builder, sig.return_type, out._getvalue())
+
+        return retty(arr), codegen
+
+    def _flat(arr):
+        return arr.reshape(arr.size)
+
+    @overload(_flat, inline="always")
+    def _flat_impl(arr):
+        if isinstance(arr, types.Array) and arr.layout == "C":
+            return lambda arr: _flat1d(arr)
+        return lambda arr: arr.reshape(arr.size)
+
+    @njit(cache=True, error_model="numpy", inline="always")
+    def flat_view(arr):
+        """The 1-D view of all of ``arr`` (built in place where C-contiguous)."""
+        return _flat(arr)
+
     def _rows_view(buf, off, rows, m):
         return _reshaped(buf, off, rows, m)
 
@@ -69,9 +106,10 @@ if cgutils is not None:
 
     try:
         _probe = np.arange(6, dtype=np.float32)
-        if not np.array_equal(rows_view(_probe, 2, 2, 2), _probe[2:6].reshape((2, 2))):  # pragma: no cover
+        if not (np.array_equal(rows_view(_probe, 2, 2, 2), _probe[2:6].reshape((2, 2)))
+                and np.array_equal(flat_view(_probe.reshape((2, 3))), _probe)):  # pragma: no cover
             raise RuntimeError("rows_view")
     except Exception:  # pragma: no cover - a Numba whose internals changed
-        rows_view = _reshaped
+        rows_view, flat_view = _reshaped, _reshaped_flat
 else:  # pragma: no cover
-    rows_view = _reshaped
+    rows_view, flat_view = _reshaped, _reshaped_flat

@@ -23,7 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._prefetch import prefetch_rows
-from ._views import rows_view
+from ._views import flat_view, rows_view
 from .activations import _act_backward, _activate
 from .checks import all_finite
 from .losses import _output_delta
@@ -178,7 +178,7 @@ def _descend_layer(D, a_prev, W, gW, lr, mm):
     gW = Dᵀ a_prev, then the update's own step; ``gW`` is work space of W's shape."""
     if not fold_descent(D, a_prev, W, lr, mm):
         matmul_tn(D, a_prev, gW, mm)
-        _sgd_step(W.reshape(W.size), gW.reshape(gW.size), lr)
+        _sgd_step(flat_view(W), flat_view(gW), lr)
 
 
 @njit(cache=True, error_model="numpy")
