@@ -20,13 +20,13 @@ from numba.extending import intrinsic, overload
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _reshaped(buf, off, rows, m):
-    """What ``rows_view`` is where this Numba lacks the helpers it needs."""
+    """What ``rows_view`` is for a non-contiguous ``buf``, or where this Numba lacks the helpers it needs."""
     return buf[off : off + rows * m].reshape((rows, m))
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _reshaped_flat(arr):
-    """What ``flat_view`` is where this Numba lacks the helpers it needs."""
+    """What ``flat_view`` is for a non-contiguous ``arr``, or where this Numba lacks the helpers it needs."""
     return arr.reshape(arr.size)
 
 
@@ -77,13 +77,13 @@ if cgutils is not None:
         return retty(arr), codegen
 
     def _flat(arr):
-        return arr.reshape(arr.size)
+        return _reshaped_flat(arr)
 
     @overload(_flat, inline="always")
     def _flat_impl(arr):
         if isinstance(arr, types.Array) and arr.layout == "C":
             return lambda arr: _flat1d(arr)
-        return lambda arr: arr.reshape(arr.size)
+        return lambda arr: _reshaped_flat(arr)
 
     @njit(cache=True, error_model="numpy", inline="always")
     def flat_view(arr):
@@ -97,7 +97,7 @@ if cgutils is not None:
     def _rows_view_impl(buf, off, rows, m):
         if isinstance(buf, types.Array) and buf.ndim == 1 and buf.layout == "C":
             return lambda buf, off, rows, m: _view2d(buf, off, rows, m)
-        return lambda buf, off, rows, m: buf[off : off + rows * m].reshape((rows, m))
+        return lambda buf, off, rows, m: _reshaped(buf, off, rows, m)
 
     @njit(cache=True, error_model="numpy", inline="always")
     def rows_view(buf, off, rows, m):
