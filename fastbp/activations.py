@@ -13,6 +13,7 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
+from ._views import flat_view
 from .specs import parse_spec
 
 __all__ = [
@@ -294,7 +295,7 @@ def _activate(Z, A, b, code, p0, p1):
                 A[i, j] = Z[i, j] - zmax
         # The exponentials in one loop over the whole (contiguous) block: a row of 10 outputs is
         # shorter than a vector of the loop LLVM makes, which then ran all of it scalar (4x slower).
-        flat = A.reshape(n * m)
+        flat = flat_view(A)
         for e in range(n * m):
             flat[e] = _exp_nonpos(flat[e])
         for i in range(n):

@@ -23,6 +23,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._prefetch import prefetch_rows
+from ._views import flat_view, rows_view
 from .activations import _act_backward, _activate
 from .checks import all_finite
 from .losses import _output_delta
@@ -39,15 +40,14 @@ def _block(buf, sizes, l, cap, rows):
     for k in range(1, l + 1):
         off += sizes[k]
     off *= cap
-    m = sizes[l + 1]
-    return buf[off : off + rows * m].reshape((rows, m))
+    return rows_view(buf, off, rows, sizes[l + 1])
 
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _weights(params, net, l):
     n_in = net.sizes[l]
     n_out = net.sizes[l + 1]
-    return params[net.w_off[l] : net.w_off[l] + n_out * n_in].reshape((n_out, n_in))
+    return rows_view(params, net.w_off[l], n_out, n_in)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -63,8 +63,7 @@ def _input_block(buf, sizes, l, cap, rows):
     for k in range(l):
         off += sizes[k]
     off *= cap
-    m = sizes[l]
-    return buf[off : off + rows * m].reshape((rows, m))
+    return rows_view(buf, off, rows, sizes[l])
 
 
 # splitmix64's constants (Steele, Lea & Flood 2014): a counter-based generator, so a mask depends
@@ -179,7 +178,7 @@ def _descend_layer(D, a_prev, W, gW, lr, mm):
     gW = Dᵀ a_prev, then the update's own step; ``gW`` is work space of W's shape."""
     if not fold_descent(D, a_prev, W, lr, mm):
         matmul_tn(D, a_prev, gW, mm)
-        _sgd_step(W.reshape(W.size), gW.reshape(gW.size), lr)
+        _sgd_step(flat_view(W), flat_view(gW), lr)
 
 
 @njit(cache=True, error_model="numpy")
