@@ -596,9 +596,9 @@ def _fit_compiled(net, run, epochs, shuffle, stopper, history, keep):
         if shuffle and ran < k:
             rng.bit_generator.state = before
             rng.permuted(np.tile(order, (ran, 1)), axis=1)
-        # The epochs' records, each value computed as run.logs computes it for one epoch.
+        # The epochs' records, computed as run.logs computes one epoch's.
         first = net.epochs_trained + 1
-        columns = {k: v.tolist() for k, v in run.log_columns(out[0][:ran], out[1][:ran], out[2][:ran]).items()}
+        columns = {key: v.tolist() for key, v in run.log_columns(out[0][:ran], out[1][:ran], out[2][:ran]).items()}
         columns.update(seconds=[seconds] * ran, samples_per_second=[n / seconds if seconds > 0 else math.inf] * ran)
         epochs_run = list(range(first, first + ran))
         net.state.step += ran * n_batches
