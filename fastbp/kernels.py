@@ -448,13 +448,13 @@ def _train_epochs(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net
     p = params.shape[0]
     flat = state.reshape(state.size)
     for e in range(perms.shape[0]):
-        saved[:p] = params
-        saved[p:] = flat
+        _copy(params, saved[:p])
+        _copy(flat, saved[p:])
         loss, correct, bad, lr = _train_epoch(params, state, X, Y, sw, perms[e], batch_size, epoch0 + e,
                                               step0 + e * n_batches, net, work, rule)
         if bad >= 0:
-            params[:] = saved[:p]
-            flat[:] = saved[p:]
+            _copy(saved[:p], params)
+            _copy(saved[p:], flat)
             out_loss[e] = loss
             return e, bad, False
         out_loss[e] = loss
@@ -466,10 +466,18 @@ def _train_epochs(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net
             is_best, halt = _judge(stop, value)
             out_best[e] = is_best
             if is_best and best.shape[0] > 0:
-                best[:] = params
+                _copy(params, best)
             if halt:
                 return e + 1, -1, True
     return perms.shape[0], -1, False
+
+
+@njit(cache=True, error_model="numpy")
+def _copy(src, dst):
+    """dst[:] = src for two vectors of the same length: an element loop, since Numba's array assignment
+    compiles its shape-mismatch message (string formatting) into every caller, seconds of first compile."""
+    for i in range(dst.shape[0]):
+        dst[i] = src[i]
 
 
 # Numba's parallel loops take a namedtuple across their boundary only when none of its fields is itself a

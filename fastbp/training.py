@@ -24,7 +24,7 @@ import numpy as np
 from . import checks, io, kernels, plan
 from ._shuffle import _population_perms, put_states, take_states
 from .callbacks import Progress, auto_verbose, call_callback, check_callbacks, get_early_stopping
-from .kernels import _evaluate_population, _full_pass, _train_epoch, _train_epochs, _train_population
+from .kernels import _evaluate_population, _full_pass, _train_epochs, _train_population
 from .matmul import (BLAS_ONE_THREAD_MACS, SERIAL_MACS, Blas, engine_for, largest_product, one_thread_rows,
                      population_engine)
 from .optimizers import SGD, Optimizer, get_optimizer
@@ -181,7 +181,7 @@ def _restore(net, snap):
 
 class _Run:
     """Networks of one shape trained side by side on X, Y: their kernel arguments, the epoch call
-    and the validation pass. One network (``fit``) runs ``_train_epoch`` on its own parameters with
+    and the validation pass. One network (``fit``) runs ``_train_epochs`` on its own parameters with
     the engine of its size; several run ``_train_population`` on stacked copies, one core each."""
 
     def __init__(self, nets, X, Y, batch_size, rules, Xv=None, Yv=None, population=False, n=None, sw=None, swv=None,
@@ -230,6 +230,10 @@ class _Run:
             self.good_P, self.good_S = np.empty_like(self.P), np.empty_like(self.S)
         else:
             self.rule = rules[0]
+            # _train_epochs' arguments of one epoch: no stopping rule, no best parameters, the undo buffer.
+            self.no_stop = np.zeros(kernels.STOP_SIZE)
+            self.no_best = np.empty(0, dtype=dtype)
+            self.saved = np.empty(n_params + first.state.slots.size, dtype=dtype)
 
     def epoch(self, epoch_idx, perms, active=None, on_batches=None):
         """One epoch of every (active) network over its rows ``perms[i]``; (costs and accuracies summed as
@@ -243,9 +247,7 @@ class _Run:
             if on_batches is not None and (self._batch_seconds is None
                                            or self._batch_seconds * self.n_batches[0] > 2 * CHUNK_SECONDS):
                 return self._epoch_in_chunks(epoch_idx, perms[0], on_batches)
-            out = _train_epoch(net.params, net.state.slots, self.X, self.Y, self.sw, perms[0], self.batch_size, epoch_idx,
-                               net.state.step, self.net, self.work, self.rule)
-            return tuple(np.array([v]) for v in out)
+            return self._batches(perms[0], epoch_idx, net.state.step)
         active = np.ones(len(self.nets), dtype=np.bool_) if active is None else active
         for i, p in enumerate(perms or ()):  # None: the caller wrote them into self.perms
             self.perms[i, : p.shape[0]] = p
@@ -262,9 +264,8 @@ class _Run:
         loss, correct, done, chunk = 0.0, 0, 0, 1
         while done < n_batches:
             t0 = time.perf_counter()
-            c_loss, c_correct, bad, lr = _train_epoch(
-                net.params, net.state.slots, self.X, self.Y, self.sw, perm[done * bs : (done + chunk) * bs], bs, epoch_idx,
-                net.state.step + done, self.net, self.work, self.rule)
+            c_loss, c_correct, bad, lr = (v[0] for v in self._batches(perm[done * bs : (done + chunk) * bs], epoch_idx,
+                                                                       net.state.step + done))
             seconds = time.perf_counter() - t0
             loss += c_loss
             correct += c_correct
@@ -275,6 +276,17 @@ class _Run:
             on_batches(done, n_batches)
             chunk = max(1, min(n_batches - done, int(CHUNK_SECONDS / max(self._batch_seconds, 1e-9))))
         return np.array([loss]), np.array([correct]), np.array([-1]), np.array([lr])
+
+    def _batches(self, perm, epoch_idx, step0):
+        """The batches cut from ``perm`` of one network's epoch ``epoch_idx``, its updates counted from ``step0``:
+        ``_train_epochs`` with one order and no stopping rule (the one compiled epoch of every path); (summed
+        cost, summed accuracy, first non-finite batch or -1, last learning rate), each as a 1-entry array."""
+        net = self.nets[0]
+        out = np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1, dtype=np.bool_)
+        _, bad, _ = _train_epochs(net.params, net.state.slots, self.X, self.Y, self.sw, perm[None, :], self.batch_size,
+                                  epoch_idx, step0, self.net, self.work, self.rule, self.no_stop, self.saved,
+                                  self.no_best, *out)
+        return out[0], out[1], np.array([bad]), out[2]
 
     def validate(self, active=None):
         """(validation Σ w C, weights of the rows right), one entry per network."""
@@ -474,7 +486,7 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
     keep = {"good": _snapshot(net), "best": None}  # what an error or interrupt puts back; the best epoch's
     history = History()
     progress = Progress(verbose, epochs, net.epochs_trained + 1)
-    progress.compiling(_train_epoch, net.params, X, run.net)
+    progress.compiling(_train_epochs, net.params, X, run.net)
     net.stop_training = False
     stopped = False
     # Nothing to do in Python between epochs: several epochs per compiled call, the stopping rule inside.
@@ -579,7 +591,6 @@ def _fit_compiled(net, run, epochs, shuffle, stopper, history, keep):
     order = np.arange(n, dtype=np.int64)
     stop = _stop_vector(stopper, net)
     best = np.empty(net.n_params if stopper is not None and stopper.restore_best else 0, dtype=net.dtype)
-    saved = np.empty(net.n_params + net.state.slots.size, dtype=net.dtype)
     done, chunk = 0, 1
     while done < epochs:
         k = min(chunk, epochs - done, max(1, _ORDER_ELEMENTS // n), _STOP_CALL_EPOCHS if stopper else epochs)
@@ -590,7 +601,7 @@ def _fit_compiled(net, run, epochs, shuffle, stopper, history, keep):
         out = np.empty(k), np.empty(k), np.empty(k), np.zeros(k, dtype=np.bool_)
         t0 = time.perf_counter()
         ran, bad, halt = _train_epochs(net.params, net.state.slots, run.X, run.Y, run.sw, perms, run.batch_size,
-                                       net.epochs_trained, net.state.step, run.net, run.work, run.rule, stop, saved,
+                                       net.epochs_trained, net.state.step, run.net, run.work, run.rule, stop, run.saved,
                                        best, *out)
         seconds = (time.perf_counter() - t0) / max(ran + (bad >= 0), 1)
         if shuffle and ran < k:
