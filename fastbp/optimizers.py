@@ -22,7 +22,7 @@ from numba import njit, prange
 from numba.extending import overload
 
 from .checks import check_positive_float
-from .matmul import PAR_UPDATE_MIN, Loops, _is
+from .matmul import PAR_UPDATE_MIN, Loops, Mkl, _is
 from .specs import parse_spec
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "OPTIMIZERS", "get_optimizer"]
@@ -210,8 +210,8 @@ def _update(params, grad, state, code, hyper, lr, step, clip, mm=None):
     """One step of the rule ``code`` with learning rate ``lr`` (already scheduled).
 
     ``mm`` as for the products (matmul.py): ``None`` is one core; with the
-    compiled loops on several threads (``Loops``), a large update is split over
-    them; beside BLAS's threads (``Blas``) it stays on one core.
+    compiled loops on several threads (``Loops``) or MKL (``Mkl``), a large update
+    is split over those threads; beside OpenBLAS (``Blas``) it stays on one core.
     """
     _update_part(params, grad, _slot(state, 0, params), _slot(state, 1, params), code, hyper, lr, step,
                  _clip_scale(grad, clip), 0.0, mm)
@@ -232,7 +232,10 @@ def _split_rule(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm):
 
 @overload(_split_rule)
 def _split_rule_impl(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm):
-    if _is(mm, Loops):  # compiled for the loops only
+    # The loops' threads, or MKL's beside them: fastbp sets MKL to Numba's threading layer (TBB, else GNU
+    # OpenMP; _mkl.py), so the update's threads are the pool MKL's products have just left. OpenBLAS's own
+    # threads keep spinning after a product: there the update stays on one core.
+    if _is(mm, Loops) or _is(mm, Mkl):
         def split(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm):
             if mm.threads < 2 or params.shape[0] < PAR_UPDATE_MIN:
                 return False

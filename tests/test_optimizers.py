@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp.matmul import Blas, Loops
+from fastbp import _mkl
+from fastbp.matmul import Blas, Loops, Mkl
 from fastbp.matmul import PAR_UPDATE_MIN
 from fastbp.optimizers import _update
 from fastbp.schedules import _scheduled_lr
@@ -83,13 +84,15 @@ def test_optimizer_matches_reference(opt):
 
 @pytest.mark.parametrize("opt", OPTIMIZERS, ids=repr)
 def test_update_split_over_threads_is_bitwise_the_same(opt):
-    # Above PAR_UPDATE_MIN the update runs in parts on the threads; beside BLAS, or with mm None, on one core.
+    # Above PAR_UPDATE_MIN the update runs in parts on the threads (the loops', or beside MKL); beside
+    # OpenBLAS, or with mm None, on one core.
     n = 2 * PAR_UPDATE_MIN + 37
     rng = np.random.default_rng(3)
     start = rng.standard_normal(n).astype(np.float32)
     grads = (0.1 * rng.standard_normal((4, n))).astype(np.float32)
     results = []
-    for mm in (None, Loops(2), Loops(3), Blas(0)):
+    engines = [None, Loops(2), Loops(3), Blas(0)] + ([Mkl(0, 2, 0), Mkl(0, 3, 0)] if _mkl.available() else [])
+    for mm in engines:
         p = start.copy()
         state = np.zeros((opt.n_slots, n), np.float32)
         for step, g in enumerate(grads, 1):
