@@ -293,7 +293,10 @@ def _loss_delta(Y, net, work, rows, scale, w):
                          net.act_p[L - 1, 0], net.act_p[L - 1, 1], scale, net.acc_mode, w)
 
 
-@njit(cache=True, error_model="numpy")
+# Inlined into its callers (_train_epochs, _train_population) in Numba's IR: Numba compiles each called
+# function as a whole library of its own and generates its machine code again inside every caller, and
+# the epoch is the largest (docs/performance.md, first compile).
+@njit(cache=True, error_model="numpy", inline="always")
 def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, net, work, rule):
     """One epoch of mini-batch training over the rows ``perm`` of X, Y with sample weights ``sw``
     (float64; empty: none).
