@@ -254,12 +254,12 @@ def _add_decay(gW, W, decay):
 
 
 @njit(cache=True, error_model="numpy")
-def _sum_sq_weights(params, net):
-    """Σ‖W‖² over the layers' weights (not the biases), in float64."""
+def _sum_sq_weights(params, net, acc):
+    """Σ‖W‖² over the layers' weights (not the biases), in float64; ``acc``: ``_sum_sq``'s scratch."""
     total = 0.0
     for l in range(net.sizes.shape[0] - 1):
         off = net.w_off[l]
-        total += _sum_sq(params[off : off + net.sizes[l + 1] * net.sizes[l]])
+        total += _sum_sq(params[off : off + net.sizes[l + 1] * net.sizes[l]], acc)
     return total
 
 
@@ -267,10 +267,11 @@ _SQ_LANES = 64
 
 
 @njit(cache=True, error_model="numpy")
-def _sum_sq(v):
-    """Σ v², in float64, over 64 running sums: with one sum (a chain of dependent additions) or eight,
-    this per-batch pass (the L2 penalty's cost) did not vectorise, and took 3× as long."""
-    acc = np.zeros(_SQ_LANES)
+def _sum_sq(v, acc):
+    """Σ v², in float64, over 64 running sums kept in ``acc`` (float64, _SQ_LANES; made once per call of
+    the epoch, as this runs per batch): with one sum (a chain of dependent additions) or eight, this pass
+    (the L2 penalty's cost) did not vectorise, and took 3× as long."""
+    acc[:] = 0.0
     n = v.shape[0] - v.shape[0] % _SQ_LANES
     for i in range(0, n, _SQ_LANES):
         for k in range(_SQ_LANES):
@@ -328,6 +329,7 @@ def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, ne
     # update's Σ‖W‖² (AdamW's update shrinks θ before it reads it; a clip bound needs the full gradient first).
     fused = rule.l2 != 0.0 and not descend and rule.clip <= 0.0 and rule.opt_code != OPT_ADAMW
     sq = -1.0  # Σ‖W‖² of the current weights where the last update gave it, else -1
+    acc = np.empty(_SQ_LANES)  # its running sums
     dummy = work.Xb[:0]
     for bi in range((n + batch_size - 1) // batch_size):
         start = bi * batch_size
@@ -360,7 +362,7 @@ def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, ne
         if rule.l2 != 0.0:
             decay = rule.l2 / wsum
             if sq < 0.0:
-                sq = _sum_sq_weights(params, net)
+                sq = _sum_sq_weights(params, net, acc)
             c += 0.5 * rule.l2 * sq
         if not math.isfinite(c):
             return loss_sum, correct, bi, lr
@@ -375,14 +377,14 @@ def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, ne
                   rule.drop)
         sq = -1.0
         if fused:
-            sq = _update_decayed(params, work.grad, state, net, rule, lr, step0 + bi + 1, decay)
+            sq = _update_decayed(params, work.grad, state, net, rule, lr, step0 + bi + 1, decay, acc)
         elif not descend:
             _update(params, work.grad, state, rule.opt_code, rule.hyper, lr, step0 + bi + 1, rule.clip, net.mm)
     return loss_sum, correct, -1, lr
 
 
 @njit(cache=True, error_model="numpy")
-def _update_decayed(params, grad, state, net, rule, lr, step, decay):
+def _update_decayed(params, grad, state, net, rule, lr, step, decay, acc):
     """The optimizer's update (no clipping) with the L2 penalty's gradient decay · W added to each weight
     as the rule reads it, layer by layer, not in a pass of its own; returns Σ‖W‖² of the new weights (the
     next batch's penalty), each layer's taken right after its update while its weights are in cache, in
@@ -394,7 +396,7 @@ def _update_decayed(params, grad, state, net, rule, lr, step, decay):
         a = net.w_off[l]
         b = a + net.sizes[l + 1] * net.sizes[l]
         _update_part(params[a:b], grad[a:b], s0[a:b], s1[a:b], rule.opt_code, rule.hyper, lr, step, 1.0, decay, net.mm)
-        sq += _sum_sq(params[a:b])
+        sq += _sum_sq(params[a:b], acc)
         a = net.b_off[l]
         b = a + net.sizes[l + 1]
         _update_part(params[a:b], grad[a:b], s0[a:b], s1[a:b], rule.opt_code, rule.hyper, lr, step, 1.0, 0.0, net.mm)

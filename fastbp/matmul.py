@@ -216,6 +216,13 @@ def population_engine(sizes, rows, n_params):
     return None
 
 
+def holds_one_thread(mm, sizes, rows):
+    """Whether training a network of widths ``sizes`` on batches of ``rows`` holds OpenBLAS to one thread:
+    the engine is OpenBLAS and the largest product is below SERIAL_MACS (too small for a second core to pay)
+    but past OpenBLAS's own threading threshold (BLAS_ONE_THREAD_MACS), which would wake its pool."""
+    return isinstance(mm, Blas) and BLAS_ONE_THREAD_MACS < largest_product(sizes, rows) <= SERIAL_MACS
+
+
 def one_thread_rows(sizes):
     """The most rows for which every product of a network of widths ``sizes`` stays on the calling
     thread of the BLAS (what a population's validation chunks are cut to): any number on MKL."""

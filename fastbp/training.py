@@ -25,8 +25,7 @@ from . import checks, io, kernels, plan
 from ._shuffle import _population_perms, put_states, take_states
 from .callbacks import Progress, auto_verbose, call_callback, check_callbacks, get_early_stopping
 from .kernels import _evaluate_population, _full_pass, _train_epochs, _train_population
-from .matmul import (BLAS_ONE_THREAD_MACS, SERIAL_MACS, Blas, engine_for, largest_product, one_thread_rows,
-                     population_engine)
+from .matmul import Blas, engine_for, holds_one_thread, one_thread_rows, population_engine
 from .optimizers import SGD, Optimizer, get_optimizer
 from .schedules import ReduceLROnPlateau, get_schedule
 
@@ -492,11 +491,8 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
     # Nothing to do in Python between epochs: several epochs per compiled call, the stopping rule inside.
     compiled = (not (progress.verbose or progress.shows_batches) and Xv is None and not cbs and checkpoint is None
                 and not isinstance(sched, ReduceLROnPlateau) and _stop_vector(stopper, net) is not None)
-    # Products past OpenBLAS's own threading threshold in a network that engine_for gives OpenBLAS on one core.
-    largest = largest_product(net.layout.sizes, run.batch_size)
-    one_thread = BLAS_ONE_THREAD_MACS < largest <= SERIAL_MACS
     try:
-        with _one_blas_thread(run.mm, one_thread):
+        with _one_blas_thread(run.mm, holds_one_thread(run.mm, net.layout.sizes, run.batch_size)):
             if compiled:
                 stopped = _fit_compiled(net, run, epochs, shuffle, stopper, history, keep)
             for _ in range(0 if compiled else epochs):
