@@ -407,28 +407,63 @@ def _serial_impl(mm, macs, parts):
     return lambda mm, macs, parts: macs < SERIAL_MACS or mm.threads < 2 or parts < 2
 
 
+# Each engine's product under a name of its own, not as lambdas of one overload: Numba names a compiled
+# function by its qualified name, its argument types and a counter of the process, and cached code
+# carries its callees as link-once definitions that the loader merges by name. Two lambdas of one scope
+# (the same qualified name) taking the same types, compiled in different processes, could meet under
+# one name, and a kernel from the cache then ran the other product (np.dot's shape error, or silently
+# the wrong product where the shapes agree).
+def _nt_mkl(X, W, Out, mm):
+    _mkl_product(_NO, _TR, X, W, 1.0, 0.0, Out, mm)
+
+
+def _nn_mkl(X, W, Out, mm):
+    _mkl_product(_NO, _NO, X, W, 1.0, 0.0, Out, mm)
+
+
+def _tn_mkl(X, W, Out, mm):
+    _mkl_product(_TR, _NO, X, W, 1.0, 0.0, Out, mm)
+
+
+def _nt_openblas(X, W, Out, mm):
+    np.dot(X, W.T, Out)
+
+
+def _nn_openblas(X, W, Out, mm):
+    np.dot(X, W, Out)
+
+
+def _tn_openblas(X, W, Out, mm):
+    np.dot(X.T, W, Out)
+
+
+def _nt_loops(X, W, Out, mm):
+    _par(np.int64(_NT), X, W, Out, min(mm.threads, X.shape[0]))
+
+
+def _nn_loops(X, W, Out, mm):
+    _par(np.int64(_NN), X, W, Out, min(mm.threads, X.shape[0]))
+
+
+def _tn_loops(X, W, Out, mm):
+    _par(np.int64(_TN), X, W, Out, min(mm.threads, X.shape[1]))
+
+
+_PRODUCTS = {_NT: (_nt_mkl, _nt_openblas, _nt_loops), _NN: (_nn_mkl, _nn_openblas, _nn_loops),
+             _TN: (_tn_mkl, _tn_openblas, _tn_loops)}
+
+
 def _engine(kind):
     """The product ``kind`` on mm's engine, when it does not run on one core: BLAS on views, or ``_par``."""
 
     def run(X, W, Out, mm):
         pass
 
+    on_mkl, on_openblas, on_loops = _PRODUCTS[kind]
+
     @overload(run)
     def run_impl(X, W, Out, mm):
-        if _is(mm, Mkl):
-            if kind == _NT:
-                return lambda X, W, Out, mm: _mkl_product(_NO, _TR, X, W, 1.0, 0.0, Out, mm)
-            if kind == _NN:
-                return lambda X, W, Out, mm: _mkl_product(_NO, _NO, X, W, 1.0, 0.0, Out, mm)
-            return lambda X, W, Out, mm: _mkl_product(_TR, _NO, X, W, 1.0, 0.0, Out, mm)
-        if _is(mm, Blas):
-            if kind == _NT:
-                return lambda X, W, Out, mm: np.dot(X, W.T, Out)
-            if kind == _NN:
-                return lambda X, W, Out, mm: np.dot(X, W, Out)
-            return lambda X, W, Out, mm: np.dot(X.T, W, Out)
-        part_axis = 1 if kind == _TN else 0
-        return lambda X, W, Out, mm: _par(np.int64(kind), X, W, Out, min(mm.threads, X.shape[part_axis]))
+        return on_mkl if _is(mm, Mkl) else on_openblas if _is(mm, Blas) else on_loops
 
     return run
 
