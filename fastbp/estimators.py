@@ -73,6 +73,32 @@ def _check_bool(value, name):
     return bool(value)
 
 
+def _accuracy(y, pred, sample_weight=None):
+    """scikit-learn's ``accuracy_score(y, pred, sample_weight=sample_weight)``. Without weights, for 1-D arrays
+    of integers or booleans of the same length, its checks of the targets (binary or multiclass, one kind of
+    label) cannot fail and it is the mean of ``y == pred``: taken directly, as those checks cost more than
+    a small data set's prediction (wine: 0.35 ms)."""
+    if (sample_weight is None and isinstance(y, np.ndarray) and isinstance(pred, np.ndarray) and y.ndim == 1
+            and y.shape == pred.shape and y.dtype.kind in "biu" and pred.dtype.kind in "biu"):
+        return float(np.mean(y == pred))
+    return accuracy_score(y, pred, sample_weight=sample_weight)
+
+
+def _r2(y, pred, sample_weight=None):
+    """scikit-learn's ``r2_score(y, pred, sample_weight=sample_weight)``. Without weights, for 1-D float64
+    arrays of the same length (two rows or more), all finite, whose y is not constant: its arithmetic
+    (on (n, 1) columns, as it reshapes them) without its checks of the targets, which cannot fail there."""
+    if (sample_weight is None and isinstance(y, np.ndarray) and isinstance(pred, np.ndarray) and y.ndim == 1
+            and y.shape == pred.shape and y.shape[0] >= 2 and y.dtype == np.float64 and pred.dtype == np.float64
+            and np.isfinite(y).all() and np.isfinite(pred).all()):
+        yt, yp = y.reshape(-1, 1), pred.reshape(-1, 1)
+        numerator = ((yt - yp) ** 2).sum(axis=0)[0]
+        denominator = ((yt - np.average(yt, axis=0)) ** 2).sum(axis=0)[0]
+        if denominator != 0.0:
+            return float(1.0 - numerator / denominator)
+    return r2_score(y, pred, sample_weight=sample_weight)
+
+
 def _store_arguments(est, args):
     """scikit-learn's constructor: each argument stored under its own name, unchanged and unchecked."""
     for name, value in args.items():
@@ -403,6 +429,20 @@ class _BaseMLP(BaseEstimator):
             self.network_ = copy.deepcopy(net)
 
 
+def _fit_binarizer(y):
+    """``LabelBinarizer().fit(y)`` for labels y that passed ``check_classification_targets``. For a 1-D array
+    of integers or booleans its type (binary: at most two values, else multiclass) and classes (the sorted
+    distinct values, y's dtype) are set here, which is what its ``fit`` finds through two more
+    ``type_of_target`` calls (a quarter of a millisecond)."""
+    lb = LabelBinarizer()
+    if not (isinstance(y, np.ndarray) and y.ndim == 1 and y.dtype.kind in "biu"):
+        return lb.fit(y)
+    lb.classes_ = np.unique(y)
+    lb.y_type_ = "binary" if lb.classes_.shape[0] <= 2 else "multiclass"
+    lb.sparse_input_ = False
+    return lb
+
+
 class MLPClassifier(ClassifierMixin, _BaseMLP):
     """Multilayer perceptron classifier: scikit-learn's ``MLPClassifier``, trained by fastbp.
 
@@ -450,8 +490,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         if reset and not incremental:
-            self._label_binarizer = LabelBinarizer()
-            self._label_binarizer.fit(y)
+            self._label_binarizer = _fit_binarizer(y)
             self.classes_ = self._label_binarizer.classes_
         elif not hasattr(self, "classes_"):
             raise ValueError("classes: must be passed on the first call to partial_fit")
@@ -481,12 +520,24 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return Y
 
     def _score_output(self, A, y, sample_weight=None):
-        return accuracy_score(y, self._decode(A), sample_weight=sample_weight)
+        return _accuracy(y, self._decode(A), sample_weight)
 
     def _decode(self, A):
+        """The labels of the network's outputs A: LabelBinarizer's ``inverse_transform``, made here for
+        labels of two or more classes (the first largest output's class; for two, ``classes_[1]`` where
+        the output exceeds 0.5)."""
+        lb, classes = self._label_binarizer, self.classes_
+        if lb.y_type_ == "multiclass" and A.ndim == 2 and A.shape[1] == len(classes):
+            return classes[A.argmax(axis=1)]
+        if lb.y_type_ == "binary" and self.n_outputs_ == 1 and len(classes) == 2:
+            return classes[(A.ravel() > 0.5).astype(np.intp)]
         if self.n_outputs_ == 1:
             A = A.ravel()
-        return self._label_binarizer.inverse_transform(A)
+        return lb.inverse_transform(A)
+
+    def score(self, X, y, sample_weight=None):
+        """The mean accuracy of ``predict(X)`` against y (weighted by ``sample_weight``): scikit-learn's."""
+        return _accuracy(y, self.predict(X), sample_weight)
 
     def fit(self, X, y, sample_weight=None):
         """Fit the model to X and labels y (1-D labels of any kind, or a 2-D indicator for multi-label)."""
@@ -565,7 +616,11 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return sample_weight
 
     def _score_output(self, A, y, sample_weight=None):
-        return r2_score(y, A, sample_weight=sample_weight)
+        return _r2(y, A[:, 0] if A.ndim == 2 and A.shape[1] == 1 and y.ndim == 1 else A, sample_weight)
+
+    def score(self, X, y, sample_weight=None):
+        """R² of ``predict(X)`` against y (weighted by ``sample_weight``): scikit-learn's."""
+        return _r2(y, self.predict(X), sample_weight)
 
     def fit(self, X, y, sample_weight=None):
         """Fit the model to X and real targets y ((n,) or (n, n_outputs))."""
