@@ -101,6 +101,18 @@ def _population_perms(states, perms, counts, rows, active):
                     p[i] = r[p[i]]
 
 
+@njit(cache=True)
+def _permutations(st, perms, states):
+    """Row e of ``perms`` (k, n) = the e-th of k successive ``Generator.permutation(n)`` calls of the generator
+    of state ``st`` (what ``Generator.permuted`` draws over the rows of a (k, n) array), ``st`` advanced
+    past them all and ``states[e]`` (k, 6) the state after row e: where only the first e orders are used,
+    the generator goes on from ``states[e - 1]``."""
+    for e in range(perms.shape[0]):
+        _permutation(st, perms[e])
+        for i in range(st.shape[0]):
+            states[e, i] = st[i]
+
+
 def take_states(rngs):
     """The PCG64 states of numpy Generators as a (k, 6) uint64 array (see ``_next64``), or None if any is
     not a PCG64 (those shuffle in Python)."""

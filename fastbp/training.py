@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from . import checks, io, kernels, plan
-from ._shuffle import _population_perms, put_states, take_states
+from ._shuffle import _permutations, _population_perms, put_states, take_states
 from .callbacks import Progress, auto_verbose, call_callback, check_callbacks, get_early_stopping
 from .kernels import _evaluate_population, _full_pass, _train_epochs, _train_population
 from .matmul import Blas, engine_for, holds_one_thread, one_thread_rows, population_engine
@@ -43,8 +43,9 @@ DEFAULTS = {"layers": [64], "epochs": 20, "batch_size": 32, "lr": 0.1, "optimize
 _ORDER_ELEMENTS = 1 << 22
 
 # The most epochs of one such call where an early stopping rule may end it sooner: the orders drawn for
-# the epochs not run, and those of the epochs run again (to leave the RNG where they left it), are the waste.
-_STOP_CALL_EPOCHS = 64
+# the epochs not run are the waste (and, where the generator is not PCG64, those of the epochs run, drawn
+# again to leave it where they left it), against the Python of a call per chunk of epochs.
+_STOP_CALL_EPOCHS = 256
 
 # The kernels' "no sample weights" (an empty vector).
 NO_WEIGHTS = np.zeros(0, dtype=np.float64)
@@ -585,22 +586,33 @@ def _fit_compiled(net, run, epochs, shuffle, stopper, history, keep):
     n, n_batches = int(run.n[0]), int(run.n_batches[0])
     rng = net.state.rng
     order = np.arange(n, dtype=np.int64)
+    # A PCG64 generator's orders are drawn in compiled code (``_shuffle._permutations``: the same orders, and
+    # each epoch's generator state, so that the generator goes on after the last epoch run with no redrawing).
+    states = take_states([rng]) if shuffle else None
     stop = _stop_vector(stopper, net)
     best = np.empty(net.n_params if stopper is not None and stopper.restore_best else 0, dtype=net.dtype)
     done, chunk = 0, 1
     while done < epochs:
         k = min(chunk, epochs - done, max(1, _ORDER_ELEMENTS // n), _STOP_CALL_EPOCHS if stopper else epochs)
-        before = rng.bit_generator.state
-        perms = np.tile(order, (k, 1))
-        if shuffle:
-            perms = rng.permuted(perms, axis=1)
+        if states is not None:
+            start = states[0].copy()
+            perms, after = np.empty((k, n), dtype=np.int64), np.empty((k, states.shape[1]), dtype=np.uint64)
+            _permutations(states[0], perms, after)
+        else:
+            before = rng.bit_generator.state
+            perms = np.tile(order, (k, 1))
+            if shuffle:
+                perms = rng.permuted(perms, axis=1)
         out = np.empty(k), np.empty(k), np.empty(k), np.zeros(k, dtype=np.bool_)
         t0 = time.perf_counter()
         ran, bad, halt = _train_epochs(net.params, net.state.slots, run.X, run.Y, run.sw, perms, run.batch_size,
                                        net.epochs_trained, net.state.step, run.net, run.work, run.rule, stop, run.saved,
                                        best, *out)
         seconds = (time.perf_counter() - t0) / max(ran + (bad >= 0), 1)
-        if shuffle and ran < k:
+        if states is not None:
+            states[0] = after[ran - 1] if ran > 0 else start
+            put_states([rng], states)
+        elif shuffle and ran < k:
             rng.bit_generator.state = before
             rng.permuted(np.tile(order, (ran, 1)), axis=1)
         # The epochs' records, computed as run.logs computes one epoch's.

@@ -47,3 +47,23 @@ def test_population_shuffles_map_through_each_networks_rows():
 
 def test_other_bit_generators_are_left_to_numpy():
     assert take_states([np.random.default_rng(0), np.random.Generator(np.random.MT19937(0))]) is None
+
+
+def test_successive_permutations_are_numpys_with_the_state_after_each():
+    """``_permutations`` (fit's orders of several epochs per compiled call): row e is numpy's e-th
+    ``permutation(n)`` call, and the state recorded after it is the generator's after that call."""
+    from fastbp._shuffle import _permutations
+
+    for g, ref in zip(_generators(), _generators()):
+        for n in (1, 2, 133, 1437):
+            states = take_states([g])
+            perms = np.full((4, n), -1, dtype=np.int64)
+            after = np.zeros((4, states.shape[1]), dtype=np.uint64)
+            _permutations(states[0], perms, after)
+            for e in range(4):
+                np.testing.assert_array_equal(perms[e], ref.permutation(n))
+                probe = np.random.default_rng(0)
+                put_states([probe], after[e : e + 1])
+                assert probe.bit_generator.state == ref.bit_generator.state
+            put_states([g], states)
+            assert g.bit_generator.state == ref.bit_generator.state

@@ -284,6 +284,26 @@ def test_several_epochs_per_call_are_bitwise_one_epoch_per_call(monkeypatch, mon
                                                                     ref_stop.best_epoch)
 
 
+def test_several_epochs_per_call_with_a_generator_other_than_pcg64():
+    """The orders of a generator other than PCG64 (drawn by numpy, not in compiled code) give the same training
+    and leave the generator where one call per epoch leaves it, also where the rule stops inside a call."""
+    runs = []
+    for cbs in ([_no_op], None):
+        net = _net()
+        net.state.rng = np.random.Generator(np.random.MT19937(3))
+        stopper = fastbp.EarlyStopping(monitor="loss", patience=3, min_delta=0.002)
+        hist = net.fit(X, Y, epochs=400, batch_size=16, optimizer=fastbp.Adam(lr=0.05), early_stopping=stopper,
+                       callbacks=cbs, verbose=0)
+        assert 3 < len(hist) < 400, "expected the rule to stop training"
+        runs.append(net)
+    ref, net = runs
+    np.testing.assert_array_equal(net.params, ref.params)
+    assert net.epochs_trained == ref.epochs_trained
+    ours, theirs = net.state.rng.bit_generator.state["state"], ref.state.rng.bit_generator.state["state"]
+    assert ours["pos"] == theirs["pos"]
+    np.testing.assert_array_equal(ours["key"], theirs["key"])
+
+
 def test_an_epoch_that_diverges_inside_a_call_of_several_is_undone():
     """The NaN guard where several epochs run per call: the epochs before the bad one are kept, bitwise
     those of one call per epoch, and the network is back at the end of the last good epoch."""
