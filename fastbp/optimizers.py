@@ -232,9 +232,10 @@ def _split_rule(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm):
 
 @overload(_split_rule)
 def _split_rule_impl(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm):
-    # The loops' threads, or MKL's beside them: fastbp sets MKL to Numba's threading layer (TBB, else GNU
-    # OpenMP; _mkl.py), so the update's threads are the pool MKL's products have just left. OpenBLAS's own
-    # threads keep spinning after a product: there the update stays on one core.
+    # The loops' threads, or MKL's beside them: fastbp puts MKL on Numba's own pool where there is one to
+    # share (TBB beside Numba's TBB layer, GNU OpenMP beside its omp layer; _mkl.py), so the update's threads
+    # are those MKL's products have just left (beside Numba's workqueue layer the two pools are apart).
+    # OpenBLAS's own threads keep spinning after a product: there the update stays on one core.
     if _is(mm, Loops) or _is(mm, Mkl):
         def split(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm):
             if mm.threads < 2 or params.shape[0] < PAR_UPDATE_MIN:
