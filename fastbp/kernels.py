@@ -358,17 +358,12 @@ def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, ne
             prefetch_rows(Y, nxt)
         _forward_dropout(params, A0, net, work, rule.drop, _dropout_stream(rule.drop_key, epoch_idx, bi))
         c, ok = _loss_delta(Y0, net, work, rows, 1.0 / wsum, w0)
-        decay = 0.0
-        if rule.l2 != 0.0:
-            decay = rule.l2 / wsum
-            if sq < 0.0:
-                sq = _sum_sq_weights(params, net, acc)
-            c += 0.5 * rule.l2 * sq
+        decay = rule.l2 / wsum
+        if rule.l2 != 0.0 and sq < 0.0:
+            sq = _sum_sq_weights(params, net, acc)
+        c, ok = _batch_cost(c, ok, rows, wsum, weighted, rule.l2, sq)
         if not math.isfinite(c):
             return loss_sum, correct, bi, lr
-        if weighted:  # the batch's mean, counted for its rows
-            c *= rows / wsum
-            ok *= rows / wsum
         loss_sum += c
         correct += ok
         if rule.per_step:
@@ -381,6 +376,19 @@ def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, ne
         elif not descend:
             _update(params, work.grad, state, rule.opt_code, rule.hyper, lr, step0 + bi + 1, rule.clip, net.mm)
     return loss_sum, correct, -1, lr
+
+
+@njit(cache=True, error_model="numpy")
+def _batch_cost(c, ok, rows, wsum, weighted, l2, sq):
+    """A batch's cost and weight right as its epoch sums them, from its Σ w C and weight right: the L2
+    penalty (l2/2)·Σ‖W‖² (``sq``) added to the cost, and with sample weights the batch's weighted mean
+    counted for its ``rows`` (without, the sums as they are: a mean over the epoch's rows follows)."""
+    if l2 != 0.0:
+        c += 0.5 * l2 * sq
+    if weighted:
+        c *= rows / wsum
+        ok *= rows / wsum
+    return c, ok
 
 
 @njit(cache=True, error_model="numpy")
@@ -450,31 +458,50 @@ def _train_epochs(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net
     """
     n = perms.shape[1]
     n_batches = (n + batch_size - 1) // batch_size
-    p = params.shape[0]
-    flat = state.reshape(state.size)
     for e in range(perms.shape[0]):
-        _copy(params, saved[:p])
-        _copy(flat, saved[p:])
+        _keep(params, state, saved)
         loss, correct, bad, lr = _train_epoch(params, state, X, Y, sw, perms[e], batch_size, epoch0 + e,
                                               step0 + e * n_batches, net, work, rule)
         if bad >= 0:
-            _copy(saved[:p], params)
-            _copy(saved[p:], flat)
+            _put_back(saved, params, state)
             out_loss[e] = loss
             return e, bad, False
-        out_loss[e] = loss
-        out_correct[e] = correct
-        out_lr[e] = lr
-        out_best[e] = False
-        if stop[STOP_MONITOR] != 0.0:
-            value = (loss if stop[STOP_MONITOR] == 1.0 else correct) / n
-            is_best, halt = _judge(stop, value)
-            out_best[e] = is_best
-            if is_best and best.shape[0] > 0:
-                _copy(params, best)
-            if halt:
-                return e + 1, -1, True
+        if _end_epoch(e, loss, correct, lr, n, params, stop, best, out_loss, out_correct, out_lr, out_best):
+            return e + 1, -1, True
     return perms.shape[0], -1, False
+
+
+@njit(cache=True, error_model="numpy")
+def _keep(params, state, saved):
+    """The start of an epoch into ``saved`` (parameters, then the optimizer state flattened): what
+    ``_put_back`` returns to where the epoch's cost stops being finite."""
+    p = params.shape[0]
+    _copy(params, saved[:p])
+    _copy(state.reshape(state.size), saved[p:])
+
+
+@njit(cache=True, error_model="numpy")
+def _put_back(saved, params, state):
+    p = params.shape[0]
+    _copy(saved[:p], params)
+    _copy(saved[p:], state.reshape(state.size))
+
+
+@njit(cache=True, error_model="numpy")
+def _end_epoch(e, loss, correct, lr, n, params, stop, best, out_loss, out_correct, out_lr, out_best):
+    """After epoch ``e`` of a call (``_train_epochs``) of ``n`` rows: its outputs written, the stopping rule's
+    judgement of it (the parameters copied to ``best`` where it is the best); whether the rule says stop."""
+    out_loss[e] = loss
+    out_correct[e] = correct
+    out_lr[e] = lr
+    out_best[e] = False
+    if stop[STOP_MONITOR] == 0.0:
+        return False
+    is_best, halt = _judge(stop, (loss if stop[STOP_MONITOR] == 1.0 else correct) / n)
+    out_best[e] = is_best
+    if is_best and best.shape[0] > 0:
+        _copy(params, best)
+    return halt
 
 
 @njit(cache=True, error_model="numpy")

@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from . import checks, io, kernels, plan
+from . import checks, io, kernels, plan, team
 from ._shuffle import _permutations, _population_perms, put_states, take_states
 from .callbacks import Progress, auto_verbose, call_callback, check_callbacks, get_early_stopping
 from .kernels import _evaluate_population, _full_pass, _train_epochs, _train_population
@@ -205,8 +205,13 @@ class _Run:
         self.mm = population_engine(sizes, cap, n_params) if population else engine_for(sizes, cap, n_params)
         # A population's kernels take the engine apart from the Net (see kernels._train_population).
         self.net = first.kernel_net(None if population else self.mm)
+        dropout = any(net.dropout_rates.any() for net in nets)
         self.work = plan.work(sizes, n_params, dtype, cap, batch=True, grad=True, lead=lead, weights=sw is not None,
-                              dropout=any(net.dropout_rates.any() for net in nets))
+                              dropout=dropout)
+        # One network whose products stay on the calling thread trains in a team of two threads (team.py).
+        self.team = None
+        if not population and team.pays(self.mm, sizes, cap, dropout):
+            self.team = team.team_buffers(sizes, n_params, dtype, cap, sw is not None)
         if Xv is not None:
             # Each network's validation rows Xv[vstart[i]:vstop[i]] (default all).
             bounds = np.array([(0, Xv.shape[0])] * k if val_rows is None else val_rows, dtype=np.int64).reshape(k, 2)
@@ -281,12 +286,26 @@ class _Run:
         """The batches cut from ``perm`` of one network's epoch ``epoch_idx``, its updates counted from ``step0``:
         ``_train_epochs`` with one order and no stopping rule (the one compiled epoch of every path); (summed
         cost, summed accuracy, first non-finite batch or -1, last learning rate), each as a 1-entry array."""
-        net = self.nets[0]
         out = np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1, dtype=np.bool_)
-        _, bad, _ = _train_epochs(net.params, net.state.slots, self.X, self.Y, self.sw, perm[None, :], self.batch_size,
-                                  epoch_idx, step0, self.net, self.work, self.rule, self.no_stop, self.saved,
-                                  self.no_best, *out)
+        _, bad, _ = self.train_epochs(perm[None, :], epoch_idx, step0, self.no_stop, self.no_best, out)
         return out[0], out[1], np.array([bad]), out[2]
+
+    def epochs_kernel(self):
+        """(the compiled function ``train_epochs`` calls, the engine's argument of it): what compiles first."""
+        if self.team is not None:
+            return team.kernel(self.net)
+        return _train_epochs, self.net
+
+    def train_epochs(self, perms, epoch0, step0, stop, best, out):
+        """``kernels._train_epochs`` of the one network over the orders ``perms`` (one per epoch), with the
+        stopping rule ``stop``, the best parameters' buffer ``best`` and the four per-epoch outputs ``out``;
+        in a team where the run has one (the same results, within rounding)."""
+        net = self.nets[0]
+        args = (net.params, net.state.slots, self.X, self.Y, self.sw, perms, self.batch_size, epoch0, step0, self.net,
+                self.work, self.rule, stop, self.saved, best, *out)
+        if self.team is not None:
+            return team.train_epochs(*args, self.team)
+        return _train_epochs(*args)
 
     def validate(self, active=None):
         """(validation Σ w C, weights of the rows right), one entry per network."""
@@ -486,7 +505,7 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
     keep = {"good": _snapshot(net), "best": None}  # what an error or interrupt puts back; the best epoch's
     history = History()
     progress = Progress(verbose, epochs, net.epochs_trained + 1)
-    progress.compiling(_train_epochs, net.params, X, run.net)
+    progress.compiling(*run.epochs_kernel(), net.params, X)
     net.stop_training = False
     stopped = False
     # Nothing to do in Python between epochs: several epochs per compiled call, the stopping rule inside.
@@ -605,9 +624,7 @@ def _fit_compiled(net, run, epochs, shuffle, stopper, history, keep):
                 perms = rng.permuted(perms, axis=1)
         out = np.empty(k), np.empty(k), np.empty(k), np.zeros(k, dtype=np.bool_)
         t0 = time.perf_counter()
-        ran, bad, halt = _train_epochs(net.params, net.state.slots, run.X, run.Y, run.sw, perms, run.batch_size,
-                                       net.epochs_trained, net.state.step, run.net, run.work, run.rule, stop, run.saved,
-                                       best, *out)
+        ran, bad, halt = run.train_epochs(perms, net.epochs_trained, net.state.step, stop, best, out)
         seconds = (time.perf_counter() - t0) / max(ran + (bad >= 0), 1)
         if states is not None:
             states[0] = after[ran - 1] if ran > 0 else start
