@@ -26,6 +26,7 @@ population already has a core per network); training.py decides where a team pay
 """
 
 import math
+import os
 from typing import NamedTuple
 
 import numba
@@ -245,12 +246,17 @@ def _end_batch(q, params, state, sw, perms, batch_size, epoch0, step0, net, grad
 TEAM_FROM = 1 << 16
 
 
+TEAMS_ENV = "FASTBP_TEAMS"
+
+
 def pays(mm, sizes, rows, dropout):
     """Whether a network of widths ``sizes`` training alone on batches of ``rows`` with engine ``mm``
-    (matmul.engine_for) trains in a team: Numba has two threads or more, the products stay on the calling
-    thread (the compiled loops on one core, or OpenBLAS, held to one thread there: training.fit), the
-    largest is at least TEAM_FROM, and no layer's input is dropped out."""
-    if not AVAILABLE or dropout or numba.get_num_threads() < MEMBERS:
+    (matmul.engine_for) trains in a team: teams are not turned off (``FASTBP_TEAMS=0``), Numba has two
+    threads or more, the products stay on the calling thread (the compiled loops on one core, or OpenBLAS,
+    held to one thread there: training.fit), the largest is at least TEAM_FROM, and no layer's input is
+    dropped out."""
+    off = os.environ.get(TEAMS_ENV, "").strip().lower() in ("0", "off", "false", "no")
+    if off or not AVAILABLE or dropout or numba.get_num_threads() < MEMBERS:
         return False
     largest = largest_product(sizes, rows)
     return largest >= TEAM_FROM and (mm is None or (isinstance(mm, Blas) and largest <= SERIAL_MACS))

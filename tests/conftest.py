@@ -21,6 +21,9 @@ from fastbp.data import train_test_split
 # no FASTBP_ENGINE from the environment. Child processes inherit both.
 os.environ["FASTBP_CACHE_DIR"] = tempfile.mkdtemp(prefix="fastbp-test-cache-")
 os.environ.pop("FASTBP_ENGINE", None)
+# Nor teams (fastbp/team.py): they would compile a second epoch kernel for many of the suite's networks;
+# tests/test_team.py turns them on, and checks them against training on one thread.
+os.environ["FASTBP_TEAMS"] = "0"
 
 # --------------------------------------------------------------------------- activations
 

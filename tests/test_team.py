@@ -58,7 +58,7 @@ def test_a_team_trains_bitwise_the_same_on_one_thread_and_two(rule, monkeypatch)
     X, y = _data()
     sw = np.random.default_rng(1).random(X.shape[0])
     sw[:30] = 0.0  # whole batches of weight 0 among them (the first order is not shuffled)
-    kw = dict(RULES[rule], sample_weight=sw, shuffle=False, dtype="float32")
+    kw = dict(RULES[rule], sample_weight=sw, shuffle=False)
     one, h1, _ = _fit("team", X, y, threads=1, monkeypatch=monkeypatch, **kw)
     two, h2, _ = _fit("team", X, y, threads=2, monkeypatch=monkeypatch, **kw)
     np.testing.assert_array_equal(one.params, two.params)
@@ -114,6 +114,7 @@ def test_a_team_undoes_a_diverging_epoch(monkeypatch):
 
 
 def test_which_trainings_take_a_team(monkeypatch):
+    monkeypatch.delenv(team.TEAMS_ENV)  # the suite turns teams off (conftest.py)
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
     small = [64, 32, 10]  # 32 rows: 65,536 multiply-adds in the largest product
     assert team.pays(None, small, 32, False) and team.pays(Blas(4096), small, 32, False)
@@ -122,3 +123,9 @@ def test_which_trainings_take_a_team(monkeypatch):
     assert not team.pays(Blas(4096), [784, 256, 10], 128, False)  # OpenBLAS's own threads
     monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
     assert not team.pays(None, small, 32, False)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    for off in ("0", "off"):
+        monkeypatch.setenv(team.TEAMS_ENV, off)
+        assert not team.pays(None, small, 32, False)
+    monkeypatch.setenv(team.TEAMS_ENV, "1")
+    assert team.pays(None, small, 32, False)
