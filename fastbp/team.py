@@ -3,8 +3,9 @@
 A network whose products run on one core (the compiled loops, or OpenBLAS on the calling thread) leaves
 the second core idle. Cutting each batch into two row blocks and running their forward and backward
 passes on two threads halves that work, but a parallel region per batch costs more than a small batch
-takes: the pool's sleeping thread has to be woken each time (docs/performance.md). A team instead opens
-one parallel region for a whole call of epochs, and its two threads take the call's tasks in order:
+takes: the pool's sleeping thread has to be woken each time (docs/performance.md). A team instead is two
+threads for a whole call of epochs, the calling thread and a helper thread of fastbp's own, both running
+the compiled ``_member`` (which releases the GIL), and they take the call's tasks in order:
 
 - per batch, tasks ``3q`` and ``3q + 1``: row block 0 and 1 of batch q (its first half of rows, then the
   rest): gather, forward pass, cost and output δ, backward pass into the block's own gradient;
@@ -16,8 +17,8 @@ A thread claims the next task (a compare-and-swap on a shared counter) only once
 is done (a second counter: a block needs the batch before it finished, the batch's end needs both
 blocks), so it never waits holding a task: a thread that finds itself waiting longer than a task takes
 (its partner descheduled, another process on the other core) leaves, and the partner, who holds the task
-waited for, does the rest alone. A thread that never arrives (the pool busy) leaves the whole call to the
-other. Each task's arithmetic does not depend on the thread that runs it, so the result does not depend
+waited for, does the rest alone. A helper that never arrives (busy with another call's team) leaves the
+whole call to the calling thread. Each task's arithmetic does not depend on the thread that runs it, so the result does not depend
 on the threads: bitwise the same on one thread and two (tests). It differs from ``_train_epochs`` only in
 the order of each batch's gradient sums (two partial sums added), within rounding.
 
@@ -25,18 +26,20 @@ Not for dropout (its masks are drawn per row of the whole batch) or several netw
 population already has a core per network); training.py decides where a team pays.
 """
 
+import concurrent.futures
 import math
 import os
+import time
 from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from . import plan
 from ._atomic import AVAILABLE, compare_and_swap, fetch_add, load_acquire, spin_pause
 from .kernels import (_NO_DROP, _SQ_LANES, _backward, _batch_cost, _end_epoch, _forward, _keep, _loss_delta,
-                      _member_work, _put_back, _sum_sq_weights, _update_decayed, _with_engine)
+                      _member_work, _put_back, _sum_sq_weights, _update_decayed)
 from .matmul import SERIAL_MACS, Blas, largest_product
 from .optimizers import OPT_ADAMW, _update
 from .schedules import _scheduled_lr
@@ -75,32 +78,47 @@ def train_epochs(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net,
                  out_loss, out_correct, out_lr, out_best, team):
     """``kernels._train_epochs`` (the same arguments and results) by a team: ``work`` gives the summed
     gradient's buffer, ``team`` the rest (``team_buffers``); ``rule`` has no dropout."""
-    # Set and read here, not in the compiled function around its parallel loop: Numba forwarded a value
-    # stored before the loop to a load after it, missing the threads' stores in between.
     team.counters[:] = 0
     team.values[[_RAN, _BAD, _HALT]] = perms.shape[0], -1.0, 0.0
-    _train_epochs(params, state, X, Y, sw, perms, batch_size, epoch0, step0, _with_engine(net, None), net.mm,
-                  work.grad, rule, stop, saved, best, out_loss, out_correct, out_lr, out_best, team.works,
-                  team.counters, team.values)
+    args = (params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work.grad, rule, stop, saved, best,
+            out_loss, out_correct, out_lr, out_best, team.works, team.counters, team.values)
+    # With one Numba thread (numba.set_num_threads), the calling thread alone.
+    helper = _helper().submit(_member, *args) if numba.get_num_threads() >= MEMBERS else None
+    # Let the helper take the GIL now for the few Python steps before it enters ``_member``: otherwise it
+    # waits for this thread's next release, up to the interpreter's switch interval (5 ms) per call.
+    time.sleep(0)
+    try:
+        _member(*args)
+    finally:
+        # A helper still queued (the thread busy with another call's team) is not waited for: this thread
+        # has done every task. One that started is finishing its last.
+        if helper is not None and not helper.cancel():
+            helper.result()
     return int(team.values[_RAN]), int(team.values[_BAD]), bool(team.values[_HALT])
+
+
+_pool = None
+_pool_pid = None
+
+
+def _helper():
+    """The process's helper thread (a pool of one), made on first use and again in a forked child. The
+    compiled ``_member`` releases the GIL, so the helper and the calling thread run it side by side; a
+    thread of our own rather than Numba's parallel loop, whose region compiled the epoch's code a second
+    time (about 10 s more of first compile) and waits on the threading layer's pool."""
+    global _pool, _pool_pid
+    if _pool is None or _pool_pid != os.getpid():
+        _pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastbp-team")
+        _pool_pid = os.getpid()
+    return _pool
 
 
 def kernel(net):
     """(the compiled function ``train_epochs`` calls, the engine's argument of it) for the Net ``net``."""
-    return _train_epochs, net.mm
+    return _member, net
 
 
-# Numba's parallel loops take a namedtuple across their boundary only where none of its fields is one: the
-# engine goes apart from the Net, the Team's buffers apart from it.
-@njit(cache=True, error_model="numpy", parallel=True)
-def _train_epochs(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, mm, grad, rule, stop, saved, best,
-                  out_loss, out_correct, out_lr, out_best, works, counters, values):
-    for k in prange(MEMBERS):
-        _member(params, state, X, Y, sw, perms, batch_size, epoch0, step0, _with_engine(net, mm), grad, rule, stop,
-                saved, best, out_loss, out_correct, out_lr, out_best, works, counters, values)
-
-
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", nogil=True)
 def _member(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, grad, rule, stop, saved, best,
             out_loss, out_correct, out_lr, out_best, works, counters, values):
     """One thread of the team: claims tasks in order until none is left, the call stops, or it has waited

@@ -129,3 +129,26 @@ def test_which_trainings_take_a_team(monkeypatch):
         assert not team.pays(None, small, 32, False)
     monkeypatch.setenv(team.TEAMS_ENV, "1")
     assert team.pays(None, small, 32, False)
+
+
+def test_teams_in_two_python_threads_at_once(monkeypatch):
+    """Two fits at once from two Python threads: the one helper thread serves one team at a time, the other
+    call's thread does its tasks alone; both results are those of a fit run alone (bitwise)."""
+    import threading
+
+    X, y = _data()
+    alone = [_fit("team", X, y, monkeypatch=monkeypatch, **RULES[r])[0].params for r in ("adam+l2", "momentum")]
+    nets = [fastbp.Network([12, 40, 3], dtype="float64", seed=0) for _ in range(2)]
+
+    def fit(net, rule):
+        for _ in range(3):
+            net.fit(X, y, verbose=0, epochs=2, batch_size=25, **RULES[rule])
+
+    # The same training as alone: 6 epochs in three fits of two (the orders continue from the network's RNG).
+    threads = [threading.Thread(target=fit, args=(n, r)) for n, r in zip(nets, ("adam+l2", "momentum"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for net, ref in zip(nets, alone):
+        np.testing.assert_array_equal(net.params, ref)
