@@ -118,6 +118,8 @@ def kernel(net):
     return _member, net
 
 
+# The tasks are inlined into _member in Numba's IR: Numba compiles each called function as a library of its
+# own and generates its machine code again inside its caller (docs/performance.md, first compile).
 @njit(cache=True, error_model="numpy", nogil=True)
 def _member(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, grad, rule, stop, saved, best,
             out_loss, out_correct, out_lr, out_best, works, counters, values):
@@ -149,7 +151,7 @@ def _member(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, grad
         fetch_add(counters, _DONE, 1)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _rows(n, q, n_batches, batch_size):
     """(epoch, batch, first row, rows) of batch q of a call over orders of n rows."""
     b = q % n_batches
@@ -157,7 +159,7 @@ def _rows(n, q, n_batches, batch_size):
     return q // n_batches, b, start, min(batch_size, n - start)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _block(q, k, params, X, Y, sw, perms, batch_size, net, rule, works, values):
     """Row block k of batch q: its rows gathered, forward pass, cost and output δ (the batch's weighted mean)
     and backward pass into block k's gradient, the L2 penalty's gradient added in block 0 where the update
@@ -206,7 +208,7 @@ def _fused(rule):
     return rule.l2 != 0.0 and rule.clip <= 0.0 and rule.opt_code != OPT_ADAMW
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _end_batch(q, params, state, sw, perms, batch_size, epoch0, step0, net, grad, rule, stop, saved, best,
                out_loss, out_correct, out_lr, out_best, works, values, acc):
     """The end of batch q (both blocks done): as ``_train_epoch`` ends a batch and ``_train_epochs`` an epoch;
