@@ -317,8 +317,6 @@ def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, ne
     before that batch's update; a batch whose weights are all zero is skipped.
     """
     n = perm.shape[0]
-    n0 = net.sizes[0]
-    m = Y.shape[1]
     loss_sum = 0.0
     correct = 0.0
     weighted = sw.shape[0] > 0
@@ -346,12 +344,7 @@ def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, ne
                 wsum += w0[i]
             if wsum == 0.0:  # nothing to learn from: no cost, no update
                 continue
-        for i in range(rows):  # the targets with the inputs: their cache misses overlap
-            r = idx[i]
-            for j in range(m):
-                Y0[i, j] = Y[r, j]
-            for j in range(n0):
-                A0[i, j] = X[r, j]
+        _gather_rows(X, Y, idx, A0, Y0)
         if start + rows < n:  # the next batch's rows start loading while this one computes
             nxt = perm[start + rows : start + rows + batch_size]
             prefetch_rows(X, nxt)
@@ -376,6 +369,17 @@ def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, ne
         elif not descend:
             _update(params, work.grad, state, rule.opt_code, rule.hyper, lr, step0 + bi + 1, rule.clip, net.mm)
     return loss_sum, correct, -1, lr
+
+
+@njit(cache=True, error_model="numpy")
+def _gather_rows(X, Y, idx, A0, Y0):
+    """Rows ``idx`` of X and Y into A0 and Y0: the targets with the inputs, so that their cache misses overlap."""
+    for i in range(idx.shape[0]):
+        r = idx[i]
+        for j in range(Y.shape[1]):
+            Y0[i, j] = Y[r, j]
+        for j in range(X.shape[1]):
+            A0[i, j] = X[r, j]
 
 
 @njit(cache=True, error_model="numpy")

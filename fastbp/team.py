@@ -3,9 +3,9 @@
 A network whose products run on one core (the compiled loops, or OpenBLAS on the calling thread) leaves
 the second core idle. Cutting each batch into two row blocks and running their forward and backward
 passes on two threads halves that work, but a parallel region per batch costs more than a small batch
-takes: the pool's sleeping thread has to be woken each time (docs/performance.md). A team instead is two
-threads for a whole call of epochs, the calling thread and a helper thread of fastbp's own, both running
-the compiled ``_member`` (which releases the GIL), and they take the call's tasks in order:
+takes: the pool's sleeping thread has to be woken each time (docs/performance.md). A team instead is one
+parallel region of two threads for a whole call of epochs, each running ``_member``, and they take the
+call's tasks in order:
 
 - per batch, tasks ``3q`` and ``3q + 1``: row block 0 and 1 of batch q (its first half of rows, then the
   rest): gather, forward pass, cost and output δ, backward pass into the block's own gradient;
@@ -17,8 +17,8 @@ A thread claims the next task (a compare-and-swap on a shared counter) only once
 is done (a second counter: a block needs the batch before it finished, the batch's end needs both
 blocks), so it never waits holding a task: a thread that finds itself waiting longer than a task takes
 (its partner descheduled, another process on the other core) leaves, and the partner, who holds the task
-waited for, does the rest alone. A helper that never arrives (busy with another call's team) leaves the
-whole call to the calling thread. Each task's arithmetic does not depend on the thread that runs it, so the result does not depend
+waited for, does the rest alone. A thread that never arrives (the pool busy) leaves the whole call to the
+other. Each task's arithmetic does not depend on the thread that runs it, so the result does not depend
 on the threads: bitwise the same on one thread and two (tests). It differs from ``_train_epochs`` only in
 the order of each batch's gradient sums (two partial sums added), within rounding.
 
@@ -26,20 +26,18 @@ Not for dropout (its masks are drawn per row of the whole batch) or several netw
 population already has a core per network); training.py decides where a team pays.
 """
 
-import concurrent.futures
 import math
 import os
-import time
 from typing import NamedTuple
 
 import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from . import plan
 from ._atomic import AVAILABLE, compare_and_swap, fetch_add, load_acquire, spin_pause
-from .kernels import (_NO_DROP, _SQ_LANES, _backward, _batch_cost, _end_epoch, _forward, _keep, _loss_delta,
-                      _member_work, _put_back, _sum_sq_weights, _update_decayed)
+from .kernels import (_NO_DROP, _SQ_LANES, _backward, _batch_cost, _end_epoch, _forward, _gather_rows, _keep,
+                      _loss_delta, _member_work, _put_back, _sum_sq_weights, _update_decayed, _with_engine)
 from .matmul import SERIAL_MACS, Blas, largest_product
 from .optimizers import OPT_ADAMW, _update
 from .schedules import _scheduled_lr
@@ -78,49 +76,38 @@ def train_epochs(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net,
                  out_loss, out_correct, out_lr, out_best, team):
     """``kernels._train_epochs`` (the same arguments and results) by a team: ``work`` gives the summed
     gradient's buffer, ``team`` the rest (``team_buffers``); ``rule`` has no dropout."""
+    # Set and read here, not in the compiled function around its parallel loop: Numba forwarded a value
+    # stored before the loop to a load after it, missing the threads' stores in between.
     team.counters[:] = 0
     team.values[[_RAN, _BAD, _HALT]] = perms.shape[0], -1.0, 0.0
-    args = (params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work.grad, rule, stop, saved, best,
-            out_loss, out_correct, out_lr, out_best, team.works, team.counters, team.values)
-    # With one Numba thread (numba.set_num_threads), the calling thread alone.
-    helper = _helper().submit(_member, *args) if numba.get_num_threads() >= MEMBERS else None
-    # Let the helper take the GIL now for the few Python steps before it enters ``_member``: otherwise it
-    # waits for this thread's next release, up to the interpreter's switch interval (5 ms) per call.
-    time.sleep(0)
-    try:
-        _member(*args)
-    finally:
-        # A helper still queued (the thread busy with another call's team) is not waited for: this thread
-        # has done every task. One that started is finishing its last.
-        if helper is not None and not helper.cancel():
-            helper.result()
+    _train_epochs(params, state, X, Y, sw, perms, batch_size, epoch0, step0, _with_engine(net, None), net.mm,
+                  work.grad, rule, stop, saved, best, out_loss, out_correct, out_lr, out_best, team.works,
+                  team.counters, team.values)
     return int(team.values[_RAN]), int(team.values[_BAD]), bool(team.values[_HALT])
-
-
-_pool = None
-_pool_pid = None
-
-
-def _helper():
-    """The process's helper thread (a pool of one), made on first use and again in a forked child. The
-    compiled ``_member`` releases the GIL, so the helper and the calling thread run it side by side; a
-    thread of our own rather than Numba's parallel loop, whose region compiled the epoch's code a second
-    time (about 10 s more of first compile) and waits on the threading layer's pool."""
-    global _pool, _pool_pid
-    if _pool is None or _pool_pid != os.getpid():
-        _pool = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastbp-team")
-        _pool_pid = os.getpid()
-    return _pool
 
 
 def kernel(net):
     """(the compiled function ``train_epochs`` calls, the engine's argument of it) for the Net ``net``."""
-    return _member, net
+    return _train_epochs, net.mm
 
 
-# The tasks are inlined into _member in Numba's IR: Numba compiles each called function as a library of its
-# own and generates its machine code again inside its caller (docs/performance.md, first compile).
-@njit(cache=True, error_model="numpy", nogil=True)
+# The members run in a prange of two on Numba's pool, whose threads wait on their own cores between
+# parallel regions (a helper thread of fastbp's own, woken per call, was often put on the waker's core
+# and the two spun there; docs/performance.md). Numba's parallel loops take a namedtuple across their
+# boundary only where none of its fields is one: the engine goes apart from the Net, the Team's buffers
+# apart from it.
+@njit(cache=True, error_model="numpy", parallel=True)
+def _train_epochs(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, mm, grad, rule, stop, saved, best,
+                  out_loss, out_correct, out_lr, out_best, works, counters, values):
+    for k in prange(MEMBERS):
+        _member(params, state, X, Y, sw, perms, batch_size, epoch0, step0, _with_engine(net, mm), grad, rule, stop,
+                saved, best, out_loss, out_correct, out_lr, out_best, works, counters, values)
+
+
+# Inlined, with its tasks, into the parallel loop in Numba's IR: Numba compiles each called function as a
+# library of its own and generates its machine code again inside its caller (docs/performance.md, first
+# compile), and a parallel loop's body is a function of its own.
+@njit(cache=True, error_model="numpy", inline="always")
 def _member(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, grad, rule, stop, saved, best,
             out_loss, out_correct, out_lr, out_best, works, counters, values):
     """One thread of the team: claims tasks in order until none is left, the call stops, or it has waited
@@ -185,15 +172,10 @@ def _block(q, k, params, X, Y, sw, perms, batch_size, net, rule, works, values):
     m = r1 - r0
     A0, Y0 = work.Xb[:m], work.Yb[:m]
     w0 = work.wb[:m] if weighted else work.wb[:0]
-    n0, nL = X.shape[1], Y.shape[1]
-    for i in range(m):
-        r = idx[r0 + i]
-        if weighted:
-            w0[i] = sw[r]
-        for j in range(nL):
-            Y0[i, j] = Y[r, j]
-        for j in range(n0):
-            A0[i, j] = X[r, j]
+    if weighted:
+        for i in range(m):
+            w0[i] = sw[idx[r0 + i]]
+    _gather_rows(X, Y, idx[r0:r1], A0, Y0)
     _forward(params, A0, net, work)
     c, ok = _loss_delta(Y0, net, work, m, 1.0 / wsum, w0)
     decay = rule.l2 / wsum if k == 0 and not _fused(rule) else 0.0
@@ -261,22 +243,30 @@ def _end_batch(q, params, state, sw, perms, batch_size, epoch0, step0, net, grad
 
 
 
-# The smallest largest product (multiply-adds of a whole batch) from which a team pays: below it a batch's
-# two blocks take too little for the hand-offs between the threads (docs/performance.md).
-TEAM_FROM = 1 << 16
-
-
+# A team pays where the largest product (multiply-adds of a whole batch) is more than this: below, a batch's
+# two blocks take too little for the hand-offs between the threads, and a network that small trains fast
+# enough alone that a team's first compile (~9 s more than alone) would not pay back (docs/performance.md).
+TEAM_FROM = 1 << 17
 TEAMS_ENV = "FASTBP_TEAMS"
+
+
+def _layer_ok():
+    """Whether Numba's threading layer takes parallel regions from several threads at once (TBB, OpenMP;
+    not the workqueue, its fallback where neither is installed)."""
+    try:
+        return numba.threading_layer() != "workqueue"
+    except ValueError:  # pragma: no cover - not started yet (matmul starts it on import)
+        return False
 
 
 def pays(mm, sizes, rows, dropout):
     """Whether a network of widths ``sizes`` training alone on batches of ``rows`` with engine ``mm``
     (matmul.engine_for) trains in a team: teams are not turned off (``FASTBP_TEAMS=0``), Numba has two
-    threads or more, the products stay on the calling thread (the compiled loops on one core, or OpenBLAS,
-    held to one thread there: training.fit), the largest is at least TEAM_FROM, and no layer's input is
+    threads or more on TBB or OpenMP, the products stay on the calling thread (the compiled loops on one core, or OpenBLAS,
+    held to one thread there: training.fit), the largest is more than TEAM_FROM, and no layer's input is
     dropped out."""
     off = os.environ.get(TEAMS_ENV, "").strip().lower() in ("0", "off", "false", "no")
-    if off or not AVAILABLE or dropout or numba.get_num_threads() < MEMBERS:
+    if off or not AVAILABLE or dropout or numba.get_num_threads() < MEMBERS or not _layer_ok():
         return False
     largest = largest_product(sizes, rows)
-    return largest >= TEAM_FROM and (mm is None or (isinstance(mm, Blas) and largest <= SERIAL_MACS))
+    return largest > TEAM_FROM and (mm is None or (isinstance(mm, Blas) and largest <= SERIAL_MACS))

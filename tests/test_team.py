@@ -116,24 +116,24 @@ def test_a_team_undoes_a_diverging_epoch(monkeypatch):
 def test_which_trainings_take_a_team(monkeypatch):
     monkeypatch.delenv(team.TEAMS_ENV)  # the suite turns teams off (conftest.py)
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
-    small = [64, 32, 10]  # 32 rows: 65,536 multiply-adds in the largest product
-    assert team.pays(None, small, 32, False) and team.pays(Blas(4096), small, 32, False)
-    assert not team.pays(None, small, 32, True)  # dropout
-    assert not team.pays(None, small, 16, False)  # too small to pay
+    small = [64, 32, 10]  # 80 rows: 163,840 multiply-adds in the largest product
+    assert team.pays(None, small, 80, False) and team.pays(Blas(4096), small, 80, False)
+    assert not team.pays(None, small, 80, True)  # dropout
+    assert not team.pays(None, small, 64, False)  # 131,072: too small to pay
     assert not team.pays(Blas(4096), [784, 256, 10], 128, False)  # OpenBLAS's own threads
     monkeypatch.setattr(numba, "get_num_threads", lambda: 1)
-    assert not team.pays(None, small, 32, False)
+    assert not team.pays(None, small, 80, False)
     monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
     for off in ("0", "off"):
         monkeypatch.setenv(team.TEAMS_ENV, off)
-        assert not team.pays(None, small, 32, False)
+        assert not team.pays(None, small, 80, False)
     monkeypatch.setenv(team.TEAMS_ENV, "1")
-    assert team.pays(None, small, 32, False)
+    assert team.pays(None, small, 80, False)
 
 
 def test_teams_in_two_python_threads_at_once(monkeypatch):
-    """Two fits at once from two Python threads: the one helper thread serves one team at a time, the other
-    call's thread does its tasks alone; both results are those of a fit run alone (bitwise)."""
+    """Two fits at once from two Python threads, each in a team of Numba's pool: both results are those of a
+    fit run alone (bitwise)."""
     import threading
 
     X, y = _data()
