@@ -245,7 +245,7 @@ def _end_batch(q, params, state, sw, perms, batch_size, epoch0, step0, net, grad
 
 # A team pays where the largest product (multiply-adds of a whole batch) is more than this: below, a batch's
 # two blocks take too little for the hand-offs between the threads, and a network that small trains fast
-# enough alone that a team's first compile (~9 s more than alone) would not pay back (docs/performance.md).
+# enough alone that a team's first compile (~10 s more than alone) would not pay back (docs/performance.md).
 TEAM_FROM = 1 << 17
 TEAMS_ENV = "FASTBP_TEAMS"
 
