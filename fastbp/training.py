@@ -17,6 +17,7 @@ exactly where the last one stopped.
 import contextlib
 import copy
 import math
+import threading
 import time
 
 import numpy as np
@@ -512,7 +513,8 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
     compiled = (not (progress.verbose or progress.shows_batches) and Xv is None and not cbs and checkpoint is None
                 and not isinstance(sched, ReduceLROnPlateau) and _stop_vector(stopper, net) is not None)
     try:
-        with _one_blas_thread(run.mm, holds_one_thread(run.mm, net.layout.sizes, run.batch_size)):
+        with _one_blas_thread(run.mm, run.team is not None or holds_one_thread(run.mm, net.layout.sizes,
+                                                                              run.batch_size)):
             if compiled:
                 stopped = _fit_compiled(net, run, epochs, shuffle, stopper, history, keep)
             for _ in range(0 if compiled else epochs):
@@ -727,7 +729,8 @@ def _one_blas_thread(mm, on=True):
     calling thread anyway, but a threaded OpenBLAS serialises calls that come from several threads at once
     (a population on two cores then runs no faster than on one). Also while one network small enough to
     train in OpenBLAS on the calling thread (``matmul.engine_for``) trains: its products are too small for
-    a second thread to pay, and a sleeping pool stays asleep beside another library's. Nothing without ``on``."""
+    a second thread to pay, and a sleeping pool stays asleep beside another library's; and while a team
+    trains (team.py), whose two threads call it at once. Nothing without ``on``."""
     global _BLAS_CONTROLLER
     if not (on and isinstance(mm, Blas)):
         yield
@@ -742,11 +745,28 @@ def _one_blas_thread(mm, on=True):
         # process. The BLAS the engines call (SciPy's) is loaded with fastbp; each limit reads and restores
         # the thread counts as they are when it starts.
         _BLAS_CONTROLLER = ThreadpoolController()
-    with _BLAS_CONTROLLER.limit(limits=1, user_api="blas"):
+    # Fits in several Python threads at once hold it together: the first sets the limit, the last gives the
+    # thread counts back (limits set and restored per fit would restore one another's limit, and the last
+    # to end could leave OpenBLAS on one thread).
+    global _blas_holders, _blas_limit
+    with _BLAS_HOLD:
+        if _blas_holders == 0:
+            _blas_limit = _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+        _blas_holders += 1
+    try:
         yield
+    finally:
+        with _BLAS_HOLD:
+            _blas_holders -= 1
+            if _blas_holders == 0:
+                _blas_limit.restore_original_limits()
+                _blas_limit = None
 
 
 _BLAS_CONTROLLER = None
+_BLAS_HOLD = threading.Lock()
+_blas_holders = 0
+_blas_limit = None
 
 
 def train_population(nets, X, Y, epochs, batch_size, optimizers, schedules, clips, Xv=None, Yv=None,

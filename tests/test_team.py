@@ -133,9 +133,15 @@ def test_which_trainings_take_a_team(monkeypatch):
 
 def test_teams_in_two_python_threads_at_once(monkeypatch):
     """Two fits at once from two Python threads, each in a team of Numba's pool: both results are those of a
-    fit run alone (bitwise)."""
+    fit run alone (bitwise), and OpenBLAS's thread count, which each holds at one, is given back."""
     import threading
 
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def openblas_threads():
+        return {lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["internal_api"] == "openblas"}
+
+    before = openblas_threads()
     X, y = _data()
     alone = [_fit("team", X, y, monkeypatch=monkeypatch, **RULES[r])[0].params for r in ("adam+l2", "momentum")]
     nets = [fastbp.Network([12, 40, 3], dtype="float64", seed=0) for _ in range(2)]
@@ -152,3 +158,26 @@ def test_teams_in_two_python_threads_at_once(monkeypatch):
         t.join()
     for net, ref in zip(nets, alone):
         np.testing.assert_array_equal(net.params, ref)
+    assert openblas_threads() == before  # each fit held OpenBLAS to one thread, and the last gave it back
+
+
+def test_a_team_holds_openblas_to_one_thread(monkeypatch):
+    """Its two threads call OpenBLAS at once, which a threaded OpenBLAS would serialise: during a team's fit
+    OpenBLAS is on one thread, even where the products are below its own threading threshold; the thread
+    count is given back after fit."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def openblas_threads():
+        return {lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["internal_api"] == "openblas"}
+
+    before = openblas_threads()
+    if not before or before == {1}:
+        pytest.skip("no OpenBLAS on more than one thread here")
+    monkeypatch.setattr(team, "pays", lambda *a: True)
+    monkeypatch.setattr(fastbp.training, "engine_for", lambda *a, **k: Blas(4096))
+    X, y = _data()  # 25 x 12 x 40: far below OpenBLAS's threading threshold
+    seen = []
+    net = fastbp.Network([12, 40, 3], dtype="float64", seed=0)
+    net.fit(X, y, epochs=2, batch_size=25, verbose=0, callbacks=[lambda net, epoch, logs: seen.append(openblas_threads())])
+    assert seen == [{1}, {1}]
+    assert openblas_threads() == before
