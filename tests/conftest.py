@@ -227,6 +227,13 @@ def assert_raises_naming(exc_type, argname, fn, *args, **kwargs):
     return msg
 
 
+def openblas_threads():
+    """The thread counts of the OpenBLAS libraries loaded in this process (threadpoolctl), as a set."""
+    import threadpoolctl
+
+    return {lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["internal_api"] == "openblas"}
+
+
 def fit_on_threads(build, X, y, threads=(1, 2), **fit_kwargs):
     """The parameters of ``build()`` after ``fit(X, y, **fit_kwargs)`` with numba on each thread count."""
     import numba

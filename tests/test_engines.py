@@ -356,11 +356,9 @@ def test_small_networks_take_openblas_on_the_calling_thread_beside_another_blas(
 def test_fit_holds_openblas_to_one_thread_for_a_small_network(monkeypatch):
     """A network that trains in OpenBLAS with products past OpenBLAS's own threading threshold (and below
     SERIAL_MACS) trains with OpenBLAS on one thread; the thread count is given back after fit."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+    pytest.importorskip("threadpoolctl")
+    from conftest import openblas_threads
     import fastbp
-
-    def openblas_threads():
-        return {lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["internal_api"] == "openblas"}
 
     before = openblas_threads()
     if not before or before == {1}:

@@ -136,10 +136,8 @@ def test_teams_in_two_python_threads_at_once(monkeypatch):
     fit run alone (bitwise), and OpenBLAS's thread count, which each holds at one, is given back."""
     import threading
 
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-
-    def openblas_threads():
-        return {lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["internal_api"] == "openblas"}
+    pytest.importorskip("threadpoolctl")
+    from conftest import openblas_threads
 
     before = openblas_threads()
     X, y = _data()
@@ -165,10 +163,8 @@ def test_a_team_holds_openblas_to_one_thread(monkeypatch):
     """Its two threads call OpenBLAS at once, which a threaded OpenBLAS would serialise: during a team's fit
     OpenBLAS is on one thread, even where the products are below its own threading threshold; the thread
     count is given back after fit."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-
-    def openblas_threads():
-        return {lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["internal_api"] == "openblas"}
+    pytest.importorskip("threadpoolctl")
+    from conftest import openblas_threads
 
     before = openblas_threads()
     if not before or before == {1}:
@@ -178,6 +174,7 @@ def test_a_team_holds_openblas_to_one_thread(monkeypatch):
     X, y = _data()  # 25 x 12 x 40: far below OpenBLAS's threading threshold
     seen = []
     net = fastbp.Network([12, 40, 3], dtype="float64", seed=0)
-    net.fit(X, y, epochs=2, batch_size=25, verbose=0, callbacks=[lambda net, epoch, logs: seen.append(openblas_threads())])
+    net.fit(X, y, epochs=2, batch_size=25, verbose=0,
+            callbacks=[lambda net, epoch, logs: seen.append(openblas_threads())])
     assert seen == [{1}, {1}]
     assert openblas_threads() == before
