@@ -323,9 +323,7 @@ def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, ne
     lr = _scheduled_lr(rule.sched_code, rule.sched_p, rule.lr, epoch_idx)
     # Plain gradient descent steps each layer inside the backward pass where BLAS runs the products.
     descend = _blas_folds(net.mm) and _plain_descent(rule.opt_code, rule.hyper, rule.clip)
-    # The L2 penalty's gradient is added where the update reads the gradient, and its cost taken from the
-    # update's Σ‖W‖² (AdamW's update shrinks θ before it reads it; a clip bound needs the full gradient first).
-    fused = rule.l2 != 0.0 and not descend and rule.clip <= 0.0 and rule.opt_code != OPT_ADAMW
+    fused = not descend and _l2_in_update(rule)
     sq = -1.0  # Σ‖W‖² of the current weights where the last update gave it, else -1
     acc = np.empty(_SQ_LANES)  # its running sums
     dummy = work.Xb[:0]
@@ -380,6 +378,14 @@ def _gather_rows(X, Y, idx, A0, Y0):
             Y0[i, j] = Y[r, j]
         for j in range(X.shape[1]):
             A0[i, j] = X[r, j]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _l2_in_update(rule):
+    """Whether the L2 penalty's gradient is added where the update reads the gradient, and its cost taken from
+    the update's Σ‖W‖² (``_update_decayed``), where no step is folded into a product: not for AdamW (its update
+    shrinks θ before it reads it) nor under a clip bound (which needs the full gradient first)."""
+    return rule.l2 != 0.0 and rule.clip <= 0.0 and rule.opt_code != OPT_ADAMW
 
 
 @njit(cache=True, error_model="numpy")

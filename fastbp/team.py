@@ -37,9 +37,10 @@ from numba import njit, prange
 from . import plan
 from ._atomic import AVAILABLE, compare_and_swap, fetch_add, load_acquire, spin_pause
 from .kernels import (_NO_DROP, _SQ_LANES, _backward, _batch_cost, _end_epoch, _forward, _gather_rows, _keep,
-                      _loss_delta, _member_work, _put_back, _sum_sq_weights, _update_decayed, _with_engine)
+                      _l2_in_update, _loss_delta, _member_work, _put_back, _sum_sq_weights, _update_decayed,
+                      _with_engine)
 from .matmul import SERIAL_MACS, Blas, largest_product
-from .optimizers import OPT_ADAMW, _update
+from .optimizers import _update
 from .schedules import _scheduled_lr
 
 __all__ = ["Team", "pays", "team_buffers", "train_epochs"]
@@ -178,16 +179,10 @@ def _block(q, k, params, X, Y, sw, perms, batch_size, net, rule, works, values):
     _gather_rows(X, Y, idx[r0:r1], A0, Y0)
     _forward(params, A0, net, work)
     c, ok = _loss_delta(Y0, net, work, m, 1.0 / wsum, w0)
-    decay = rule.l2 / wsum if k == 0 and not _fused(rule) else 0.0
+    decay = rule.l2 / wsum if k == 0 and not _l2_in_update(rule) else 0.0
     _backward(params, work.grad, A0, net, work, A0[:0], True, False, False, 0.0, decay, _NO_DROP)
     values[2 * k] = c
     values[2 * k + 1] = ok
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _fused(rule):
-    """Whether the update adds the L2 penalty's gradient (``_train_epoch``'s rule where no step is folded)."""
-    return rule.l2 != 0.0 and rule.clip <= 0.0 and rule.opt_code != OPT_ADAMW
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -230,7 +225,7 @@ def _end_batch(q, params, state, sw, perms, batch_size, epoch0, step0, net, grad
             for i in range(grad.shape[0]):
                 grad[i] = g0[i]
         values[_SQ] = -1.0
-        if _fused(rule):
+        if _l2_in_update(rule):
             values[_SQ] = _update_decayed(params, grad, state, net, rule, values[_LR], step + 1, rule.l2 / wsum, acc)
         else:
             _update(params, grad, state, rule.opt_code, rule.hyper, values[_LR], step + 1, rule.clip, net.mm)
@@ -240,7 +235,6 @@ def _end_batch(q, params, state, sw, perms, batch_size, epoch0, step0, net, grad
         values[_HALT] = 1.0
         return True
     return False
-
 
 
 # A team pays where the largest product (multiply-adds of a whole batch) is more than this: below, a batch's
@@ -262,9 +256,9 @@ def _layer_ok():
 def pays(mm, sizes, rows, dropout):
     """Whether a network of widths ``sizes`` training alone on batches of ``rows`` with engine ``mm``
     (matmul.engine_for) trains in a team: teams are not turned off (``FASTBP_TEAMS=0``), Numba has two
-    threads or more on TBB or OpenMP, the products stay on the calling thread (the compiled loops on one core, or OpenBLAS,
-    held to one thread there: training.fit), the largest is more than TEAM_FROM, and no layer's input is
-    dropped out."""
+    threads or more on TBB or OpenMP, the products stay on the calling thread (the compiled loops on one
+    core, or OpenBLAS, held to one thread there: training.fit), the largest is more than TEAM_FROM, and no
+    layer's input is dropped out."""
     off = os.environ.get(TEAMS_ENV, "").strip().lower() in ("0", "off", "false", "no")
     if off or not AVAILABLE or dropout or numba.get_num_threads() < MEMBERS or not _layer_ok():
         return False
