@@ -411,7 +411,7 @@ class _BaseMLP(BaseEstimator):
     # ------------------------------------------------------------------ prediction
     def _output(self, X):
         check_is_fitted(self, "coefs_")
-        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        X = validate_data(self, X, reset=False, dtype=self.network_.dtype)
         self._load_weights()
         return self.network_.forward(X).astype(np.float64)
 
@@ -485,7 +485,7 @@ class MLPClassifier(ClassifierMixin, _BaseMLP):
         return "sigmoid", "binary_cross_entropy"
 
     def _validate(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, dtype=(np.float64, np.float32), reset=reset)
+        X, y = validate_data(self, X, y, multi_output=True, dtype=np.dtype(self.dtype), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         check_classification_targets(y)
@@ -606,8 +606,7 @@ class MLPRegressor(RegressorMixin, _BaseMLP):
         return "identity", "mse"
 
     def _validate(self, X, y, incremental, reset):
-        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=(np.float64, np.float32),
-                             reset=reset)
+        X, y = validate_data(self, X, y, multi_output=True, y_numeric=True, dtype=np.dtype(self.dtype), reset=reset)
         if y.ndim == 2 and y.shape[1] == 1:
             y = column_or_1d(y, warn=True)
         return X, (y.reshape(-1, 1) if y.ndim == 1 else y), y

@@ -257,9 +257,10 @@ class Network:
     def prepare_fit(self, X, y, hint=True):
         """What the first fit learns besides the weights: class names from string labels, whether targets
         are 1-D, the scaling (``standardize``); and (``hint``) a warning when unscaled features differ widely
-        in scale. Called by ``fit`` (training.fit) before it checks the data."""
+        in scale. Called by ``fit`` (training.fit) before it checks the data; returns X, converted to the
+        network's dtype where it looked at it (so that fit does not convert it again)."""
         if self.epochs_trained > 0:
-            return
+            return X
         y_arr = np.asarray(y)
         if self.classes_ is None and self.is_classifier and y_arr.ndim == 1 and y_arr.dtype.kind in "USO":
             classes = encode_labels(y_arr)[1]
@@ -280,6 +281,7 @@ class Network:
             hint = scale_hint(X)
             if hint is not None:
                 warnings.warn(f"fit: {hint}", stacklevel=4)
+        return X
 
     def _pass(self, X, Y, param_grad=False, input_grad=False, sw=None):
         n = X.shape[0]

@@ -476,7 +476,7 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
         early_stopping=None, callbacks=None, checkpoint=None, checkpoint_every=1, verbose="auto", sample_weight=None,
         class_weight=None, l2=0.0):
     """Train ``net`` (see ``Network.fit``, which is this); returns this call's History."""
-    net.prepare_fit(X, y)
+    X = net.prepare_fit(X, y)
     X, Y, Xv, Yv, opt, sched, clip, sw, swv, l2 = check_fit_args(
         net, X, y, epochs, batch_size, lr, optimizer, schedule, clip_norm, shuffle, validation_data, validation_split,
         sample_weight, class_weight, l2)
