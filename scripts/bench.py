@@ -396,7 +396,7 @@ def run(args):
         fw, env = entries[0][2], entries[0][4]
         out, busy, during, attempts = _measure({"framework": fw, **base, "jobs": [e[3] for e in entries]}, args,
                                                args.timeout, env)
-        stopped = out[-1] if out and "error" in out[-1] else {"error": "no result: the worker stopped before this job"}
+        stopped = out[-1] if out and "error" in out[-1] else {"error": "no result: the worker stopped before it"}
         for (key, label, _, _, _), line in zip(entries, out + [stopped] * (len(entries) - len(out))):
             i += 1
             r = {"section": key[0], "config": key[1], "framework": fw, "dtype": key[3], "busy_before": busy,
