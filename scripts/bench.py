@@ -18,8 +18,10 @@ the predict rows time class labels for 10,000 rows and for one row.
 Every measurement runs in its own subprocess (``python scripts/bench.py
 --worker SPEC``), one at a time so the workers never share the cores; a worker
 prints one JSON line per job and the parent collects them (what a worker does:
-scripts/benchlib/workers.py). Every worker runs ``--rounds`` times, one round
-of all of them after another, and each is quoted at its best round.
+scripts/benchlib/workers.py); a ``--quick`` smoke run gives all the jobs of
+one framework and environment to one worker. Every worker runs ``--rounds``
+times, one round of all of them after another, and each is quoted at its best
+round.
 
 "matmul alone" is the time of just the matrix products of backpropagation,
 per layer and batch: the forward Z = A Wᵀ, the weight gradient Dᵀ A and the
@@ -113,7 +115,9 @@ def _parser():
                    help=f"time predict on {PREDICT_ROWS:,} rows and on one row of the mnist network, fastbp and "
                         "the peers (default: on, off with --quick)")
     p.add_argument("--quick", action="store_true",
-                   help="a smoke run: 1 repeat, at most 1024 samples per configuration, no start-up timing")
+                   help="a smoke run: 1 repeat, at most 1024 samples per configuration, no start-up timing, no "
+                        "sample of the machine's load before each worker, and one worker for all the jobs "
+                        "of a framework and environment (its memory figures then include the earlier jobs')")
     p.add_argument("--no-startup", action="store_true",
                    help="skip the start-up timings (the first-compile one takes ~20 s)")
     p.add_argument("--no-matmul", action="store_true", help="skip the 'matmul alone' ceiling")
@@ -243,7 +247,8 @@ def _measure(spec, args, timeout, env=None):
     took CPU time while it ran. Returns (result lines, busy before, foreign load during, attempts)."""
     best = None
     for attempt in range(1, args.retries + 2):
-        busy = mach.wait_idle(args.wait_idle) if args.wait_idle > 0 else mach.cpu_busy()
+        # A quick run is a smoke run, not a measurement: no 0.3 s sample of the load before each worker.
+        busy = mach.wait_idle(args.wait_idle) if args.wait_idle > 0 else None if args.quick else mach.cpu_busy()
         c0, t0 = mach.cpu_times(), time.perf_counter()
         out = _spawn(spec, timeout, env)
         during = mach.foreign_load(c0, mach.cpu_times(), time.perf_counter() - t0)
@@ -313,6 +318,17 @@ def _plan(args, configs, peers, engines, repeats):
     return plan
 
 
+def _workers(plan, quick):
+    """The workers of a round, each a list of plan entries: one entry each; with ``quick`` (a smoke run, not a
+    measurement), one worker for all the jobs of a framework and environment, in plan order."""
+    if not quick:
+        return [[e] for e in plan]
+    shared = {}
+    for e in plan:
+        shared.setdefault((e[2], json.dumps(e[4], sort_keys=True)), []).append(e)
+    return list(shared.values())
+
+
 def _predict_job(args, repeats):
     sizes, _, _ = CONFIGS["mnist"]
     return _job(sizes, PREDICT_ROWS, 1024 if args.quick else PREDICT_ROWS, repeats=repeats, kind="predict")
@@ -374,20 +390,26 @@ def run(args):
 
     plan = _plan(args, configs, peers, engines, repeats)
     results = {}
-    for i, (key, label, fw, job, env) in enumerate(plan * args.rounds, 1):
+    i = 0
+    for entries in _workers(plan, args.quick) * args.rounds:
         t0 = time.perf_counter()
-        out, busy, during, attempts = _measure({"framework": fw, **base, "jobs": [job]}, args, args.timeout, env)
-        r = {"section": key[0], "config": key[1], "framework": fw, "dtype": key[3], "busy_before": busy,
-             "foreign_load": during, "attempts": attempts, **out[0]}
-        _note_process(report, fw if env is None else f"{fw} [{' '.join(f'{k}={v}' for k, v in env.items())}]",
-                      r.pop("process", None))
-        results[key] = _merge(results.get(key), r)
-        shown = r["error"] if "error" in r else (f"{r['samples_per_second']:,.0f} samples/s"
-                                                 + (f" (engine {r['engine']})" if r.get("engine") else ""))
-        worst = mach.load(r)
-        if worst > mach.BUSY_WARN:
-            shown += f"  [other processes used up to {100 * worst:.0f}% of the CPU: not trustworthy]"
-        mach.log(f"[{i}/{len(plan) * args.rounds}] {label}: {shown}  ({time.perf_counter() - t0:.1f} s)")
+        fw, env = entries[0][2], entries[0][4]
+        out, busy, during, attempts = _measure({"framework": fw, **base, "jobs": [e[3] for e in entries]}, args,
+                                               args.timeout, env)
+        stopped = out[-1] if out and "error" in out[-1] else {"error": "no result: the worker stopped before it"}
+        for (key, label, _, _, _), line in zip(entries, out + [stopped] * (len(entries) - len(out))):
+            i += 1
+            r = {"section": key[0], "config": key[1], "framework": fw, "dtype": key[3], "busy_before": busy,
+                 "foreign_load": during, "attempts": attempts, **line}
+            _note_process(report, fw if env is None else f"{fw} [{' '.join(f'{k}={v}' for k, v in env.items())}]",
+                          r.pop("process", None))
+            results[key] = _merge(results.get(key), r)
+            shown = r["error"] if "error" in r else (f"{r['samples_per_second']:,.0f} samples/s"
+                                                     + (f" (engine {r['engine']})" if r.get("engine") else ""))
+            worst = mach.load(r)
+            if worst > mach.BUSY_WARN:
+                shown += f"  [other processes used up to {100 * worst:.0f}% of the CPU: not trustworthy]"
+            mach.log(f"[{i}/{len(plan) * args.rounds}] {label}: {shown}  ({time.perf_counter() - t0:.1f} s)")
     sections = {"main": "results", "engine": "engines", "extra": "extras", "predict": "predict"}
     for s in sections.values():
         report[s] = []

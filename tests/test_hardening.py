@@ -225,7 +225,9 @@ def test_sweep_values_fit_refuses_are_refused_before_any_trial(tmp_path):
 
 
 def test_malformed_results_lines_are_named_and_run_again(tmp_path):
-    X, y = RNG.standard_normal((40, 3)), RNG.integers(0, 2, 40)
+    # 64 features: a network large enough for OpenBLAS on AVX-512 (matmul.engine_for), as the other sweeps with
+    # validation in the suite, so its populations compile no kernels of their own
+    X, y = RNG.standard_normal((40, 64)), RNG.integers(0, 2, 40)
     path = tmp_path / "trials.jsonl"
     kw = dict(epochs=1, layers=[4], validation_split=0.25, results=path)
     first = fastbp.sweep({"lr": [0.1, 0.2, 0.3, 0.4]}, X, y, **kw)

@@ -119,13 +119,15 @@ def test_resumed_run_reduces_at_the_same_epochs(tmp_path):
 
 def test_population_member_with_plateau_is_fit():
     rng = np.random.default_rng(2)
-    X = rng.standard_normal((60, 5)).astype(np.float32)
+    # 64 features: a network large enough for OpenBLAS on AVX-512 (matmul.engine_for), as the other populations
+    # with validation in the suite, so it compiles no population kernels of its own
+    X = rng.standard_normal((60, 64)).astype(np.float32)
     y = rng.integers(0, 3, 60)
     sched = fastbp.ReduceLROnPlateau("val_loss", patience=0, factor=0.5)
-    fitted = fastbp.Network([5, 8, 3])
-    Xv, yv = X[:20] * 1.1, y[:20]
+    fitted = fastbp.Network([64, 8, 3])
+    Xv, yv = rng.standard_normal((20, 64)).astype(np.float32), rng.integers(0, 3, 20)  # noise: val_loss rises
     fitted.fit(X, y, epochs=5, batch_size=8, lr=0.3, schedule=sched, validation_data=(Xv, yv), verbose=0)
-    nets = [fastbp.Network([5, 8, 3]) for _ in range(2)]
+    nets = [fastbp.Network([64, 8, 3]) for _ in range(2)]
     Xc, Y = nets[0].check_data(X, y)
     Xvc, Yv = nets[0].check_data(Xv, yv)
     sgd = fastbp.SGD(lr=0.3)

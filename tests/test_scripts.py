@@ -109,7 +109,8 @@ def test_bench_bad_options_are_one_line_errors(args, message):
 
 def test_bench_sweeps_smoke(tmp_path):
     out = tmp_path / "s.json"
-    r = run("bench_sweeps.py", "--quick", "--repeats", "1", "--search-seeds", "1", "--no-sklearn", "--json", out)
+    r = run("bench_sweeps.py", "--quick", "--repeats", "1", "--search-seeds", "1", "--no-sklearn", "--rest", "0",
+            "--json", out)
     assert r.returncode == 0, r.stderr
     import json
 

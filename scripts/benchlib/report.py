@@ -140,7 +140,8 @@ def _header(report):
         print(f"  {who}: {'; '.join(libs) if libs else 'none (its own kernels)'}")
     s = report["settings"]
     print(f"workload: one epoch of plain SGD (lr {s['lr']}), ReLU hidden, softmax + cross-entropy, random "
-          f"N(0,1) data; median of {s['repeats']} epoch(s) after a warm-up, in a process of its own, the best of "
+          f"N(0,1) data; median of {s['repeats']} epoch(s) after a warm-up, in a process of its own"
+          f"{' (--quick: one per framework and environment)' if s.get('quick') else ''}, the best of "
           f"{s.get('rounds', 1)} such round(s) of every worker; samples/s (higher is better)")
     for p in s["peers_missing"]:
         print(f"{p}: not installed, skipped ({PEER_INSTALL[p]})")
