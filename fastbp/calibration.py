@@ -4,8 +4,9 @@
 (Z = A Wᵀ, G = Dᵀ A, E = D W) for a range of sizes on every engine: the
 compiled loops on one core and on Numba's threads, OpenBLAS (SciPy's, through
 ``np.dot``) and MKL when it is installed. From those times it derives, for each
-BLAS, the size of product from which it beats the loops, and which BLAS is the
-faster. The result is stored as JSON in the cache directory, under a key made of
+BLAS, the size of product from which it beats the loops, which BLAS is the
+faster, and the size from which the other is the faster if it is on the
+largest products. The result is stored as JSON in the cache directory, under a key made of
 the CPU model, the thread count and the versions of fastbp, Numba, SciPy (its
 OpenBLAS) and MKL, so a new library version or another machine sharing the
 directory is not mistaken for this one. Until a machine is calibrated the
@@ -40,7 +41,9 @@ BLASES = ("openblas", "mkl")
 # Layers (rows, n_in, n_out) timed: the products of networks from 64-32-10 at batch 16 to wide ones at batch 256,
 # narrow output layers included (BLAS and the loops do not scale alike on them).
 SHAPES = [(16, 16, 16), (32, 64, 32), (32, 128, 10), (32, 128, 64), (64, 256, 128), (128, 784, 10),
-          (32, 784, 256), (128, 784, 256), (256, 1024, 512), (256, 1024, 1024)]
+          (32, 784, 256), (128, 784, 256), (256, 1024, 512), (256, 1024, 1024), (256, 2048, 2048)]
+# The other BLAS takes the large networks where it is faster by this factor at every larger point.
+LARGE_MARGIN = 1.02
 # Seconds of one timed repeat of a point, and repeats (the best is kept: other processes only slow it down).
 REPEAT_SECONDS, REPEATS = 0.01, 4
 
@@ -51,7 +54,8 @@ class Rule(NamedTuple):
     the smallest product MKL splits over threads; where this came from; the calibration entry (None for the
     built-in rule); ``small_openblas``: the largest product from which a network whose products all stay on
     OpenBLAS's calling thread (up to matmul.BLAS_ONE_THREAD_MACS: no thread pool wakes, whatever the BLAS
-    of the larger networks) runs them in OpenBLAS (inf: never)."""
+    of the larger networks) runs them in OpenBLAS (inf: never); ``large``: (the other BLAS, largest product
+    from which a network on several threads uses it instead of ``blas``), or None."""
 
     blas: str | None
     thresholds: dict
@@ -59,6 +63,7 @@ class Rule(NamedTuple):
     source: str
     entry: dict | None
     small_openblas: float = math.inf
+    large: tuple | None = None
 
 
 def cache_dir():
@@ -137,11 +142,16 @@ def rule():
             raise KeyError(blas)
         parallel = float(entry.get("mkl_parallel", matmul.SERIAL_MACS))
         small = float(entry.get("small_openblas", math.inf))
+        large = entry.get("large_blas")
+        if large is not None:
+            large = (str(large[0]), float(large[1]))
+            if large[0] not in thresholds:
+                raise KeyError(large[0])
     except (KeyError, TypeError, ValueError, IndexError):
         return builtin_rule()
     built = builtin_rule().thresholds
     return Rule(blas, {**built, **thresholds}, parallel, f"calibrated {entry.get('date', '?')} ({file})", entry,
-                small)
+                small, large)
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -231,6 +241,12 @@ def decide(points):
         frm = min(t[1] for t in used.values())
         big = [p for p in points if p["macs"] >= frm]
         blas = min(used, key=lambda b: _geomean_ratio(big, b, "openblas") if big else 1.0)
+        # The two BLASes block large products differently: the other may be the faster from some size on
+        # (OpenBLAS beside MKL on AVX-512: docs/performance.md). Then the networks past it use the other.
+        for other in (b for b in used if b != blas and big):
+            frm = _threshold(big, lambda p: p["seconds"][other] * LARGE_MARGIN < p["seconds"][blas])
+            if math.isfinite(frm):
+                speed["large_blas"] = [other, max(frm, used[other][0])]
     if "mkl" in thresholds:
         big = [p for p in points if p["macs"] >= min(t[1] for t in thresholds.values())] or points
         speed["mkl_over_openblas"] = _geomean_ratio(big, "openblas", "mkl")
@@ -286,6 +302,9 @@ def describe(r=None):
         lines.append(f"  a network uses {_NAMES[r.blas]} when its largest product has >= {_macs(frm)} "
                      f"multiply-adds (batch x n_in x n_out), for every product >= {_macs(smallest)}; "
                      f"the compiled loops otherwise")
+    if r.large is not None:
+        lines.append(f"  from {_macs(r.large[1])} multiply-adds on (several threads) it uses {_NAMES[r.large[0]]}, "
+                     f"the faster there")
     if math.isfinite(r.small_openblas) and r.blas != "openblas":
         lines.append(f"  a network whose largest product has {_macs(r.small_openblas)} to "
                      f"{_macs(matmul.SERIAL_MACS)} multiply-adds uses OpenBLAS on the calling thread")

@@ -182,7 +182,7 @@ def engine_for(sizes, rows, n_params, threads=None):
 
     The engine is the forced one (``forced_engine``) if any; else the rule's BLAS (calibration.rule: this
     machine's calibration, or the built-in rule) if the network's largest product reaches the BLAS's
-    threshold; else the compiled loops. ``threads`` (default Numba's current count) is the loops' or MKL's."""
+    threshold (the other BLAS past ``rule.large``'s size, on several threads); else the compiled loops. ``threads`` (default Numba's current count) is the loops' or MKL's."""
     threads = numba.get_num_threads() if threads is None else threads
     largest = largest_product(sizes, rows)
     forced = forced_engine()
@@ -192,8 +192,12 @@ def engine_for(sizes, rows, n_params, threads=None):
     else:
         name, smallest = "loops", None
         if rule.blas is not None and largest >= rule.thresholds[rule.blas][0]:
+            name = rule.blas
+            # The other BLAS from the size where it was the faster, measured on several threads.
+            if rule.large is not None and threads > 1 and largest >= rule.large[1]:
+                name = rule.large[0]
             # A calibration made with MKL stands while the same version is installed; if it cannot load, OpenBLAS.
-            name = rule.blas if rule.blas != "mkl" or _mkl.available() else "openblas"
+            name = name if name != "mkl" or _mkl.available() else "openblas"
         elif rule.small_openblas <= largest <= SERIAL_MACS:
             # OpenBLAS on the calling thread: its own up to BLAS_ONE_THREAD_MACS, beyond that where training
             # holds it to one thread (training.fit); one core's OpenBLAS beats one core's loops there too.

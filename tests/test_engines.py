@@ -171,6 +171,35 @@ def test_measure_times_every_engine(cache_dir):
         assert all(0 < s < 1 for s in p["seconds"].values())
 
 
+def test_the_other_blas_takes_the_large_networks_where_it_is_faster(cache_dir, monkeypatch, capsys):
+    """MKL the faster over the products a BLAS takes, OpenBLAS by more than LARGE_MARGIN at every point from
+    268 M multiply-adds on: networks with threads whose largest product is past the point between 134 M and
+    268 M take OpenBLAS; one-thread choices (a population) keep MKL, whose times there were not measured."""
+    times = {(64, 256, 128): (100, 60, 90, 40, 80), (128, 784, 256): (1000, 500, 400, 300, 200),
+             (256, 1024, 512): (10**4, 5000, 4000, 8000, 4050),  # OpenBLAS ahead, within the margin
+             (256, 1024, 1024): (2 * 10**4, 10**4, 8000, 16000, 8500),
+             (256, 2048, 2048): (10**5, 5 * 10**4, 3 * 10**4, 6 * 10**4, 3.3 * 10**4)}
+    pts = [point(shape, *t) for shape, t in times.items()]
+    d = calibration.decide(pts)
+    assert d["blas"] == "mkl" and d["large_blas"] == ["openblas", pytest.approx(math.sqrt(134217728 * 268435456))]
+    # OpenBLAS ahead by less than the margin at the largest point: no switch.
+    close = [p if p["macs"] < 10**9 else point(p["shape"], 10**5, 5 * 10**4, 3.3 * 10**4, 6 * 10**4, 3.34 * 10**4)
+             for p in pts]
+    assert "large_blas" not in calibration.decide(close)
+    entry = fake_calibration(monkeypatch, pts)
+    monkeypatch.setattr(_mkl, "available", lambda: True)
+    r = calibration.rule()
+    assert r.large == ("openblas", entry["large_blas"][1])
+    assert engine_for(WIDE, 256, 10**6, threads=2) == Blas(int(r.thresholds["openblas"][1]))
+    assert isinstance(engine_for(MNIST, 128, 10**5, threads=2), Mkl)
+    assert isinstance(engine_for(WIDE, 256, 10**6, threads=1), Mkl)
+    assert population_engine(WIDE, 256, 10**6) == engine_for(WIDE, 256, 10**6, threads=1)
+    with force_engine("mkl"):  # forcing still wins
+        assert isinstance(engine_for(WIDE, 256, 10**6, threads=2), Mkl)
+    assert main(["info"]) == 0
+    assert "from 190 M multiply-adds on (several threads) it uses OpenBLAS, the faster there" in capsys.readouterr().out
+
+
 def test_info_and_calibrate_commands(cache_dir, monkeypatch, capsys):
     assert main(["info"]) == 0
     assert "engine rule: built-in rule (not calibrated: run `fastbp calibrate`)" in capsys.readouterr().out
