@@ -70,7 +70,7 @@ def check_sample_weight(sample_weight, n, argname="sample_weight"):
         raise ValueError(f"{argname}: expected weights >= 0, got {w[w < 0][0]!r} at row {int(np.flatnonzero(w < 0)[0])}")
     if not (w > 0).any():
         raise ValueError(f"{argname}: the weights are all zero; expected at least one positive weight")
-    return np.ascontiguousarray(w)
+    return _writeable(np.ascontiguousarray(w))
 
 
 def check_nonnegative_float(value, argname):
@@ -178,9 +178,15 @@ def check_X(X, n_features, dtype, argname="X", finite=True):
 
 
 def _convert(arr, dtype, argname):
-    """``arr`` as a C-contiguous array of ``dtype`` (native byte order), without overflow warnings."""
+    """``arr`` as a writeable C-contiguous array of ``dtype`` (native byte order), without overflow warnings."""
     with np.errstate(over="ignore", invalid="ignore"):
-        return np.ascontiguousarray(arr, dtype=dtype)
+        return _writeable(np.ascontiguousarray(arr, dtype=dtype))
+
+
+def _writeable(arr):
+    """``arr``, copied if it is read-only (a memory map opened for reading, joblib's in a parallel search):
+    Numba types a read-only array apart and would compile every kernel that takes it again."""
+    return arr if arr.flags.writeable else arr.copy()
 
 
 def check_params(value, n_params, dtype, argname="params"):

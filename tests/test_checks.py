@@ -253,6 +253,32 @@ def test_other_layouts_and_dtypes_are_converted(wide, layout):
     assert np.array_equal(a.params, b.params)
 
 
+def test_read_only_inputs_train_as_writeable_ones_without_kernels_of_their_own():
+    """A read-only X and sample weights (a memory map opened for reading, joblib's in a parallel search) give
+    the parameters and outputs of writeable copies, and no compiled kernel takes a read-only array (Numba
+    types them apart: every kernel would compile again for them)."""
+    from numba.core import types
+    from fastbp import kernels
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((40, 5)).astype(np.float32)
+    y = np.arange(40) % 3
+    sw = rng.uniform(0.5, 2.0, 40)
+    Xr, swr = X.copy(), sw.copy()
+    Xr.setflags(write=False)
+    swr.setflags(write=False)
+    a = fastbp.Network([5, 6, 3], activation="tanh", seed=1)
+    b = fastbp.Network([5, 6, 3], activation="tanh", seed=1)
+    a.fit(Xr, y, sample_weight=swr, epochs=2, batch_size=8, lr=0.1, verbose=0)
+    b.fit(X, y, sample_weight=sw, epochs=2, batch_size=8, lr=0.1, verbose=0)
+    assert np.array_equal(a.params, b.params)
+    assert np.array_equal(a.forward(Xr), b.forward(X))
+    assert a.evaluate(Xr, y) == b.evaluate(X, y)
+    for f in (kernels._train_epochs, kernels._predict, kernels._full_pass):  # what Python hands the data to
+        for sig in f.signatures:
+            assert not any(isinstance(t, types.Array) and not t.mutable for t in sig), (f.__name__, sig)
+
+
 @pytest.mark.parametrize("layout", ["column-slice", "strided-2d", "fortran"])
 def test_float_targets_in_other_layouts_are_converted(wide, layout):
     """The same promise for y (checks.py: 'arrays of other dtypes or memory layouts are converted')."""
