@@ -6,8 +6,8 @@ compiled loops on one core and on Numba's threads, OpenBLAS (SciPy's, through
 ``np.dot``) and MKL when it is installed. From those times it derives, for each
 BLAS, the size of product from which it beats the loops, which BLAS is the
 faster, and the size from which the other is the faster if it is on the
-largest products. The result is stored as JSON in the cache directory, under a key made of
-the CPU model, the thread count and the versions of fastbp, Numba, SciPy (its
+largest products. The result is stored as JSON in the cache directory, under a
+key made of the CPU model, the thread count and the versions of fastbp, Numba, SciPy (its
 OpenBLAS) and MKL, so a new library version or another machine sharing the
 directory is not mistaken for this one. Until a machine is calibrated the
 built-in rule applies (OpenBLAS from the sizes in ``matmul.BLAS_FROM``).
@@ -243,10 +243,10 @@ def decide(points):
         blas = min(used, key=lambda b: _geomean_ratio(big, b, "openblas") if big else 1.0)
         # The two BLASes block large products differently: the other may be the faster from some size on
         # (OpenBLAS beside MKL on AVX-512: docs/performance.md). Then the networks past it use the other.
-        for other in (b for b in used if b != blas and big):
-            frm = _threshold(big, lambda p: p["seconds"][other] * LARGE_MARGIN < p["seconds"][blas])
-            if math.isfinite(frm):
-                speed["large_blas"] = [other, max(frm, used[other][0])]
+        for other in (b for b in used if b != blas) if big else ():
+            switch = _threshold(big, lambda p: p["seconds"][other] * LARGE_MARGIN < p["seconds"][blas])
+            if math.isfinite(switch):
+                speed["large_blas"] = [other, max(switch, used[other][0])]
     if "mkl" in thresholds:
         big = [p for p in points if p["macs"] >= min(t[1] for t in thresholds.values())] or points
         speed["mkl_over_openblas"] = _geomean_ratio(big, "openblas", "mkl")

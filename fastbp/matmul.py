@@ -182,7 +182,8 @@ def engine_for(sizes, rows, n_params, threads=None):
 
     The engine is the forced one (``forced_engine``) if any; else the rule's BLAS (calibration.rule: this
     machine's calibration, or the built-in rule) if the network's largest product reaches the BLAS's
-    threshold (the other BLAS past ``rule.large``'s size, on several threads); else the compiled loops. ``threads`` (default Numba's current count) is the loops' or MKL's."""
+    threshold (the other BLAS past ``rule.large``'s size, on several threads); else the compiled loops.
+    ``threads`` (default Numba's current count) is the loops' or MKL's."""
     threads = numba.get_num_threads() if threads is None else threads
     largest = largest_product(sizes, rows)
     forced = forced_engine()
