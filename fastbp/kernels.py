@@ -407,17 +407,37 @@ def _update_decayed(params, grad, state, net, rule, lr, step, decay, acc):
     as the rule reads it, layer by layer, not in a pass of its own; returns Σ‖W‖² of the new weights (the
     next batch's penalty), each layer's taken right after its update while its weights are in cache, in
     ``_sum_sq_weights``' order (so the same bits)."""
+    return _update_units(params, grad, state, net, rule, lr, step, decay, acc, 0, 1, net.mm)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _unit_part(n, k, T, itemsize):
+    """Part k of T of a layer's n units, (first, end): cut on 64-byte lines of a row of z (so that two
+    threads writing their columns of it never share a line), the last part taking the rest."""
+    line = max(1, 64 // itemsize)
+    lo = (k * n // T) // line * line
+    hi = n if k == T - 1 else ((k + 1) * n // T) // line * line
+    return lo, hi
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _update_units(params, grad, state, net, rule, lr, step, decay, acc, k, T, mm):
+    """``_update_decayed`` of part k of T of every layer's units (``_unit_part``: their rows of W and
+    entries of b, and the optimizer state's), its products' engine ``mm``; returns Σ‖W‖² of those rows
+    where the rule has an L2 penalty (else 0)."""
     s0 = _slot(state, 0, params)
     s1 = _slot(state, 1, params)
     sq = 0.0
     for l in range(net.sizes.shape[0] - 1):
-        a = net.w_off[l]
-        b = a + net.sizes[l + 1] * net.sizes[l]
-        _update_part(params[a:b], grad[a:b], s0[a:b], s1[a:b], rule.opt_code, rule.hyper, lr, step, 1.0, decay, net.mm)
-        sq += _sum_sq(params[a:b], acc)
-        a = net.b_off[l]
-        b = a + net.sizes[l + 1]
-        _update_part(params[a:b], grad[a:b], s0[a:b], s1[a:b], rule.opt_code, rule.hyper, lr, step, 1.0, 0.0, net.mm)
+        lo, hi = _unit_part(net.sizes[l + 1], k, T, params.itemsize)
+        a = net.w_off[l] + lo * net.sizes[l]
+        b = net.w_off[l] + hi * net.sizes[l]
+        _update_part(params[a:b], grad[a:b], s0[a:b], s1[a:b], rule.opt_code, rule.hyper, lr, step, 1.0, decay, mm)
+        if rule.l2 != 0.0:
+            sq += _sum_sq(params[a:b], acc)
+        a = net.b_off[l] + lo
+        b = net.b_off[l] + hi
+        _update_part(params[a:b], grad[a:b], s0[a:b], s1[a:b], rule.opt_code, rule.hyper, lr, step, 1.0, 0.0, mm)
     return sq
 
 

@@ -20,9 +20,10 @@ import math
 import threading
 import time
 
+import numba
 import numpy as np
 
-from . import checks, io, kernels, plan, team
+from . import checks, io, kernels, plan, team, units
 from ._shuffle import _permutations, _population_perms, put_states, take_states
 from .callbacks import Progress, auto_verbose, call_callback, check_callbacks, get_early_stopping
 from .kernels import _evaluate_population, _full_pass, _train_epochs, _train_population
@@ -213,6 +214,12 @@ class _Run:
         self.team = None
         if not population and team.pays(self.mm, sizes, cap, dropout):
             self.team = team.team_buffers(sizes, n_params, dtype, cap, sw is not None)
+        # One large network on BLAS trains in a crew: each thread owns a part of every layer's units (units.py).
+        self.crew = None
+        if not population and self.team is None and units.pays(self.mm, sizes, cap, self.net.acts, dropout,
+                                                                rules[0].clip):
+            self.crew = units.crew_buffers(self.work, numba.get_num_threads())
+            self.crew_net = first.kernel_net(None)  # its products are MKL's on each thread (units.py)
         if Xv is not None:
             # Each network's validation rows Xv[vstart[i]:vstop[i]] (default all).
             bounds = np.array([(0, Xv.shape[0])] * k if val_rows is None else val_rows, dtype=np.int64).reshape(k, 2)
@@ -295,17 +302,21 @@ class _Run:
         """(the compiled function ``train_epochs`` calls, the engine's argument of it): what compiles first."""
         if self.team is not None:
             return team.kernel(self.net)
+        if self.crew is not None:
+            return units.kernel(self.crew_net)
         return _train_epochs, self.net
 
     def train_epochs(self, perms, epoch0, step0, stop, best, out):
         """``kernels._train_epochs`` of the one network over the orders ``perms`` (one per epoch), with the
         stopping rule ``stop``, the best parameters' buffer ``best`` and the four per-epoch outputs ``out``;
-        in a team where the run has one (the same results, within rounding)."""
+        in a team or crew where the run has one (the same results, within rounding)."""
         net = self.nets[0]
         args = (net.params, net.state.slots, self.X, self.Y, self.sw, perms, self.batch_size, epoch0, step0, self.net,
                 self.work, self.rule, stop, self.saved, best, *out)
         if self.team is not None:
             return team.train_epochs(*args, self.team)
+        if self.crew is not None:
+            return units.train_epochs(*args[:9], self.crew_net, *args[10:], self.crew)
         return _train_epochs(*args)
 
     def validate(self, active=None):

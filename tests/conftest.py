@@ -24,6 +24,8 @@ os.environ.pop("FASTBP_ENGINE", None)
 # Nor teams (fastbp/team.py): they would compile a second epoch kernel for many of the suite's networks;
 # tests/test_team.py turns them on, and checks them against training on one thread.
 os.environ["FASTBP_TEAMS"] = "0"
+# Nor crews (fastbp/units.py), for the same reason; tests/test_units.py turns them on.
+os.environ["FASTBP_CREW"] = "0"
 
 # --------------------------------------------------------------------------- activations
 

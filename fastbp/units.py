@@ -1,0 +1,508 @@
+"""A large network's batches shared out by units: each thread owns a part of every layer.
+
+On BLAS's own threads (docs/performance.md, issue 16), each product of a large network is split over the
+cores by the BLAS, and everything between the products runs on the calling thread: the activations read
+columns another core just wrote, the optimizer's update reads weights and gradients that sit in the other
+core's cache (MKL) or runs on one core beside the BLAS's spinning threads (OpenBLAS), and each product
+wakes the BLAS's threads again. In a crew, T threads (Numba's) each own part k of every layer's units
+(``kernels._unit_part``): their columns of z, a and δ, their rows of W, of its gradient and of the
+optimizer's state. Each thread runs its part of every step on one core, its products on one MKL thread:
+
+- forward, per hidden layer l: z[:, part] = a^{l-1} W[part]ᵀ + b[part], a[:, part] = f(z[:, part]);
+- output layer, by rows: the thread's rows of z^L, a^L, the cost and the output δ (softmax needs whole rows);
+- backward, per layer l > 0: δ^{l-1}[:, part] = (δ^l W[:, part]) ⊙ f'(z^{l-1}[:, part]) and
+  ∂C/∂W[part] = δ^l[:, part]ᵀ a^{l-1}, ∂C/∂b[part] = Σ_rows δ^l[:, part];
+- then ∂C/∂W^1[part], the cost judged, the update of the thread's rows, and its rows of the next batch gathered.
+
+So weights, gradients and optimizer state never leave their core, and the update and the gather run on
+every core. Each step is a phase of T tasks (one per part); a phase starts when the one before is done
+(a counter). A thread claims its own part of each phase (a compare-and-swap on that part's counter); a part
+that stays unclaimed longer than a task takes (its thread descheduled, or never started: the pool busy)
+is taken by another thread, which from then on takes that part at once until its thread claims one again.
+So no thread waits on a thread that is not there, and a lone thread trains the network alone. A task's
+arithmetic does not depend on the thread that runs it, so the result does not depend on the threads:
+bitwise the same on one thread and T (tests). It differs from ``kernels._train_epochs`` only in the order of
+the sums over parts (the batch's cost, Σ‖W‖²), within rounding. Where the epoch ends, part 0's task also does
+what ``_train_epochs`` does between epochs (outputs, the stopping rule, the copy an undone epoch goes back to).
+
+Needs MKL (the ``mkl`` extra: one thread per call, from several threads at once); not for dropout (masks
+drawn per row of the whole batch), a clip bound (the whole gradient's norm first) or several networks at
+once (a population already has a core per network); ``pays`` decides.
+"""
+
+import concurrent.futures
+import math
+import os
+import threading
+from typing import NamedTuple
+
+import numba
+import numpy as np
+from numba import njit
+
+from . import _mkl
+from ._atomic import AVAILABLE, compare_and_swap, fetch_add, load_acquire, spin_pause
+from ._prefetch import prefetch_rows
+from ._views import rows_view
+from .activations import SOFTMAX, _act_backward, _activate
+from .kernels import (_SQ_LANES, _batch_cost, _biases, _block, _end_epoch, _gather_rows,
+                      _keep, _l2_in_update, _put_back, _scale_weights, _add_decay, _sum_sq, _unit_part,
+                      _update_units, _weights)
+from .losses import _output_delta
+from .matmul import Blas, Mkl, forced_engine, largest_product
+from .optimizers import _plain_descent, _sgd_step
+from .schedules import _scheduled_lr
+
+__all__ = ["Crew", "pays", "crew_buffers", "train_epochs"]
+
+# Counters (int64), each on a cache line of its own: per part its next phase to claim (at 8k), then the
+# tasks done and a stop.
+_LINE = 8
+# Shared float64 values: per part (Σ w C, weight right) of its rows and its Σ‖W‖² (two slots, by the batch
+# count's parity: a part writes the next batch's while the others may still read this one's); then the
+# running epoch's summed cost and weight right, the learning rate, and the call's result (epochs completed,
+# non-finite batch or -1, whether the rule stopped).
+_PER_PART = 4
+_LOSS, _RIGHT, _LR, _RAN, _BAD, _HALT, _SHARED = range(7)
+# Pause hints a thread spins through with another's part ready and unclaimed before it takes the part:
+# far longer than a thread takes to claim a part it is waiting for, far shorter than a time slice.
+_PATIENCE = 1 << 14
+# A crew pays where the largest product (multiply-adds of a whole batch) is at least this
+# (docs/performance.md, issue 16, sixth session).
+CREW_FROM = 1 << 23
+CREW_ENV = "FASTBP_CREW"
+
+
+class Crew(NamedTuple):
+    """A crew's shared ``counters`` (int64) and ``values`` (float64), and a second set of batch buffers ``Xb``,
+    ``Yb``, ``wb`` (as ``plan.Work``'s): odd batches are gathered there, so that a thread gathering the next
+    batch never writes rows another thread still reads. Its threads work in the run's buffers otherwise."""
+
+    counters: np.ndarray
+    values: np.ndarray
+    Xb: np.ndarray
+    Yb: np.ndarray
+    wb: np.ndarray
+
+
+def crew_buffers(work, threads):
+    """A Crew of ``threads`` threads beside the run's work buffers ``work``."""
+    return Crew(np.zeros(_LINE * (threads + 2), np.int64), np.zeros(_PER_PART * threads + _SHARED),
+                np.empty_like(work.Xb), np.empty_like(work.Yb), np.empty_like(work.wb))
+
+
+def _layer_ok():
+    try:
+        return numba.threading_layer() != "workqueue"
+    except ValueError:  # pragma: no cover - not started yet (matmul starts it on import)
+        return False
+
+
+def pays(mm, sizes, rows, acts, dropout, clip):
+    """Whether a network of widths ``sizes`` and activation codes ``acts`` training alone on batches of ``rows``
+    with engine ``mm`` (matmul.engine_for) trains in a crew: crews are not turned off (``FASTBP_CREW=0``), the
+    engine is a BLAS and no engine but MKL is forced, MKL is there, Numba has two threads or more on TBB or
+    OpenMP, the largest product is at least CREW_FROM, no hidden layer is softmax, and there is no dropout or
+    clip bound."""
+    off = os.environ.get(CREW_ENV, "").strip().lower() in ("0", "off", "false", "no")
+    if off or not AVAILABLE or dropout or clip > 0 or numba.get_num_threads() < 2 or not _layer_ok():
+        return False
+    forced = forced_engine()
+    if not isinstance(mm, (Blas, Mkl)) or (forced is not None and forced[0] != "mkl"):
+        return False
+    if any(a == SOFTMAX for a in acts[:-1]) or largest_product(sizes, rows) < CREW_FROM or max(*sizes, rows) >= 1 << 31:
+        return False
+    return _mkl.available()
+
+
+def train_epochs(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work, rule, stop, saved, best,
+                 out_loss, out_correct, out_lr, out_best, crew):
+    """``kernels._train_epochs`` (the same arguments and results) by a crew (``crew_buffers``) of as many threads
+    as it was made for: ``net`` has the crew's engine (``engine``), ``work`` is the run's. This thread is one of
+    them; the others come from a pool of fastbp's own (see ``_helpers``)."""
+    T = crew.counters.shape[0] // _LINE - 2
+    crew.counters[:] = 0
+    crew.values[:] = 0.0
+    crew.values[_PER_PART * T + _RAN] = perms.shape[0]
+    crew.values[_PER_PART * T + _BAD] = -1.0
+    args = (params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work, rule, stop, saved, best, out_loss,
+            out_correct, out_lr, out_best, crew)
+    helpers = [_helpers(T - 1).submit(_member, k, *args) for k in range(1, T)]
+    try:
+        _member(0, *args)
+    finally:
+        # A helper not started yet would find every task claimed: it is not waited for. One that started
+        # finishes the task it holds (the call's buffers are reset by the next call only after that).
+        for h in helpers:
+            if not h.cancel():
+                h.result()
+    v = crew.values[_PER_PART * T:]
+    return int(v[_RAN]), int(v[_BAD]), bool(v[_HALT])
+
+
+def kernel(net):
+    """(the compiled function ``train_epochs`` calls, the Net it takes) for the Net ``net``."""
+    return _member, net
+
+
+_pool = None
+_pool_lock = threading.Lock()
+
+
+def _helpers(n):
+    """A pool of at least ``n`` threads that run crews' members beside the calling thread.
+
+    Python threads calling the compiled member (which releases the GIL), not a parallel region of Numba's:
+    the call graph under a parallel loop is compiled once more for its gufunc (a crew's first compile took
+    50 s in a ``prange``, and 25 s without). A thread of this pool that is late or busy (fits in several
+    threads at once) only lets the calling thread take its parts (see the module's docstring)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool._max_workers < n:
+            _pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, n), thread_name_prefix="fastbp-crew")
+        return _pool
+
+
+@njit(cache=True, error_model="numpy", nogil=True)
+def _member(me, params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work, rule, stop, saved, best,
+            out_loss, out_correct, out_lr, out_best, crew):
+    """One thread of the crew: runs its own part of each phase, and a part left unclaimed (see the module's
+    docstring), until every task is claimed or the call stops."""
+    counters = crew.counters
+    T = counters.shape[0] // _LINE - 2
+    n_batches = (perms.shape[1] + batch_size - 1) // batch_size
+    L = net.sizes.shape[0] - 1
+    total = 2 + perms.shape[0] * n_batches * 2 * L  # the start, 2L phases per batch, the end
+    done = _LINE * T
+    stopped = done + _LINE
+    acc = np.empty(_SQ_LANES)
+    before = _mkl.set_num_threads_local(1)
+    away = np.zeros(T, np.int64)  # per part: the phase after the one this thread last took of it (0: none)
+    waited = 0
+    while load_acquire(counters, stopped) == 0:
+        p = load_acquire(counters, _LINE * me)
+        finished = load_acquire(counters, done)
+        part = me
+        if not (p < total and finished >= T * p):
+            # Not this thread's turn: the ready part claimed least far, if unclaimed, once it has waited too
+            # long, or at once if this thread took that part last time (its own thread is not there).
+            part, p = -1, total
+            for k in range(T):
+                qk = load_acquire(counters, _LINE * k)
+                if k != me and qk < total and finished >= T * qk and qk < p:
+                    part, p = k, qk
+            if part < 0:
+                if load_acquire(counters, _LINE * me) >= total and _all_claimed(counters, T, total):
+                    break  # every task claimed: their holders finish them
+                waited = 0
+                spin_pause()
+                continue
+            waited += 1
+            if not (away[part] == p or waited > _PATIENCE):
+                spin_pause()
+                continue
+        if compare_and_swap(counters, _LINE * part, p, p + 1):
+            _task(p, part, T, n_batches, params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work, rule,
+                  stop, saved, best, out_loss, out_correct, out_lr, out_best, crew, acc)
+            fetch_add(counters, done, 1)
+            if part != me:
+                away[part] = p + 1
+            waited = 0
+    _mkl.set_num_threads_local(before)
+
+
+@njit(cache=True, error_model="numpy")
+def _all_claimed(counters, T, total):
+    for k in range(T):
+        if load_acquire(counters, _LINE * k) < total:
+            return False
+    return True
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _batch(perms, q, n_batches, batch_size):
+    """(epoch, batch, its rows of the order) of batch q of the call."""
+    e = q // n_batches
+    b = q % n_batches
+    start = b * batch_size
+    return e, b, perms[e, start : min(start + batch_size, perms.shape[1])]
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _buffers(work, crew, q):
+    """Batch q's buffers (inputs, targets, sample weights): the work's for even q, the crew's for odd."""
+    if q % 2 == 0:
+        return work.Xb, work.Yb, work.wb
+    return crew.Xb, crew.Yb, crew.wb
+
+
+@njit(cache=True, error_model="numpy")
+def _weight_sum(sw, idx):
+    """The batch's total sample weight (its rows' count without weights), summed in one order by every part."""
+    if sw.shape[0] == 0:
+        return float(idx.shape[0])
+    s = 0.0
+    for i in range(idx.shape[0]):
+        s += sw[idx[i]]
+    return s
+
+
+@njit(cache=True, error_model="numpy")
+def _gather_part(X, Y, sw, perms, q, n_batches, batch_size, k, T, Xb, Yb, wb):
+    """Part k of T of batch q's rows into its buffers, and the part of the batch after prefetched."""
+    _, _, idx = _batch(perms, q, n_batches, batch_size)
+    r0 = k * idx.shape[0] // T
+    r1 = (k + 1) * idx.shape[0] // T
+    _gather_rows(X, Y, idx[r0:r1], Xb[r0:r1], Yb[r0:r1])
+    if sw.shape[0] > 0:
+        for i in range(r0, r1):
+            wb[i] = sw[idx[i]]
+    if q + 1 < perms.shape[0] * n_batches:
+        _, _, nxt = _batch(perms, q + 1, n_batches, batch_size)
+        a = k * nxt.shape[0] // T
+        b = (k + 1) * nxt.shape[0] // T
+        prefetch_rows(X, nxt[a:b])
+        prefetch_rows(Y, nxt[a:b])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _sq_slot(k, q):
+    """Where part k keeps Σ‖W‖² of its rows as batch q starts."""
+    return _PER_PART * k + 2 + q % 2
+
+
+@njit(cache=True, error_model="numpy")
+def _task(p, k, T, n_batches, params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work, rule, stop, saved,
+          best, out_loss, out_correct, out_lr, out_best, crew, acc):
+    """Part k of phase p (see the module's docstring)."""
+    values = crew.values
+    L = net.sizes.shape[0] - 1
+    n = perms.shape[1]
+    shared = _PER_PART * T
+    batches = perms.shape[0] * n_batches
+    if p == 0:  # the call's start: the first batch's rows, Σ‖W‖² of the part's rows, the epoch's start
+        _gather_part(X, Y, sw, perms, 0, n_batches, batch_size, k, T, work.Xb, work.Yb, work.wb)
+        values[_sq_slot(k, 0)] = _sum_sq_part(params, net, k, T, acc) if rule.l2 != 0.0 else 0.0
+        if k == 0:
+            _start_epoch(0, params, state, saved, values, shared, rule, epoch0)
+        return
+    if p == 1 + batches * 2 * L:  # the call's end: what follows the last epoch
+        if k == 0 and _end_epoch(perms.shape[0] - 1, values[shared + _LOSS], values[shared + _RIGHT],
+                                 values[shared + _LR], n, params, stop, best, out_loss, out_correct, out_lr, out_best):
+            values[shared + _HALT] = 1.0
+        return
+    q = (p - 1) // (2 * L)
+    j = (p - 1) % (2 * L)
+    e, b, idx = _batch(perms, q, n_batches, batch_size)
+    if k == 0 and b == 0 and j == 0 and e > 0:  # between epochs e - 1 and e
+        if _end_epoch(e - 1, values[shared + _LOSS], values[shared + _RIGHT], values[shared + _LR], n, params, stop,
+                      best, out_loss, out_correct, out_lr, out_best):
+            values[shared + _RAN] = e
+            values[shared + _HALT] = 1.0
+            fetch_add(crew.counters, _LINE * (T + 1), 1)
+            return
+        _start_epoch(e, params, state, saved, values, shared, rule, epoch0)
+    rows = idx.shape[0]
+    wsum = _weight_sum(sw, idx)
+    Xb, Yb, wb = _buffers(work, crew, q)
+    if wsum == 0.0:  # nothing to learn from: no cost, no update; the next batch's rows still come
+        if j == 2 * L - 1:
+            values[_sq_slot(k, q + 1)] = values[_sq_slot(k, q)]
+            if q + 1 < batches:
+                _gather_part(X, Y, sw, perms, q + 1, n_batches, batch_size, k, T, *_buffers(work, crew, q + 1))
+        return
+    descend = _plain_descent(rule.opt_code, rule.hyper, rule.clip)  # folded into the product, as on BLAS
+    fused = not descend and _l2_in_update(rule)
+    A0 = Xb[:rows]
+    if j < L - 1:
+        _forward_part(j, k, T, params, net, work, A0)
+    elif j == L - 1:
+        w = wb[:rows] if sw.shape[0] > 0 else wb[:0]
+        c, ok = _output_part(k, T, params, net, work, A0, Yb[:rows], w, wsum)
+        values[_PER_PART * k] = c
+        values[_PER_PART * k + 1] = ok
+    elif j < 2 * L - 1:
+        _backward_part(2 * L - 1 - j, k, T, params, net, work, A0, rule.l2 / wsum, descend, fused)
+    else:  # the batch's end: the first layer's gradient, the cost judged, the part's update, the next rows
+        step = step0 + e * n_batches + b
+        lr = values[shared + _LR]
+        if rule.per_step:
+            lr = _scheduled_lr(rule.sched_code, rule.sched_p, rule.lr, step)
+        c, ok, sq = 0.0, 0.0, 0.0
+        for t in range(T):
+            c += values[_PER_PART * t]
+            ok += values[_PER_PART * t + 1]
+            sq += values[_sq_slot(t, q)]
+        c, ok = _batch_cost(c, ok, rows, wsum, sw.shape[0] > 0, rule.l2, sq)
+        if not math.isfinite(c):  # the epoch is undone, and the call stops before this batch's update
+            if k == 0:
+                _put_back(saved, params, state)
+                out_loss[e] = values[shared + _LOSS]
+                values[shared + _RAN] = e
+                values[shared + _BAD] = b
+                fetch_add(crew.counters, _LINE * (T + 1), 1)
+            return
+        if k == 0:
+            values[shared + _LOSS] += c
+            values[shared + _RIGHT] += ok
+            values[shared + _LR] = lr
+        values[_sq_slot(k, q + 1)] = _update_part_of(k, T, params, state, net, work, rule, A0, lr, step + 1,
+                                                     rule.l2 / wsum, descend, fused, acc)
+        if q + 1 < batches:
+            _gather_part(X, Y, sw, perms, q + 1, n_batches, batch_size, k, T, *_buffers(work, crew, q + 1))
+
+
+@njit(cache=True, error_model="numpy")
+def _start_epoch(e, params, state, saved, values, shared, rule, epoch0):
+    """What ``_train_epochs`` does as epoch e starts: the copy an undone epoch goes back to, the sums zeroed,
+    the epoch's learning rate."""
+    _keep(params, state, saved)
+    values[shared + _LOSS] = 0.0
+    values[shared + _RIGHT] = 0.0
+    values[shared + _LR] = _scheduled_lr(rule.sched_code, rule.sched_p, rule.lr, epoch0 + e)
+
+
+@njit(cache=True, error_model="numpy")
+def _sum_sq_part(params, net, k, T, acc):
+    """Σ‖W‖² of part k's rows of every layer."""
+    sq = 0.0
+    for l in range(net.sizes.shape[0] - 1):
+        lo, hi = _unit_part(net.sizes[l + 1], k, T, params.itemsize)
+        sq += _sum_sq(_unit_rows(params, net, l, lo, hi).ravel(), acc)
+    return sq
+
+
+@njit(cache=True, error_model="numpy")
+def _forward_part(l, k, T, params, net, work, A0):
+    """Hidden layer l, part k's units: z = a^{l-1} Wᵀ + b, a = f(z)."""
+    sizes, cap, rows = net.sizes, work.cap, A0.shape[0]
+    lo, hi = _unit_part(sizes[l + 1], k, T, params.itemsize)
+    a_in = A0 if l == 0 else _block(work.Ab, sizes, l - 1, cap, rows)
+    _product(_NO, _TR, a_in, _unit_rows(params, net, l, lo, hi), 1.0, 0.0, _block(work.Zb, sizes, l, cap, rows)[:, lo:hi])
+    # Row by row, each a contiguous (1, m) view: a loop over a block of columns (a strided view) does not
+    # vectorise, and these are the kernels the whole batch's pass compiles.
+    b = params[net.b_off[l] + lo : net.b_off[l] + hi]
+    off, n = _offset(sizes, l, cap), sizes[l + 1]
+    for i in range(rows):
+        o = off + i * n + lo
+        _activate(rows_view(work.Zb, o, 1, hi - lo), rows_view(work.Ab, o, 1, hi - lo), b, net.acts[l],
+                  net.act_p[l, 0], net.act_p[l, 1])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _offset(sizes, l, cap):
+    """Where layer l's block starts in a per-layer work buffer (``kernels._block``'s)."""
+    off = 0
+    for k in range(1, l + 1):
+        off += sizes[k]
+    return off * cap
+
+
+@njit(cache=True, error_model="numpy")
+def _output_part(k, T, params, net, work, A0, Y0, w0, wsum):
+    """The output layer for part k's rows of the batch: z, a, the output δ; (Σ w C, weight right) of those rows."""
+    sizes, cap, rows = net.sizes, work.cap, A0.shape[0]
+    l = sizes.shape[0] - 2
+    r0 = k * rows // T
+    r1 = (k + 1) * rows // T
+    a_in = (A0 if l == 0 else _block(work.Ab, sizes, l - 1, cap, rows))[r0:r1]
+    Z = _block(work.Zb, sizes, l, cap, rows)[r0:r1]
+    A = _block(work.Ab, sizes, l, cap, rows)[r0:r1]
+    _product(_NO, _TR, a_in, _weights(params, net, l), 1.0, 0.0, Z)
+    _activate(Z, A, _biases(params, net, l), net.acts[l], net.act_p[l, 0], net.act_p[l, 1])
+    return _output_delta(Z, A, Y0[r0:r1], _block(work.Db, sizes, l, cap, rows)[r0:r1], net.loss_code, net.acts[l],
+                         net.act_p[l, 0], net.act_p[l, 1], 1.0 / wsum, net.acc_mode, w0[r0:r1] if w0.shape[0] else w0)
+
+
+@njit(cache=True, error_model="numpy")
+def _backward_part(l, k, T, params, net, work, A0, decay, descend, fused):
+    """Back through layer l > 0: δ^{l-1} of part k's units of layer l - 1, and (unless the step is folded into
+    the product at the batch's end) ∂C/∂W, ∂C/∂b of part k's units of layer l."""
+    sizes, cap, rows = net.sizes, work.cap, A0.shape[0]
+    lo, hi = _unit_part(sizes[l], k, T, params.itemsize)
+    _product(_NO, _NO, _block(work.Db, sizes, l, cap, rows), _weights(params, net, l)[:, lo:hi], 1.0, 0.0,
+             _block(work.Db, sizes, l - 1, cap, rows)[:, lo:hi])
+    off, n = _offset(sizes, l - 1, cap), sizes[l]
+    for i in range(rows):  # row by row, as in _forward_part
+        o = off + i * n + lo
+        _act_backward(rows_view(work.Db, o, 1, hi - lo), rows_view(work.Zb, o, 1, hi - lo),
+                      rows_view(work.Ab, o, 1, hi - lo), net.acts[l - 1], net.act_p[l - 1, 0], net.act_p[l - 1, 1])
+    if not descend:
+        _weight_grad(l, k, T, params, net, work, A0, decay, fused)
+
+
+@njit(cache=True, error_model="numpy")
+def _weight_grad(l, k, T, params, net, work, A0, decay, fused):
+    """∂C/∂W and ∂C/∂b of part k's units of layer l (the L2 penalty's decay · W added where the update does not
+    add it)."""
+    sizes, cap, rows = net.sizes, work.cap, A0.shape[0]
+    lo, hi = _unit_part(sizes[l + 1], k, T, params.itemsize)
+    gW = _unit_rows(work.grad, net, l, lo, hi)
+    _product(_TR, _NO, _block(work.Db, sizes, l, cap, rows)[:, lo:hi],
+             A0 if l == 0 else _block(work.Ab, sizes, l - 1, cap, rows), 1.0, 0.0, gW)
+    _bias_grad_part(work.Db, _offset(sizes, l, cap), sizes[l + 1], lo, hi, rows,
+                    work.grad[net.b_off[l] + lo : net.b_off[l] + hi])
+    if decay != 0.0 and not fused:
+        _add_decay(gW, _unit_rows(params, net, l, lo, hi), decay)
+
+
+@njit(cache=True, error_model="numpy")
+def _bias_grad_part(Db, off, n, lo, hi, rows, gb):
+    """``kernels._bias_grad`` of units lo..hi of the layer whose δ block starts at ``off`` (n units a row)."""
+    gb[:] = 0
+    for i in range(rows):
+        row = Db[off + i * n + lo : off + i * n + hi]
+        for j in range(hi - lo):
+            gb[j] += row[j]
+
+
+@njit(cache=True, error_model="numpy")
+def _update_part_of(k, T, params, state, net, work, rule, A0, lr, step, decay, descend, fused, acc):
+    """Part k's update at the batch's end (its weight gradient of the first layer first); returns Σ‖W‖² of its
+    new rows where the rule has an L2 penalty."""
+    if not descend:
+        _weight_grad(0, k, T, params, net, work, A0, decay, fused)
+        return _update_units(params, work.grad, state, net, rule, lr, step, decay if fused else 0.0, acc, k, T, None)
+    # plain gradient descent, folded into the weight-gradient products (kernels._backward's ``descend``)
+    sizes, cap, rows = net.sizes, work.cap, A0.shape[0]
+    sq = 0.0
+    for l in range(sizes.shape[0] - 1):
+        lo, hi = _unit_part(sizes[l + 1], k, T, params.itemsize)
+        W = _unit_rows(params, net, l, lo, hi)
+        gb = work.grad[net.b_off[l] + lo : net.b_off[l] + hi]
+        _bias_grad_part(work.Db, _offset(sizes, l, cap), sizes[l + 1], lo, hi, rows, gb)
+        if decay != 0.0:
+            _scale_weights(W, 1.0 - lr * decay)
+        _product(_TR, _NO, _block(work.Db, sizes, l, cap, rows)[:, lo:hi],
+                 A0 if l == 0 else _block(work.Ab, sizes, l - 1, cap, rows), -lr, 1.0, W)
+        _sgd_step(params[net.b_off[l] + lo : net.b_off[l] + hi], gb, lr)
+        if rule.l2 != 0.0:
+            sq += _sum_sq(W.ravel(), acc)
+    return sq
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _unit_rows(flat, net, l, lo, hi):
+    """Rows lo..hi of layer l's W in the flat vector ``flat`` (parameters or gradient), C-contiguous."""
+    n_in = net.sizes[l]
+    return rows_view(flat, net.w_off[l] + lo * n_in, hi - lo, n_in)
+
+
+_NO, _TR = _mkl.NO_TRANS, _mkl.TRANS
+
+
+@njit(cache=True, error_model="numpy")
+def _product(ta, tb, X, W, alpha, beta, Out):
+    """Out ← alpha · op(X) op(W) + beta · Out (op: transposed for _TR) by MKL on the calling thread (the member
+    set MKL's thread count there to 1). Every operand here is a block of rows or columns of a C-contiguous
+    array (unit stride along a row), and ``pays`` checked that sizes fit MKL's 32-bit integers."""
+    m, n = Out.shape
+    if m == 0 or n == 0:
+        return
+    k = X.shape[0] if ta == _TR else X.shape[1]
+    _mkl.gemm(ta, tb, m, n, k, alpha, X, _ld(X), W, _ld(W), beta, Out, _ld(Out))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _ld(A):
+    return max(A.strides[0] // A.itemsize, A.shape[1], 1)
