@@ -411,10 +411,12 @@ def _update_decayed(params, grad, state, net, rule, lr, step, decay, acc):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _unit_part(n, k, T, itemsize):
-    """Part k of T of a layer's n units, (first, end): cut on 64-byte lines of a row of z (so that two
-    threads writing their columns of it never share a line), the last part taking the rest."""
-    line = max(1, 64 // itemsize)
+def _unit_part(sizes, l, k, T, itemsize):
+    """Part k of T of layer l's units, (first, end). A hidden layer's parts are cut on 64-byte lines of a row of
+    its z (two threads writing their columns of it never share a line), the last part taking the rest; the
+    output layer's evenly (its z is written by rows, its rows of W are lines apart)."""
+    n = sizes[l + 1]
+    line = max(1, 64 // itemsize) if l < sizes.shape[0] - 2 else 1
     lo = (k * n // T) // line * line
     hi = n if k == T - 1 else ((k + 1) * n // T) // line * line
     return lo, hi
@@ -429,7 +431,7 @@ def _update_units(params, grad, state, net, rule, lr, step, decay, acc, k, T, mm
     s1 = _slot(state, 1, params)
     sq = 0.0
     for l in range(net.sizes.shape[0] - 1):
-        lo, hi = _unit_part(net.sizes[l + 1], k, T, params.itemsize)
+        lo, hi = _unit_part(net.sizes, l, k, T, params.itemsize)
         a = net.w_off[l] + lo * net.sizes[l]
         b = net.w_off[l] + hi * net.sizes[l]
         _update_part(params[a:b], grad[a:b], s0[a:b], s1[a:b], rule.opt_code, rule.hyper, lr, step, 1.0, decay, mm)

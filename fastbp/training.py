@@ -20,7 +20,6 @@ import math
 import threading
 import time
 
-import numba
 import numpy as np
 
 from . import checks, io, kernels, plan, team, units
@@ -216,9 +215,8 @@ class _Run:
             self.team = team.team_buffers(sizes, n_params, dtype, cap, sw is not None)
         # One large network on BLAS trains in a crew: each thread owns a part of every layer's units (units.py).
         self.crew = None
-        if not population and self.team is None and units.pays(self.mm, sizes, cap, self.net.acts, dropout,
-                                                                rules[0].clip):
-            self.crew = units.crew_buffers(self.work, numba.get_num_threads())
+        if not population and self.team is None and units.pays(self.mm, sizes, cap, self.net.acts, dropout, rules[0]):
+            self.crew = units.crew_buffers(self.work, units.threads(sizes))
             self.crew_net = first.kernel_net(None)  # its products are MKL's on each thread (units.py)
         if Xv is not None:
             # Each network's validation rows Xv[vstart[i]:vstop[i]] (default all).

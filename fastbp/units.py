@@ -2,32 +2,36 @@
 
 On BLAS's own threads (docs/performance.md, issue 16), each product of a large network is split over the
 cores by the BLAS, and everything between the products runs on the calling thread: the activations read
-columns another core just wrote, the optimizer's update reads weights and gradients that sit in the other
-core's cache (MKL) or runs on one core beside the BLAS's spinning threads (OpenBLAS), and each product
-wakes the BLAS's threads again. In a crew, T threads (Numba's) each own part k of every layer's units
-(``kernels._unit_part``): their columns of z, a and δ, their rows of W, of its gradient and of the
-optimizer's state. Each thread runs its part of every step on one core, its products on one MKL thread:
+columns another core just wrote, and the optimizer's update reads weights and gradients that sit in the
+other core's cache (MKL) or runs on one core beside the BLAS's spinning threads (OpenBLAS). In a crew, T
+threads each own part k of every layer's units (``kernels._unit_part``): their columns of z, a and δ, their
+rows of W, of its gradient and of the optimizer's state. Each runs its part of every step on one core, its
+products on one MKL thread. Per batch, 3L phases of T parts each:
 
 - forward, per hidden layer l: z[:, part] = a^{l-1} W[part]ᵀ + b[part], a[:, part] = f(z[:, part]);
-- output layer, by rows: the thread's rows of z^L, a^L, the cost and the output δ (softmax needs whole rows);
-- backward, per layer l > 0: δ^{l-1}[:, part] = (δ^l W[:, part]) ⊙ f'(z^{l-1}[:, part]) and
-  ∂C/∂W[part] = δ^l[:, part]ᵀ a^{l-1}, ∂C/∂b[part] = Σ_rows δ^l[:, part];
-- then ∂C/∂W^1[part], the cost judged, the update of the thread's rows, and its rows of the next batch gathered.
+- the output layer by rows of the batch: the part's rows of z^L, a^L, the cost and the output δ (softmax
+  needs whole rows);
+- per layer l > 0 from the top: (a) δ^{l-1}[:, part] = (δ^l W[:, part]) ⊙ f'(z^{l-1}[:, part]), then
+  (b) ∂C/∂W[part] = δ^l[:, part]ᵀ a^{l-1} and ∂C/∂b[part] = Σ_rows δ^l[:, part];
+- ∂C/∂W^1[part]; then the cost judged, the update of the part's rows, and its rows of the next batch gathered.
 
-So weights, gradients and optimizer state never leave their core, and the update and the gather run on
-every core. Each step is a phase of T tasks (one per part); a phase starts when the one before is done
-(a counter). A thread claims its own part of each phase (a compare-and-swap on that part's counter); a part
-that stays unclaimed longer than a task takes (its thread descheduled, or never started: the pool busy)
-is taken by another thread, which from then on takes that part at once until its thread claims one again.
-So no thread waits on a thread that is not there, and a lone thread trains the network alone. A task's
-arithmetic does not depend on the thread that runs it, so the result does not depend on the threads:
-bitwise the same on one thread and T (tests). It differs from ``kernels._train_epochs`` only in the order of
-the sums over parts (the batch's cost, Σ‖W‖²), within rounding. Where the epoch ends, part 0's task also does
-what ``_train_epochs`` does between epochs (outputs, the stopping rule, the copy an undone epoch goes back to).
+So weights, gradients and optimizer state stay in their core's cache, and the update and the gather run on
+every core. A phase waits only for every part of the phase it reads from (``_after``): a forward layer for
+the one before, a δ for the δ above, a weight gradient for the output rows, the update for the last δ
+(every part has read the weights it changes). A thread claims its part's next phase (a compare-and-swap on
+that part's counter) once it is ready; a ready part left unclaimed longer than a part takes (its thread
+descheduled, or never started: the pool busy) is taken by another thread, which from then on takes that
+part at once until its own thread claims one again. So no thread waits on a thread that is not there, and a
+lone thread trains the network alone. A part's arithmetic does not depend on the thread that runs it, so
+the result does not depend on the threads (bitwise, tests); it depends on the number of parts, and differs
+from ``kernels._train_epochs`` only in the order of sums over parts (the batch's cost, Σ‖W‖²) and in the
+products' blocks, within rounding. Where an epoch ends, part 0 also does what ``_train_epochs`` does between
+epochs (outputs, the stopping rule, the copy an undone epoch goes back to).
 
 Needs MKL (the ``mkl`` extra: one thread per call, from several threads at once); not for dropout (masks
-drawn per row of the whole batch), a clip bound (the whole gradient's norm first) or several networks at
-once (a population already has a core per network); ``pays`` decides.
+drawn per row of the whole batch), a clip bound (the whole gradient's norm first), plain gradient descent
+(folded into BLAS's products, where a crew did not pay) or several networks at once (a population already
+has a core per network); ``pays`` decides.
 """
 
 import concurrent.futures
@@ -45,18 +49,17 @@ from ._atomic import AVAILABLE, compare_and_swap, fetch_add, load_acquire, spin_
 from ._prefetch import prefetch_rows
 from ._views import rows_view
 from .activations import SOFTMAX, _act_backward, _activate
-from .kernels import (_SQ_LANES, _batch_cost, _biases, _block, _end_epoch, _gather_rows,
-                      _keep, _l2_in_update, _put_back, _scale_weights, _add_decay, _sum_sq, _unit_part,
-                      _update_units, _weights)
+from .kernels import (_SQ_LANES, _add_decay, _batch_cost, _biases, _block, _end_epoch, _gather_rows, _keep,
+                      _l2_in_update, _put_back, _sum_sq, _unit_part, _update_units, _weights)
 from .losses import _output_delta
 from .matmul import Blas, Mkl, forced_engine, largest_product
-from .optimizers import _plain_descent, _sgd_step
+from .optimizers import _plain_descent
 from .schedules import _scheduled_lr
 
 __all__ = ["Crew", "pays", "crew_buffers", "train_epochs"]
 
-# Counters (int64), each on a cache line of its own: per part its next phase to claim (at 8k), then the
-# tasks done and a stop.
+# Counters (int64), each on a cache line of its own: per part k its next phase to claim (at _LINE k) and the
+# phases it has done (at _LINE (T + k)), then a stop (at _LINE 2T).
 _LINE = 8
 # Shared float64 values: per part (Σ w C, weight right) of its rows and its Σ‖W‖² (two slots, by the batch
 # count's parity: a part writes the next batch's while the others may still read this one's); then the
@@ -87,40 +90,48 @@ class Crew(NamedTuple):
 
 def crew_buffers(work, threads):
     """A Crew of ``threads`` threads beside the run's work buffers ``work``."""
-    return Crew(np.zeros(_LINE * (threads + 2), np.int64), np.zeros(_PER_PART * threads + _SHARED),
+    return Crew(np.zeros(_LINE * (2 * threads + 1), np.int64), np.zeros(_PER_PART * threads + _SHARED),
                 np.empty_like(work.Xb), np.empty_like(work.Yb), np.empty_like(work.wb))
 
 
-def _layer_ok():
-    try:
-        return numba.threading_layer() != "workqueue"
-    except ValueError:  # pragma: no cover - not started yet (matmul starts it on import)
-        return False
-
-
-def pays(mm, sizes, rows, acts, dropout, clip):
+def pays(mm, sizes, rows, acts, dropout, rule):
     """Whether a network of widths ``sizes`` and activation codes ``acts`` training alone on batches of ``rows``
-    with engine ``mm`` (matmul.engine_for) trains in a crew: crews are not turned off (``FASTBP_CREW=0``), the
-    engine is a BLAS and no engine but MKL is forced, MKL is there, Numba has two threads or more on TBB or
-    OpenMP, the largest product is at least CREW_FROM, no hidden layer is softmax, and there is no dropout or
-    clip bound."""
+    with engine ``mm`` (matmul.engine_for) and training rule ``rule`` (plan.Rule) trains in a crew: crews are not
+    turned off (``FASTBP_CREW=0``), the engine is a BLAS and no engine but MKL is forced, MKL is there, a crew
+    would have two threads or more (``threads``), the largest product is at least CREW_FROM, no hidden layer is
+    softmax, there is no dropout or clip bound, and the rule has an update pass of its own (plain gradient
+    descent is folded into BLAS's products, and there a crew was no faster: docs/performance.md)."""
     off = os.environ.get(CREW_ENV, "").strip().lower() in ("0", "off", "false", "no")
-    if off or not AVAILABLE or dropout or clip > 0 or numba.get_num_threads() < 2 or not _layer_ok():
+    if off or not AVAILABLE or dropout or rule.clip > 0 or threads(sizes) < 2:
         return False
     forced = forced_engine()
     if not isinstance(mm, (Blas, Mkl)) or (forced is not None and forced[0] != "mkl"):
+        return False
+    if _plain_descent(rule.opt_code, rule.hyper, rule.clip):
         return False
     if any(a == SOFTMAX for a in acts[:-1]) or largest_product(sizes, rows) < CREW_FROM or max(*sizes, rows) >= 1 << 31:
         return False
     return _mkl.available()
 
 
+# Units of the narrowest hidden layer per thread, at least: narrower parts make products too thin to run at
+# speed (and the parts are cut on 16 units of float32 anyway).
+UNITS_PER_THREAD = 64
+
+
+def threads(sizes):
+    """A crew's size for a network of widths ``sizes``: Numba's thread count, at most one thread per
+    UNITS_PER_THREAD units of the narrowest hidden layer."""
+    hidden = min(sizes[1:-1]) if len(sizes) > 2 else sizes[-1]
+    return min(numba.get_num_threads(), max(1, hidden // UNITS_PER_THREAD))
+
+
 def train_epochs(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work, rule, stop, saved, best,
                  out_loss, out_correct, out_lr, out_best, crew):
     """``kernels._train_epochs`` (the same arguments and results) by a crew (``crew_buffers``) of as many threads
-    as it was made for: ``net`` has the crew's engine (``engine``), ``work`` is the run's. This thread is one of
-    them; the others come from a pool of fastbp's own (see ``_helpers``)."""
-    T = crew.counters.shape[0] // _LINE - 2
+    as it was made for; ``net`` and ``work`` are the run's (the crew calls MKL itself, whatever ``net.mm``). This
+    thread is one of them; the others come from a pool of fastbp's own (see ``_helpers``)."""
+    T = crew.counters.shape[0] // (2 * _LINE)
     crew.counters[:] = 0
     crew.values[:] = 0.0
     crew.values[_PER_PART * T + _RAN] = perms.shape[0]
@@ -169,31 +180,30 @@ def _member(me, params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, 
     """One thread of the crew: runs its own part of each phase, and a part left unclaimed (see the module's
     docstring), until every task is claimed or the call stops."""
     counters = crew.counters
-    T = counters.shape[0] // _LINE - 2
+    T = counters.shape[0] // (2 * _LINE)
     n_batches = (perms.shape[1] + batch_size - 1) // batch_size
     L = net.sizes.shape[0] - 1
-    total = 2 + perms.shape[0] * n_batches * 2 * L  # the start, 2L phases per batch, the end
-    done = _LINE * T
-    stopped = done + _LINE
+    total = 2 + perms.shape[0] * n_batches * 3 * L  # the start, 3L phases per batch, the end
+    stopped = 2 * T * _LINE
     acc = np.empty(_SQ_LANES)
     before = _mkl.set_num_threads_local(1)
     away = np.zeros(T, np.int64)  # per part: the phase after the one this thread last took of it (0: none)
     waited = 0
     while load_acquire(counters, stopped) == 0:
-        p = load_acquire(counters, _LINE * me)
-        finished = load_acquire(counters, done)
         part = me
-        if not (p < total and finished >= T * p):
-            # Not this thread's turn: the ready part claimed least far, if unclaimed, once it has waited too
-            # long, or at once if this thread took that part last time (its own thread is not there).
-            part, p = -1, total
+        p = _ready(counters, me, T, L, total)
+        if p < 0:
+            # Not this thread's turn: another part ready and unclaimed, taken once it has waited too long, or at
+            # once if this thread took that part last time (its own thread is not there).
+            part = -1
             for k in range(T):
-                qk = load_acquire(counters, _LINE * k)
-                if k != me and qk < total and finished >= T * qk and qk < p:
-                    part, p = k, qk
+                if k != me and part < 0:
+                    p = _ready(counters, k, T, L, total)
+                    if p >= 0:
+                        part = k
             if part < 0:
-                if load_acquire(counters, _LINE * me) >= total and _all_claimed(counters, T, total):
-                    break  # every task claimed: their holders finish them
+                if _all_claimed(counters, T, total):
+                    break  # their holders finish them
                 waited = 0
                 spin_pause()
                 continue
@@ -204,11 +214,54 @@ def _member(me, params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, 
         if compare_and_swap(counters, _LINE * part, p, p + 1):
             _task(p, part, T, n_batches, params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work, rule,
                   stop, saved, best, out_loss, out_correct, out_lr, out_best, crew, acc)
-            fetch_add(counters, done, 1)
+            fetch_add(counters, _LINE * (T + part), 1)
             if part != me:
                 away[part] = p + 1
             waited = 0
     _mkl.set_num_threads_local(before)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _ready(counters, k, T, L, total):
+    """The phase of part k that may start now (its last one done and not claimed again, and every part done with
+    the phase it depends on, ``_after``), or -1."""
+    p = load_acquire(counters, _LINE * k)
+    if p >= total or load_acquire(counters, _LINE * (T + k)) != p:
+        return -1
+    d = _after(p, L, total)
+    for j in range(T):
+        if load_acquire(counters, _LINE * (T + j)) <= d:
+            return -1
+    return p
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _after(p, L, total):
+    """The phase every part must have done before phase p starts (-1: none). Per batch (3L phases): the hidden
+    layers' forward parts, each after the one before; the output rows after the last; per layer l from the
+    top, its δ below (a) after the output rows (l = L - 1) or the δ part above, and its weight gradient (b)
+    after the output rows; the first layer's weight gradient after the output rows; the update after the last
+    δ (every part has read the weights it updates) and the gather with it. A batch's first phase after the
+    batch before; the call's end after all."""
+    if p == 0:
+        return -1
+    if p == total - 1:
+        return p - 1
+    P = 3 * L
+    j = (p - 1) % P
+    base = p - j  # the batch's first phase
+    if j == 0:
+        return base - 1
+    if j <= L - 1:
+        return p - 1
+    if j == P - 1:  # the update: after the last δ part (the output rows where there is no hidden layer)
+        return base + (3 * L - 4 if L > 1 else 0)
+    if j == P - 2:  # the first layer's weight gradient
+        return base + L - 1
+    i = j - L
+    if i % 2 == 0 and i > 0:  # δ below layer L - 1 - i/2: after the δ part above
+        return p - 2
+    return base + L - 1  # the output rows
 
 
 @njit(cache=True, error_model="numpy")
@@ -286,33 +339,33 @@ def _task(p, k, T, n_batches, params, state, X, Y, sw, perms, batch_size, epoch0
         if k == 0:
             _start_epoch(0, params, state, saved, values, shared, rule, epoch0)
         return
-    if p == 1 + batches * 2 * L:  # the call's end: what follows the last epoch
+    if p == 1 + batches * 3 * L:  # the call's end: what follows the last epoch
         if k == 0 and _end_epoch(perms.shape[0] - 1, values[shared + _LOSS], values[shared + _RIGHT],
                                  values[shared + _LR], n, params, stop, best, out_loss, out_correct, out_lr, out_best):
             values[shared + _HALT] = 1.0
         return
-    q = (p - 1) // (2 * L)
-    j = (p - 1) % (2 * L)
+    P = 3 * L
+    q = (p - 1) // P
+    j = (p - 1) % P
     e, b, idx = _batch(perms, q, n_batches, batch_size)
     if k == 0 and b == 0 and j == 0 and e > 0:  # between epochs e - 1 and e
         if _end_epoch(e - 1, values[shared + _LOSS], values[shared + _RIGHT], values[shared + _LR], n, params, stop,
                       best, out_loss, out_correct, out_lr, out_best):
             values[shared + _RAN] = e
             values[shared + _HALT] = 1.0
-            fetch_add(crew.counters, _LINE * (T + 1), 1)
+            fetch_add(crew.counters, 2 * T * _LINE, 1)
             return
         _start_epoch(e, params, state, saved, values, shared, rule, epoch0)
     rows = idx.shape[0]
     wsum = _weight_sum(sw, idx)
     Xb, Yb, wb = _buffers(work, crew, q)
     if wsum == 0.0:  # nothing to learn from: no cost, no update; the next batch's rows still come
-        if j == 2 * L - 1:
+        if j == P - 1:
             values[_sq_slot(k, q + 1)] = values[_sq_slot(k, q)]
             if q + 1 < batches:
                 _gather_part(X, Y, sw, perms, q + 1, n_batches, batch_size, k, T, *_buffers(work, crew, q + 1))
         return
-    descend = _plain_descent(rule.opt_code, rule.hyper, rule.clip)  # folded into the product, as on BLAS
-    fused = not descend and _l2_in_update(rule)
+    fused = _l2_in_update(rule)
     A0 = Xb[:rows]
     if j < L - 1:
         _forward_part(j, k, T, params, net, work, A0)
@@ -321,9 +374,15 @@ def _task(p, k, T, n_batches, params, state, X, Y, sw, perms, batch_size, epoch0
         c, ok = _output_part(k, T, params, net, work, A0, Yb[:rows], w, wsum)
         values[_PER_PART * k] = c
         values[_PER_PART * k + 1] = ok
-    elif j < 2 * L - 1:
-        _backward_part(2 * L - 1 - j, k, T, params, net, work, A0, rule.l2 / wsum, descend, fused)
-    else:  # the batch's end: the first layer's gradient, the cost judged, the part's update, the next rows
+    elif j < P - 2:  # back through layer l: the δ of part k's units below (a), the gradient of its units here (b)
+        l = L - 1 - (j - L) // 2
+        if (j - L) % 2 == 0:
+            _delta_part(l, k, T, params, net, work, A0)
+        else:
+            _weight_grad(l, k, T, params, net, work, A0, rule.l2 / wsum, fused)
+    elif j == P - 2:  # the first layer's gradient
+        _weight_grad(0, k, T, params, net, work, A0, rule.l2 / wsum, fused)
+    else:  # the batch's end: the cost judged, the part's update, the next rows
         step = step0 + e * n_batches + b
         lr = values[shared + _LR]
         if rule.per_step:
@@ -340,14 +399,14 @@ def _task(p, k, T, n_batches, params, state, X, Y, sw, perms, batch_size, epoch0
                 out_loss[e] = values[shared + _LOSS]
                 values[shared + _RAN] = e
                 values[shared + _BAD] = b
-                fetch_add(crew.counters, _LINE * (T + 1), 1)
+                fetch_add(crew.counters, 2 * T * _LINE, 1)
             return
         if k == 0:
             values[shared + _LOSS] += c
             values[shared + _RIGHT] += ok
             values[shared + _LR] = lr
-        values[_sq_slot(k, q + 1)] = _update_part_of(k, T, params, state, net, work, rule, A0, lr, step + 1,
-                                                     rule.l2 / wsum, descend, fused, acc)
+        values[_sq_slot(k, q + 1)] = _update_units(params, work.grad, state, net, rule, lr, step + 1,
+                                                   rule.l2 / wsum if fused else 0.0, acc, k, T, None)
         if q + 1 < batches:
             _gather_part(X, Y, sw, perms, q + 1, n_batches, batch_size, k, T, *_buffers(work, crew, q + 1))
 
@@ -367,7 +426,7 @@ def _sum_sq_part(params, net, k, T, acc):
     """Σ‖W‖² of part k's rows of every layer."""
     sq = 0.0
     for l in range(net.sizes.shape[0] - 1):
-        lo, hi = _unit_part(net.sizes[l + 1], k, T, params.itemsize)
+        lo, hi = _unit_part(net.sizes, l, k, T, params.itemsize)
         sq += _sum_sq(_unit_rows(params, net, l, lo, hi).ravel(), acc)
     return sq
 
@@ -376,7 +435,7 @@ def _sum_sq_part(params, net, k, T, acc):
 def _forward_part(l, k, T, params, net, work, A0):
     """Hidden layer l, part k's units: z = a^{l-1} Wᵀ + b, a = f(z)."""
     sizes, cap, rows = net.sizes, work.cap, A0.shape[0]
-    lo, hi = _unit_part(sizes[l + 1], k, T, params.itemsize)
+    lo, hi = _unit_part(sizes, l, k, T, params.itemsize)
     a_in = A0 if l == 0 else _block(work.Ab, sizes, l - 1, cap, rows)
     _product(_NO, _TR, a_in, _unit_rows(params, net, l, lo, hi), 1.0, 0.0, _block(work.Zb, sizes, l, cap, rows)[:, lo:hi])
     # Row by row, each a contiguous (1, m) view: a loop over a block of columns (a strided view) does not
@@ -415,11 +474,10 @@ def _output_part(k, T, params, net, work, A0, Y0, w0, wsum):
 
 
 @njit(cache=True, error_model="numpy")
-def _backward_part(l, k, T, params, net, work, A0, decay, descend, fused):
-    """Back through layer l > 0: δ^{l-1} of part k's units of layer l - 1, and (unless the step is folded into
-    the product at the batch's end) ∂C/∂W, ∂C/∂b of part k's units of layer l."""
+def _delta_part(l, k, T, params, net, work, A0):
+    """Back through layer l > 0: δ^{l-1} = (δ^l W) ⊙ f'(z^{l-1}) of part k's units of layer l - 1."""
     sizes, cap, rows = net.sizes, work.cap, A0.shape[0]
-    lo, hi = _unit_part(sizes[l], k, T, params.itemsize)
+    lo, hi = _unit_part(sizes, l - 1, k, T, params.itemsize)
     _product(_NO, _NO, _block(work.Db, sizes, l, cap, rows), _weights(params, net, l)[:, lo:hi], 1.0, 0.0,
              _block(work.Db, sizes, l - 1, cap, rows)[:, lo:hi])
     off, n = _offset(sizes, l - 1, cap), sizes[l]
@@ -427,8 +485,6 @@ def _backward_part(l, k, T, params, net, work, A0, decay, descend, fused):
         o = off + i * n + lo
         _act_backward(rows_view(work.Db, o, 1, hi - lo), rows_view(work.Zb, o, 1, hi - lo),
                       rows_view(work.Ab, o, 1, hi - lo), net.acts[l - 1], net.act_p[l - 1, 0], net.act_p[l - 1, 1])
-    if not descend:
-        _weight_grad(l, k, T, params, net, work, A0, decay, fused)
 
 
 @njit(cache=True, error_model="numpy")
@@ -436,7 +492,7 @@ def _weight_grad(l, k, T, params, net, work, A0, decay, fused):
     """∂C/∂W and ∂C/∂b of part k's units of layer l (the L2 penalty's decay · W added where the update does not
     add it)."""
     sizes, cap, rows = net.sizes, work.cap, A0.shape[0]
-    lo, hi = _unit_part(sizes[l + 1], k, T, params.itemsize)
+    lo, hi = _unit_part(sizes, l, k, T, params.itemsize)
     gW = _unit_rows(work.grad, net, l, lo, hi)
     _product(_TR, _NO, _block(work.Db, sizes, l, cap, rows)[:, lo:hi],
              A0 if l == 0 else _block(work.Ab, sizes, l - 1, cap, rows), 1.0, 0.0, gW)
@@ -454,31 +510,6 @@ def _bias_grad_part(Db, off, n, lo, hi, rows, gb):
         row = Db[off + i * n + lo : off + i * n + hi]
         for j in range(hi - lo):
             gb[j] += row[j]
-
-
-@njit(cache=True, error_model="numpy")
-def _update_part_of(k, T, params, state, net, work, rule, A0, lr, step, decay, descend, fused, acc):
-    """Part k's update at the batch's end (its weight gradient of the first layer first); returns Σ‖W‖² of its
-    new rows where the rule has an L2 penalty."""
-    if not descend:
-        _weight_grad(0, k, T, params, net, work, A0, decay, fused)
-        return _update_units(params, work.grad, state, net, rule, lr, step, decay if fused else 0.0, acc, k, T, None)
-    # plain gradient descent, folded into the weight-gradient products (kernels._backward's ``descend``)
-    sizes, cap, rows = net.sizes, work.cap, A0.shape[0]
-    sq = 0.0
-    for l in range(sizes.shape[0] - 1):
-        lo, hi = _unit_part(sizes[l + 1], k, T, params.itemsize)
-        W = _unit_rows(params, net, l, lo, hi)
-        gb = work.grad[net.b_off[l] + lo : net.b_off[l] + hi]
-        _bias_grad_part(work.Db, _offset(sizes, l, cap), sizes[l + 1], lo, hi, rows, gb)
-        if decay != 0.0:
-            _scale_weights(W, 1.0 - lr * decay)
-        _product(_TR, _NO, _block(work.Db, sizes, l, cap, rows)[:, lo:hi],
-                 A0 if l == 0 else _block(work.Ab, sizes, l - 1, cap, rows), -lr, 1.0, W)
-        _sgd_step(params[net.b_off[l] + lo : net.b_off[l] + hi], gb, lr)
-        if rule.l2 != 0.0:
-            sq += _sum_sq(W.ravel(), acc)
-    return sq
 
 
 @njit(cache=True, error_model="numpy", inline="always")
