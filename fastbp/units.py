@@ -324,7 +324,7 @@ def _sq_slot(k, q):
     return _PER_PART * k + 2 + q % 2
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", inline="always")
 def _task(p, k, T, n_batches, params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work, rule, stop, saved,
           best, out_loss, out_correct, out_lr, out_best, crew, acc):
     """Part k of phase p (see the module's docstring)."""

@@ -3,7 +3,7 @@
 A crew's result does not depend on its threads (bitwise: two threads, or two of which one never comes),
 and differs from training on one thread (kernels._train_epochs) only by the order of the sums over the parts
 (the batch's cost, Σ‖W‖²): within rounding, in float64, with the same epochs, stopping decisions and undo of a
-diverging epoch. Both sides run their products on MKL.
+diverging epoch. The crew's products are MKL's; one thread's are its engine's (the compiled loops here).
 """
 
 import concurrent.futures
@@ -49,7 +49,7 @@ class _Absent:
 
 def _fit(mode, X, y, threads=2, monkeypatch=None, **kw):
     """A network trained with ``mode``: "crew" (whatever its size), "absent" (a crew of two whose second thread
-    never comes), "alone" (never a crew); products on MKL."""
+    never comes), "alone" (never a crew)."""
     monkeypatch.setattr(units, "pays", lambda *a: mode != "alone")
     monkeypatch.setattr(units, "UNITS_PER_THREAD", 8)  # a crew of Numba's threads for these narrow layers
     monkeypatch.setattr(units, "_helpers", (lambda n: _Absent()) if mode == "absent" else _real_helpers)
@@ -57,8 +57,7 @@ def _fit(mode, X, y, threads=2, monkeypatch=None, **kw):
     numba.set_num_threads(threads)
     try:
         net = fastbp.Network(list(SIZES), dtype="float64", seed=0)
-        with force_engine("mkl", 0):
-            hist = net.fit(X, y, verbose=0, **{"epochs": 5, "batch_size": 25, **kw})
+        hist = net.fit(X, y, verbose=0, **{"epochs": 5, "batch_size": 25, **kw})
     finally:
         numba.set_num_threads(before)
     return net, hist
@@ -123,11 +122,10 @@ def test_a_crew_undoes_a_diverging_epoch(monkeypatch):
         monkeypatch.setattr(units, "UNITS_PER_THREAD", 8)
         net = fastbp.Network([12, 40, 24, 2], activation="identity", output="identity", loss="mse", dtype="float64",
                              seed=0)
-        with force_engine("mkl", 0):
-            net.fit(X, y, epochs=2, batch_size=25, optimizer=fastbp.SGD(lr=0.01, momentum=0.5), verbose=0)
-            before = net.params.copy()
-            with pytest.raises(FloatingPointError) as info:
-                net.fit(X, y, epochs=4, batch_size=25, optimizer=fastbp.SGD(lr=1e30, momentum=0.5), verbose=0)
+        net.fit(X, y, epochs=2, batch_size=25, optimizer=fastbp.SGD(lr=0.01, momentum=0.5), verbose=0)
+        before = net.params.copy()
+        with pytest.raises(FloatingPointError) as info:
+            net.fit(X, y, epochs=4, batch_size=25, optimizer=fastbp.SGD(lr=1e30, momentum=0.5), verbose=0)
         np.testing.assert_array_equal(net.params, before)
         assert net.epochs_trained == 2
         results[mode] = str(info.value), net.state.slots.copy()
