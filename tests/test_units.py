@@ -168,3 +168,33 @@ def test_which_trainings_take_a_crew(monkeypatch):
         assert not units.pays(mkl, mnist, 200, acts, False, adam)
     monkeypatch.setenv(units.CREW_ENV, "1")
     assert units.pays(mkl, mnist, 200, acts, False, adam)
+
+
+def test_crews_in_two_python_threads_at_once(monkeypatch):
+    """Two fits at once from two Python threads, each in a crew (the pool's one helper thread serves one at a
+    time, the other crew's calling thread takes its helper's parts): both results are bitwise those of a fit
+    run alone."""
+    import threading
+
+    monkeypatch.setattr(units, "_PATIENCE", 1 << 8)
+    X, y = _data()
+    rules = ("adam", "momentum+l2")
+    alone = [_fit("crew", X, y, monkeypatch=monkeypatch, **RULES[r])[0].params for r in rules]
+    nets = [fastbp.Network(list(SIZES), dtype="float64", seed=0) for _ in rules]
+    before = numba.get_num_threads()
+    numba.set_num_threads(2)
+
+    def fit(net, rule):
+        for _ in range(5):  # the same training as alone: 5 epochs, one per fit
+            net.fit(X, y, verbose=0, epochs=1, batch_size=25, **RULES[rule])
+
+    try:
+        threads = [threading.Thread(target=fit, args=(n, r)) for n, r in zip(nets, rules)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        numba.set_num_threads(before)
+    for net, ref in zip(nets, alone):
+        np.testing.assert_array_equal(net.params, ref)
