@@ -219,30 +219,6 @@ def _exp_nonpos_impl(x):
 # Compiled kernels. Z arrives holding W a; the bias is added in the same pass.
 
 
-def _exp_block(A):
-    """A = exp(A) for A ≤ 0, in place."""
-
-
-@overload(_exp_block, inline="always")
-def _exp_block_impl(A):
-    if isinstance(A, types.Array) and A.layout == "C":
-        # One loop over the whole (contiguous) block: a row of 10 outputs is shorter than a vector of
-        # the loop LLVM makes, which then ran all of it scalar (4x slower).
-        def whole(A):
-            flat = flat_view(A)
-            for e in range(flat.shape[0]):
-                flat[e] = _exp_nonpos(flat[e])
-
-        return whole
-
-    def by_rows(A):  # a block of columns (units.py: a thread's part of a layer)
-        for i in range(A.shape[0]):
-            for j in range(A.shape[1]):
-                A[i, j] = _exp_nonpos(A[i, j])
-
-    return by_rows
-
-
 @njit(cache=True, error_model="numpy")
 def _activate(Z, A, b, code, p0, p1):
     """Z += b (broadcast over rows), A = f(Z), in one pass."""
@@ -317,7 +293,11 @@ def _activate(Z, A, b, code, p0, p1):
                     zmax = z
             for j in range(m):
                 A[i, j] = Z[i, j] - zmax
-        _exp_block(A)
+        # The exponentials in one loop over the whole (contiguous) block: a row of 10 outputs is
+        # shorter than a vector of the loop LLVM makes, which then ran all of it scalar (4x slower).
+        flat = flat_view(A)
+        for e in range(n * m):
+            flat[e] = _exp_nonpos(flat[e])
         for i in range(n):
             s = zero
             for j in range(m):

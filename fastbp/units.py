@@ -47,7 +47,7 @@ from numba import njit
 from . import _mkl
 from ._atomic import AVAILABLE, compare_and_swap, fetch_add, load_acquire, spin_pause
 from ._prefetch import prefetch_rows
-from ._views import rows_view
+from ._views import flat_view, rows_view
 from .activations import SOFTMAX, _act_backward, _activate
 from .kernels import (_SQ_LANES, _add_decay, _batch_cost, _biases, _block, _end_epoch, _gather_rows, _keep,
                       _l2_in_update, _put_back, _sum_sq, _unit_part, _update_units, _weights)
@@ -306,7 +306,8 @@ def _gather_part(X, Y, sw, perms, q, n_batches, batch_size, k, T, Xb, Yb, wb):
     _, _, idx = _batch(perms, q, n_batches, batch_size)
     r0 = k * idx.shape[0] // T
     r1 = (k + 1) * idx.shape[0] // T
-    _gather_rows(X, Y, idx[r0:r1], Xb[r0:r1], Yb[r0:r1])
+    _gather_rows(X, Y, idx[r0:r1], rows_view(flat_view(Xb), r0 * X.shape[1], r1 - r0, X.shape[1]),
+                 rows_view(flat_view(Yb), r0 * Y.shape[1], r1 - r0, Y.shape[1]))
     if sw.shape[0] > 0:
         for i in range(r0, r1):
             wb[i] = sw[idx[i]]
@@ -371,7 +372,7 @@ def _task(p, k, T, n_batches, params, state, X, Y, sw, perms, batch_size, epoch0
         _forward_part(j, k, T, params, net, work, A0)
     elif j == L - 1:
         w = wb[:rows] if sw.shape[0] > 0 else wb[:0]
-        c, ok = _output_part(k, T, params, net, work, A0, Yb[:rows], w, wsum)
+        c, ok = _output_part(k, T, params, net, work, A0, Yb, w, wsum)
         values[_PER_PART * k] = c
         values[_PER_PART * k + 1] = ok
     elif j < P - 2:  # back through layer l: the δ of part k's units below (a), the gradient of its units here (b)
@@ -458,19 +459,24 @@ def _offset(sizes, l, cap):
 
 
 @njit(cache=True, error_model="numpy")
-def _output_part(k, T, params, net, work, A0, Y0, w0, wsum):
-    """The output layer for part k's rows of the batch: z, a, the output δ; (Σ w C, weight right) of those rows."""
+def _output_part(k, T, params, net, work, A0, Yb, w0, wsum):
+    """The output layer for part k's rows of the batch (its targets in the batch buffer ``Yb``, sample weights
+    ``w0`` or empty): z, a, the output δ; (Σ w C, weight right) of those rows."""
     sizes, cap, rows = net.sizes, work.cap, A0.shape[0]
     l = sizes.shape[0] - 2
     r0 = k * rows // T
     r1 = (k + 1) * rows // T
-    a_in = (A0 if l == 0 else _block(work.Ab, sizes, l - 1, cap, rows))[r0:r1]
-    Z = _block(work.Zb, sizes, l, cap, rows)[r0:r1]
-    A = _block(work.Ab, sizes, l, cap, rows)[r0:r1]
-    _product(_NO, _TR, a_in, _weights(params, net, l), 1.0, 0.0, Z)
+    n = sizes[l + 1]
+    o = _offset(sizes, l, cap) + r0 * n  # the part's rows, C-contiguous views: the whole batch's kernels
+    Z = rows_view(work.Zb, o, r1 - r0, n)
+    A = rows_view(work.Ab, o, r1 - r0, n)
+    _product(_NO, _TR, (A0 if l == 0 else _block(work.Ab, sizes, l - 1, cap, rows))[r0:r1], _weights(params, net, l),
+             1.0, 0.0, Z)
     _activate(Z, A, _biases(params, net, l), net.acts[l], net.act_p[l, 0], net.act_p[l, 1])
-    return _output_delta(Z, A, Y0[r0:r1], _block(work.Db, sizes, l, cap, rows)[r0:r1], net.loss_code, net.acts[l],
-                         net.act_p[l, 0], net.act_p[l, 1], 1.0 / wsum, net.acc_mode, w0[r0:r1] if w0.shape[0] else w0)
+    return _output_delta(Z, A, rows_view(flat_view(Yb), r0 * Yb.shape[1], r1 - r0, Yb.shape[1]),
+                         rows_view(work.Db, o, r1 - r0, n),
+                         net.loss_code, net.acts[l], net.act_p[l, 0], net.act_p[l, 1], 1.0 / wsum, net.acc_mode,
+                         w0[r0:r1] if w0.shape[0] else w0)
 
 
 @njit(cache=True, error_model="numpy")
