@@ -253,6 +253,16 @@ def fit_on_threads(build, X, y, threads=(1, 2), **fit_kwargs):
     return params
 
 
+def assert_trains_as_alone(net, hist, alone, alone_hist):
+    """``net`` trained as ``alone`` was, within rounding (float64): parameters, optimizer state, the per-epoch
+    cost and accuracy, the update count (a team's or crew's training against one thread's)."""
+    np.testing.assert_allclose(net.params, alone.params, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(net.state.slots, alone.state.slots, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(hist["loss"], alone_hist["loss"], rtol=1e-10)
+    np.testing.assert_allclose(hist["accuracy"], alone_hist["accuracy"])
+    assert net.state.step == alone.state.step
+
+
 # --------------------------------------------------------------------------- fixtures
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import fastbp
+from conftest import assert_trains_as_alone
 from fastbp import _atomic, team
 from fastbp.matmul import Blas
 
@@ -74,10 +75,7 @@ def test_a_team_trains_as_one_thread_does_within_rounding(rule, n, monkeypatch):
     for weights in (None, sw):
         alone, ha, _ = _fit("alone", X, y, monkeypatch=monkeypatch, sample_weight=weights, **RULES[rule])
         team_, ht, _ = _fit("team", X, y, monkeypatch=monkeypatch, sample_weight=weights, **RULES[rule])
-        np.testing.assert_allclose(team_.params, alone.params, rtol=1e-9, atol=1e-12)
-        np.testing.assert_allclose(ht["loss"], ha["loss"], rtol=1e-10)
-        np.testing.assert_allclose(ht["accuracy"], ha["accuracy"])
-        assert team_.state.step == alone.state.step
+        assert_trains_as_alone(team_, ht, alone, ha)
 
 
 def test_a_team_stops_where_one_thread_stops(monkeypatch):

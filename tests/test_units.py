@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import fastbp
+from conftest import assert_trains_as_alone
 from fastbp import _mkl, units
 from fastbp.activations import RELU, SOFTMAX
 from fastbp.matmul import Blas, Mkl, force_engine
@@ -92,11 +93,7 @@ def test_a_crew_trains_as_one_thread_does_within_rounding(rule, n, monkeypatch):
     for weights in (None, sw):
         alone, ha = _fit("alone", X, y, monkeypatch=monkeypatch, sample_weight=weights, **RULES[rule])
         crew, hc = _fit("crew", X, y, monkeypatch=monkeypatch, sample_weight=weights, **RULES[rule])
-        np.testing.assert_allclose(crew.params, alone.params, rtol=1e-9, atol=1e-12)
-        np.testing.assert_allclose(crew.state.slots, alone.state.slots, rtol=1e-9, atol=1e-12)
-        np.testing.assert_allclose(hc["loss"], ha["loss"], rtol=1e-10)
-        np.testing.assert_allclose(hc["accuracy"], ha["accuracy"])
-        assert crew.state.step == alone.state.step
+        assert_trains_as_alone(crew, hc, alone, ha)
 
 
 def test_a_crew_stops_where_one_thread_stops(monkeypatch):
