@@ -425,8 +425,8 @@ def _unit_part(sizes, l, k, T, itemsize):
 @njit(cache=True, error_model="numpy", inline="always")
 def _update_units(params, grad, state, net, rule, lr, step, decay, acc, k, T, mm):
     """``_update_decayed`` of part k of T of every layer's units (``_unit_part``: their rows of W and
-    entries of b, and the optimizer state's), its products' engine ``mm``; returns Σ‖W‖² of those rows
-    where the rule has an L2 penalty (else 0)."""
+    entries of b, and the optimizer state's), split over ``mm``'s threads as ``_update_part`` splits (None:
+    one core); returns Σ‖W‖² of those rows where the rule has an L2 penalty (else 0)."""
     s0 = _slot(state, 0, params)
     s1 = _slot(state, 1, params)
     sq = 0.0

@@ -46,7 +46,6 @@ from numba import njit
 
 from . import _mkl
 from ._atomic import AVAILABLE, compare_and_swap, fetch_add, load_acquire, spin_pause
-from ._prefetch import prefetch_rows
 from ._views import flat_view, rows_view
 from .activations import SOFTMAX, _act_backward, _activate
 from .kernels import (_SQ_LANES, _add_decay, _batch_cost, _biases, _block, _end_epoch, _gather_rows, _keep,
@@ -165,7 +164,7 @@ def _helpers(n):
 
     Python threads calling the compiled member (which releases the GIL), not a parallel region of Numba's:
     the call graph under a parallel loop is compiled once more for its gufunc (a crew's first compile took
-    50 s in a ``prange``, and 25 s without). A thread of this pool that is late or busy (fits in several
+    75 s in a ``prange``; 24 s now, against 18 s for the network alone). A thread of this pool that is late or busy (fits in several
     threads at once) only lets the calling thread take its parts (see the module's docstring)."""
     global _pool
     with _pool_lock:
@@ -302,7 +301,8 @@ def _weight_sum(sw, idx):
 
 @njit(cache=True, error_model="numpy")
 def _gather_part(X, Y, sw, perms, q, n_batches, batch_size, k, T, Xb, Yb, wb):
-    """Part k of T of batch q's rows into its buffers, and the part of the batch after prefetched."""
+    """Part k of T of batch q's rows into its buffers (unlike ``_train_epoch``, without prefetching the next
+    batch's: here it made no difference, docs/performance.md)."""
     _, _, idx = _batch(perms, q, n_batches, batch_size)
     r0 = k * idx.shape[0] // T
     r1 = (k + 1) * idx.shape[0] // T
@@ -311,12 +311,6 @@ def _gather_part(X, Y, sw, perms, q, n_batches, batch_size, k, T, Xb, Yb, wb):
     if sw.shape[0] > 0:
         for i in range(r0, r1):
             wb[i] = sw[idx[i]]
-    if q + 1 < perms.shape[0] * n_batches:
-        _, _, nxt = _batch(perms, q + 1, n_batches, batch_size)
-        a = k * nxt.shape[0] // T
-        b = (k + 1) * nxt.shape[0] // T
-        prefetch_rows(X, nxt[a:b])
-        prefetch_rows(Y, nxt[a:b])
 
 
 @njit(cache=True, error_model="numpy", inline="always")
