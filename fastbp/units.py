@@ -173,6 +173,16 @@ def _helpers(n):
         return _pool
 
 
+def _forget_pool():
+    """In a forked child: the parent's pool threads are not there (a crew would run on its calling thread alone)."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
 @njit(cache=True, error_model="numpy", nogil=True)
 def _member(me, params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work, rule, stop, saved, best,
             out_loss, out_correct, out_lr, out_best, crew):

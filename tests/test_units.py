@@ -195,3 +195,24 @@ def test_crews_in_two_python_threads_at_once(monkeypatch):
         numba.set_num_threads(before)
     for net, ref in zip(nets, alone):
         np.testing.assert_array_equal(net.params, ref)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="no fork here")
+def test_a_forked_child_gets_a_pool_of_its_own(monkeypatch):
+    """The parent's pool threads do not exist in a child made by fork: the child makes a pool of its own (its
+    crew's second thread comes), not one whose queued work would never run."""
+    import multiprocessing
+
+    X, y = _data()
+    parent, _ = _fit("crew", X, y, monkeypatch=monkeypatch, **RULES["adam"])  # the parent's pool now exists
+    ctx = multiprocessing.get_context("fork")
+    queue = ctx.Queue()
+
+    def child():
+        pool = units._helpers(1)
+        queue.put(pool.submit(lambda: 7).result(timeout=30))
+
+    proc = ctx.Process(target=child)
+    proc.start()
+    proc.join(60)
+    assert proc.exitcode == 0 and queue.get(timeout=5) == 7
