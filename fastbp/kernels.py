@@ -36,11 +36,16 @@ from .schedules import _scheduled_lr
 @njit(cache=True, error_model="numpy", inline="always")
 def _block(buf, sizes, l, cap, rows):
     """The (rows, n_{l+1}) block of layer l (0-based) in a per-layer work buffer."""
+    return rows_view(buf, _block_offset(sizes, l, cap), rows, sizes[l + 1])
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _block_offset(sizes, l, cap):
+    """Where layer l's block starts in a per-layer work buffer of ``cap`` rows."""
     off = 0
     for k in range(1, l + 1):
         off += sizes[k]
-    off *= cap
-    return rows_view(buf, off, rows, sizes[l + 1])
+    return off * cap
 
 
 @njit(cache=True, error_model="numpy", inline="always")

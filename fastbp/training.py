@@ -309,12 +309,12 @@ class _Run:
         stopping rule ``stop``, the best parameters' buffer ``best`` and the four per-epoch outputs ``out``;
         in a team or crew where the run has one (the same results, within rounding)."""
         net = self.nets[0]
-        args = (net.params, net.state.slots, self.X, self.Y, self.sw, perms, self.batch_size, epoch0, step0, self.net,
-                self.work, self.rule, stop, self.saved, best, *out)
+        args = (net.params, net.state.slots, self.X, self.Y, self.sw, perms, self.batch_size, epoch0, step0,
+                self.net if self.crew is None else self.crew_net, self.work, self.rule, stop, self.saved, best, *out)
         if self.team is not None:
             return team.train_epochs(*args, self.team)
         if self.crew is not None:
-            return units.train_epochs(*args[:9], self.crew_net, *args[10:], self.crew)
+            return units.train_epochs(*args, self.crew)
         return _train_epochs(*args)
 
     def validate(self, active=None):

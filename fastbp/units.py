@@ -48,10 +48,10 @@ from . import _mkl
 from ._atomic import AVAILABLE, compare_and_swap, fetch_add, load_acquire, spin_pause
 from ._views import flat_view, rows_view
 from .activations import SOFTMAX, _act_backward, _activate
-from .kernels import (_SQ_LANES, _add_decay, _batch_cost, _biases, _block, _end_epoch, _gather_rows, _keep,
-                      _l2_in_update, _put_back, _sum_sq, _unit_part, _update_units, _weights)
+from .kernels import (_SQ_LANES, _add_decay, _batch_cost, _biases, _block, _block_offset, _end_epoch, _gather_rows,
+                      _keep, _l2_in_update, _put_back, _sum_sq, _unit_part, _update_units, _weights)
 from .losses import _output_delta
-from .matmul import Blas, Mkl, forced_engine, largest_product
+from .matmul import Blas, Mkl, _rows_ok, forced_engine, largest_product
 from .optimizers import _plain_descent
 from .schedules import _scheduled_lr
 
@@ -108,7 +108,9 @@ def pays(mm, sizes, rows, acts, dropout, rule):
         return False
     if _plain_descent(rule.opt_code, rule.hyper, rule.clip):
         return False
-    if any(a == SOFTMAX for a in acts[:-1]) or largest_product(sizes, rows) < CREW_FROM or max(*sizes, rows) >= 1 << 31:
+    if any(a == SOFTMAX for a in acts[:-1]) or largest_product(sizes, rows) < CREW_FROM:
+        return False
+    if max(*sizes, rows) >= 1 << 31:  # MKL's 32-bit sizes
         return False
     return _mkl.available()
 
@@ -164,8 +166,9 @@ def _helpers(n):
 
     Python threads calling the compiled member (which releases the GIL), not a parallel region of Numba's:
     the call graph under a parallel loop is compiled once more for its gufunc (a crew's first compile took
-    75 s in a ``prange``; 24 s now, against 18 s for the network alone). A thread of this pool that is late or busy (fits in several
-    threads at once) only lets the calling thread take its parts (see the module's docstring)."""
+    75 s in a ``prange``; 24 s now, against 18 s for the network alone). A thread of this pool that is late or
+    busy (fits in several threads at once) only lets the calling thread take its parts (see the module's
+    docstring)."""
     global _pool
     with _pool_lock:
         if _pool is None or _pool._max_workers < n:
@@ -442,24 +445,16 @@ def _forward_part(l, k, T, params, net, work, A0):
     sizes, cap, rows = net.sizes, work.cap, A0.shape[0]
     lo, hi = _unit_part(sizes, l, k, T, params.itemsize)
     a_in = A0 if l == 0 else _block(work.Ab, sizes, l - 1, cap, rows)
-    _product(_NO, _TR, a_in, _unit_rows(params, net, l, lo, hi), 1.0, 0.0, _block(work.Zb, sizes, l, cap, rows)[:, lo:hi])
+    _product(_NO, _TR, a_in, _unit_rows(params, net, l, lo, hi), 1.0, 0.0,
+             _block(work.Zb, sizes, l, cap, rows)[:, lo:hi])
     # Row by row, each a contiguous (1, m) view: a loop over a block of columns (a strided view) does not
     # vectorise, and these are the kernels the whole batch's pass compiles.
     b = params[net.b_off[l] + lo : net.b_off[l] + hi]
-    off, n = _offset(sizes, l, cap), sizes[l + 1]
+    off, n = _block_offset(sizes, l, cap), sizes[l + 1]
     for i in range(rows):
         o = off + i * n + lo
         _activate(rows_view(work.Zb, o, 1, hi - lo), rows_view(work.Ab, o, 1, hi - lo), b, net.acts[l],
                   net.act_p[l, 0], net.act_p[l, 1])
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _offset(sizes, l, cap):
-    """Where layer l's block starts in a per-layer work buffer (``kernels._block``'s)."""
-    off = 0
-    for k in range(1, l + 1):
-        off += sizes[k]
-    return off * cap
 
 
 @njit(cache=True, error_model="numpy")
@@ -471,7 +466,7 @@ def _output_part(k, T, params, net, work, A0, Yb, w0, wsum):
     r0 = k * rows // T
     r1 = (k + 1) * rows // T
     n = sizes[l + 1]
-    o = _offset(sizes, l, cap) + r0 * n  # the part's rows, C-contiguous views: the whole batch's kernels
+    o = _block_offset(sizes, l, cap) + r0 * n  # the part's rows, C-contiguous views: the whole batch's kernels
     Z = rows_view(work.Zb, o, r1 - r0, n)
     A = rows_view(work.Ab, o, r1 - r0, n)
     _product(_NO, _TR, (A0 if l == 0 else _block(work.Ab, sizes, l - 1, cap, rows))[r0:r1], _weights(params, net, l),
@@ -490,7 +485,7 @@ def _delta_part(l, k, T, params, net, work, A0):
     lo, hi = _unit_part(sizes, l - 1, k, T, params.itemsize)
     _product(_NO, _NO, _block(work.Db, sizes, l, cap, rows), _weights(params, net, l)[:, lo:hi], 1.0, 0.0,
              _block(work.Db, sizes, l - 1, cap, rows)[:, lo:hi])
-    off, n = _offset(sizes, l - 1, cap), sizes[l]
+    off, n = _block_offset(sizes, l - 1, cap), sizes[l]
     for i in range(rows):  # row by row, as in _forward_part
         o = off + i * n + lo
         _act_backward(rows_view(work.Db, o, 1, hi - lo), rows_view(work.Zb, o, 1, hi - lo),
@@ -506,7 +501,7 @@ def _weight_grad(l, k, T, params, net, work, A0, decay, fused):
     gW = _unit_rows(work.grad, net, l, lo, hi)
     _product(_TR, _NO, _block(work.Db, sizes, l, cap, rows)[:, lo:hi],
              A0 if l == 0 else _block(work.Ab, sizes, l - 1, cap, rows), 1.0, 0.0, gW)
-    _bias_grad_part(work.Db, _offset(sizes, l, cap), sizes[l + 1], lo, hi, rows,
+    _bias_grad_part(work.Db, _block_offset(sizes, l, cap), sizes[l + 1], lo, hi, rows,
                     work.grad[net.b_off[l] + lo : net.b_off[l] + hi])
     if decay != 0.0 and not fused:
         _add_decay(gW, _unit_rows(params, net, l, lo, hi), decay)
@@ -541,9 +536,4 @@ def _product(ta, tb, X, W, alpha, beta, Out):
     if m == 0 or n == 0:
         return
     k = X.shape[0] if ta == _TR else X.shape[1]
-    _mkl.gemm(ta, tb, m, n, k, alpha, X, _ld(X), W, _ld(W), beta, Out, _ld(Out))
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _ld(A):
-    return max(A.strides[0] // A.itemsize, A.shape[1], 1)
+    _mkl.gemm(ta, tb, m, n, k, alpha, X, _rows_ok(X), W, _rows_ok(W), beta, Out, _rows_ok(Out))
