@@ -2,33 +2,23 @@
 
 import os as _os
 
-from . import _cache
+from ._numba import cache as _cache
 
 _cache.sync(_os.path.dirname(_os.path.abspath(__file__)))  # before any kernel is loaded from the cache
 
-from .activations import (
-    ACTIVATIONS,
-    Activation,
-    Gaussian,
-    Identity,
-    PiecewiseLinear,
-    ReLU,
-    Sigmoid,
-    Softmax,
-    Step,
-    Tanh,
-)
-from .callbacks import Callback, EarlyStopping
+from .specs.activations import (ACTIVATIONS, Activation, Gaussian, Identity, PiecewiseLinear, ReLU, Sigmoid, Softmax,
+                                Step, Tanh)
+from .training.callbacks import Callback, EarlyStopping
 from .gradcheck import gradcheck
-from .layout import Layout
-from .losses import LOSSES
+from .engine.layout import Layout
+from .specs.losses import LOSSES
 from .network import Network, load
 from .training import History
-from .optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
-from .schedules import Constant, CosineLR, ExponentialLR, InvScaling, ReduceLROnPlateau, Schedule, StepLR
+from .specs.optimizers import SGD, Adam, AdamW, Optimizer, RMSprop
+from .specs.schedules import Constant, CosineLR, ExponentialLR, InvScaling, ReduceLROnPlateau, Schedule, StepLR
 from .sweep import Halving, SweepResult, choice, loguniform, sweep, uniform
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "ACTIVATIONS",

@@ -247,7 +247,7 @@ _TEXT_SETTINGS = ("data", "id", "activation", "output", "loss", "optimizer", "sc
 
 def _check_settings(cfg, origin):
     """Each setting of the right type and range, whether from the command line or a --config file."""
-    from fastbp import checks
+    from .common import checks
 
     for k, v in cfg.items():
         name = origin.get(k) or f"--{k.replace('_', '-')}"
@@ -306,7 +306,7 @@ def _schedule(cfg):
 
 
 def _optimizer(cfg):
-    from fastbp.optimizers import OPTIMIZERS
+    from .specs.optimizers import OPTIMIZERS
 
     name = cfg["optimizer"]
     if name not in OPTIMIZERS:
@@ -371,7 +371,7 @@ def _split(cfg, ds):
     training and the test rows' sample weights or None)."""
     import numpy as np
 
-    from fastbp.data import train_test_split
+    from .data import train_test_split
 
     if ds.X_test is not None:
         return ds.X, ds.y, ds.X_test, ds.y_test, f"the source's own test split ({len(ds.X_test)} rows)", None, None
@@ -394,8 +394,8 @@ def _task(cfg, ds):
     """The network's output width and classes for the data: (n_out, classes or None)."""
     import numpy as np
 
-    from fastbp.data import encode_labels
-    from fastbp.network import resolve_output_and_loss
+    from .data import encode_labels
+    from .network import resolve_output_and_loss
 
     y = np.asarray(ds.y)
     _, loss = resolve_output_and_loss(cfg["output"], cfg["loss"])
@@ -465,7 +465,7 @@ def _train(args):
     import warnings
 
     import fastbp
-    from fastbp.data import load, scale_hint
+    from .data import load, scale_hint
 
     cfg = _settings(args)
     _check_fraction("--val-split", cfg["val_split"], allow_zero=True)
@@ -521,13 +521,13 @@ def _train(args):
 
 def _run_dir(out, argname="--out"):
     """Create ``out`` if needed and lock it for this run (refused if another run holds it); clean stale temporaries."""
-    from fastbp import io
+    from .common import files
 
     if os.path.exists(out) and not os.path.isdir(out):
         raise ValueError(f"{argname}: {out!r} exists and is not a directory")
     os.makedirs(out, exist_ok=True)
-    lock = io.DirLock(out, argname)
-    io.remove_temporaries(out)  # left by a killed run: no writer of ours is using them while we hold the lock
+    lock = files.DirLock(out, argname)
+    files.remove_temporaries(out)  # left by a killed run: no writer of ours is using them while we hold the lock
     return lock
 
 
@@ -545,7 +545,7 @@ def _json_safe(value):
 def _write_metrics(out, net, X_test, y_test, t0, hist, stopped=None, w_test=None):
     """metrics.json (atomically): the test scores of the network as it is (weighted by the test rows' sample
     weights ``w_test``, if any), the History, and why it stopped early."""
-    from fastbp import io
+    from .common import files
 
     scores = net.evaluate(X_test, y_test, sample_weight=w_test)
     seconds = time.perf_counter() - t0
@@ -554,7 +554,7 @@ def _write_metrics(out, net, X_test, y_test, t0, hist, stopped=None, w_test=None
     if stopped is not None:
         metrics["stopped"] = stopped
     text = json.dumps(_json_safe(metrics), indent=1).encode()
-    io.atomic_write(os.path.join(out, "metrics.json"), lambda f: f.write(text))
+    files.atomic_write(os.path.join(out, "metrics.json"), lambda f: f.write(text))
     return scores, seconds
 
 
@@ -578,7 +578,7 @@ def _run_config(model):
 
 def _check_labels(net, y, where):
     """Labels the model never saw: an error naming the file and column."""
-    from fastbp.data import encode_labels
+    from .data import encode_labels
 
     if y is not None and net.classes_ is not None and getattr(y, "ndim", 0) == 1:
         encode_labels(y, net.classes_, argname=where)
@@ -586,7 +586,7 @@ def _check_labels(net, y, where):
 
 def _model_and_data(args):
     import fastbp
-    from fastbp.data import load, load_inputs
+    from .data import load, load_inputs
 
     net = fastbp.load(args.model)
     target = args.target.split(",") if getattr(args, "target", None) else net.target_names
@@ -678,7 +678,7 @@ def _gradcheck(args):
     import numpy as np
 
     import fastbp
-    from fastbp.data import load
+    from .data import load
 
     if args.model:
         net = fastbp.load(args.model)
@@ -705,7 +705,7 @@ def _sweep(args):
     import tomllib
 
     import fastbp
-    from fastbp.data import load
+    from .data import load
 
     try:
         with open(args.spec, "rb") as f:
@@ -820,19 +820,19 @@ def _info(args):
     except ImportError:
         print("blas: install threadpoolctl to see the BLAS libraries and their threads")
     print(f"numba cache dir {numba.config.CACHE_DIR or '(__pycache__ beside the fastbp sources)'}")
-    from fastbp import calibration
+    from .engine import policy
 
-    print("\n".join(calibration.describe()))
+    print("\n".join(policy.describe()))
     return 0
 
 
 def _calibrate(args):
-    from fastbp import calibration
+    from .engine import calibration, policy
 
     print("timing the three products of a layer on every engine ...", flush=True)
     entry = calibration.calibrate()
     print(f"wrote {calibration.path()}")
-    print("\n".join(calibration.describe()))
+    print("\n".join(policy.describe()))
     return 0 if entry else 1
 
 

@@ -14,7 +14,8 @@ from typing import NamedTuple, Optional
 
 import numpy as np
 
-from . import checks, io
+from .common import checks
+from . import io
 
 __all__ = ["Dataset", "Inputs", "Scaler", "load", "load_inputs", "load_idx", "train_test_split", "one_hot",
            "standardize", "encode_labels", "scale_hint"]

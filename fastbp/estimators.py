@@ -30,12 +30,13 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from . import checks, training
-from .activations import get_activation
-from .callbacks import EarlyStopping
+from .common import checks
+from . import training
+from .specs.activations import get_activation
+from .training.callbacks import EarlyStopping
 from .network import Network
-from .optimizers import SGD, Adam
-from .schedules import InvScaling
+from .specs.optimizers import SGD, Adam
+from .specs.schedules import InvScaling
 
 __all__ = ["MLPClassifier", "MLPRegressor"]
 

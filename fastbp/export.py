@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from .activations import GAUSSIAN, IDENTITY, PIECEWISE_LINEAR, RELU, SIGMOID, SOFTMAX, STEP, TANH
+from .specs.activations import GAUSSIAN, IDENTITY, PIECEWISE_LINEAR, RELU, SIGMOID, SOFTMAX, STEP, TANH
 
 __all__ = ["to_onnx"]
 
@@ -130,7 +130,7 @@ def to_onnx(net, path=None, opset=OPSET):
     onnx.helper.set_model_props(model, {f"fastbp.{k}": json.dumps(v) for k, v in meta.items()})
     onnx.checker.check_model(model)
     if path is not None:
-        from .io import atomic_write
+        from .common.files import atomic_write
 
         atomic_write(os.fspath(path), lambda f: f.write(model.SerializeToString()))
     return model

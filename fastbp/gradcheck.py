@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from . import checks
+from .common import checks
 
 __all__ = ["gradcheck"]
 

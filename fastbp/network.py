@@ -2,7 +2,7 @@
 
 It owns the parameter vector, the layer specs and the training state, checks
 every input at the boundary, and runs the forward pass, gradients and input
-sensitivities; ``fit`` is the one training path of training.py. Nothing here
+sensitivities; ``fit`` is the one training path of training/. Nothing here
 runs per batch.
 """
 
@@ -11,14 +11,15 @@ import warnings
 
 import numpy as np
 
-from . import checks, io, plan, training
-from .activations import IDENTITY, SIGMOID, SOFTMAX, STEP, get_activation
+from .common import checks
+from . import io, training
+from .engine import plan, policy
+from .specs.activations import IDENTITY, SIGMOID, SOFTMAX, STEP, get_activation
 from .data import Scaler, encode_labels, scale_hint
-from .kernels import _full_pass, _predict
-from .layout import Layout
-from .losses import ACC_ARGMAX, ACC_NONE, ACC_THRESHOLD, DEFAULT_OUTPUT, LOSSES, get_loss
-from .matmul import engine_for
-from .optimizers import get_optimizer
+from .engine.kernels import _full_pass, _predict
+from .engine.layout import Layout
+from .specs.losses import ACC_ARGMAX, ACC_NONE, ACC_THRESHOLD, DEFAULT_OUTPUT, LOSSES, get_loss
+from .specs.optimizers import get_optimizer
 from .training import DEFAULTS, History
 
 __all__ = ["Network", "History", "load"]
@@ -230,8 +231,8 @@ class Network:
         """The ``plan.Net`` of this network for the engine ``mm`` (what its kernels take)."""
         return plan.net_plan(self.layout, self._acts, self._act_p, self._loss_code, self._acc_mode, mm)
 
-    def _matmul_config(self, rows):
-        return engine_for(self.layout.sizes, rows, self.n_params)
+    def _engine(self, rows):
+        return policy.engine_for(self.layout.sizes, rows, self.n_params)
 
     def _check_X(self, X, argname="X"):
         """X checked and converted, then scaled by the stored scaler: what the kernels see."""
@@ -257,7 +258,7 @@ class Network:
     def prepare_fit(self, X, y, hint=True):
         """What the first fit learns besides the weights: class names from string labels, whether targets
         are 1-D, the scaling (``standardize``); and (``hint``) a warning when unscaled features differ widely
-        in scale. Called by ``fit`` (training.fit) before it checks the data; returns X, converted to the
+        in scale. Called by ``fit`` before it checks the data; returns X, converted to the
         network's dtype where it looked at it (so that fit does not convert it again)."""
         if self.epochs_trained > 0:
             return X
@@ -290,8 +291,7 @@ class Network:
         work = plan.work(sizes, self.n_params, self.dtype, rows, grad=param_grad)
         grad = np.zeros(self.n_params if param_grad else 0, dtype=self.dtype)
         dX = np.zeros((n if input_grad else 0, sizes[0]), dtype=self.dtype)
-        sw = training.NO_WEIGHTS if sw is None else sw
-        loss_sum, correct = _full_pass(self._params, X, Y, sw, self.kernel_net(self._matmul_config(rows)), work,
+        loss_sum, correct = _full_pass(self._params, *plan.data(X, Y, sw), self.kernel_net(self._engine(rows)), work,
                                        param_grad, grad, input_grad, dX)
         return loss_sum, correct, grad, dX
 
@@ -316,7 +316,7 @@ class Network:
         out = np.empty((n, sizes[-1]), dtype=self.dtype)
         rows = plan.chunk_rows(sizes, n)
         work = plan.forward_work(sizes, self.dtype, rows)
-        bad = _predict(self._params, X, out, self.kernel_net(self._matmul_config(rows)), work, check)
+        bad = _predict(self._params, X, out, self.kernel_net(self._engine(rows)), work, check)
         return None if bad >= 0 else out
 
     def predict(self, X):
@@ -400,86 +400,9 @@ class Network:
             dX = (dX / self.scaler_.x_std).astype(self.dtype)
         return dX
 
-    def fit(self, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], lr=None, optimizer=None,
-            schedule=None, clip_norm=None, shuffle=True, validation_data=None, validation_split=None,
-            early_stopping=None, callbacks=None, checkpoint=None, checkpoint_every=1, verbose="auto",
-            sample_weight=None, class_weight=None, l2=0.0):
-        """Train by mini-batch gradient descent; each epoch runs in one compiled call.
-
-        Parameters
-        ----------
-        X, y : array-like
-            Inputs (n, n_0) and targets (see the class docstring for y's forms).
-        epochs : int, default 20
-        batch_size : int, default 32
-            The gradient of each update is averaged over the batch (the paper's 1/n Σ_k).
-        lr : float, optional
-            The learning rate. With no ``optimizer`` this is plain gradient
-            descent, θ ← θ - lr ∇C (lr 0.1 if not given: ``fastbp.training.DEFAULTS``);
-            with an optimizer name, that optimizer's lr.
-        optimizer : str or Optimizer, optional
-            "sgd", "adam", "adamw", "rmsprop" or a spec such as ``fastbp.Adam(lr=1e-3)``.
-            A later ``fit`` with the same optimizer settings continues its state
-            (moments, step count); other settings start it afresh.
-        schedule : Schedule, optional
-            How the learning rate changes with epochs or steps (constant if None);
-            ``fastbp.ReduceLROnPlateau(...)`` lowers it when a logged value stops
-            improving (its monitor must be logged: "val_loss" needs validation data).
-        clip_norm : float, optional
-            Rescale each batch's gradient to at most this global L2 norm.
-        shuffle : bool, default True
-            A new permutation of the rows every epoch, from the network's RNG.
-        validation_data : (X_val, y_val) or (X_val, y_val, sample_weight_val), optional
-        validation_split : float, optional
-            Hold out the last fraction of X, y for validation (before shuffling), as Keras does.
-        early_stopping : EarlyStopping, int or dict, optional
-            An int is the patience on val_loss. The best epoch's parameters are restored.
-        callbacks : list, optional
-            Objects with ``on_epoch_end(net, epoch, logs)`` (or callables of the same
-            arguments); returning True, or setting ``net.stop_training = True``, stops.
-        checkpoint : path, optional
-            Save the network here (atomically) every ``checkpoint_every`` epochs,
-            at the end, and on interrupt.
-        verbose : {"auto", 0, 1, 2}, default "auto"
-            0 silent, 1 a progress bar, 2 a line per epoch; "auto" is 1 on a terminal, else 0.
-        sample_weight : array-like (n,), optional
-            One weight ≥ 0 per row: each batch's cost is then the weighted mean
-            Σ_k w_k C_k / Σ_k w_k over its own rows (as scikit-learn's MLP), and
-            accuracy is weighted the same way. With ``validation_split``, the
-            weights are split with the rows.
-        class_weight : "balanced" or dict, optional
-            Classifiers: a weight per class, multiplied into ``sample_weight``:
-            "balanced" is n / (n_classes · count(class)) (scikit-learn's
-            ``compute_class_weight``), a dict maps labels (or class indices) to
-            weights, classes not named weighing 1.
-        l2 : float, default 0
-            L2 penalty on the weights (not the biases), scikit-learn's ``alpha``:
-            each batch's cost adds (l2/2)·Σ_l ‖W^l‖² / Σ_k w_k (the row count
-            without weights), and the reported ``loss`` includes it, as
-            scikit-learn's ``loss_curve_`` does.
-
-        Returns
-        -------
-        History
-            Per epoch: loss, accuracy (classifiers), val_loss and val_accuracy
-            (with validation), lr, seconds, samples_per_second. ``loss`` and
-            ``accuracy`` average the batches' values weighted by their row counts,
-            as scikit-learn's ``loss_curve_`` (without sample weights or l2, simply
-            the mean over the epoch's rows); ``val_loss`` and ``val_accuracy`` are
-            weighted means over the validation rows.
-
-        Notes
-        -----
-        If the cost becomes NaN or Inf, the network goes back to the end of the last
-        completed epoch (parameters, optimizer state, RNG) and FloatingPointError
-        names the epoch and batch. On KeyboardInterrupt it goes back the same way,
-        writes the checkpoint if one is set, and re-raises.
-        """
-        return training.fit(self, X, y, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                            schedule=schedule, clip_norm=clip_norm, shuffle=shuffle, validation_data=validation_data,
-                            validation_split=validation_split, early_stopping=early_stopping, callbacks=callbacks,
-                            checkpoint=checkpoint, checkpoint_every=checkpoint_every, verbose=verbose,
-                            sample_weight=sample_weight, class_weight=class_weight, l2=l2)
+    # Train by mini-batch gradient descent: training.fit, with ``self`` as its network (one signature and
+    # docstring: help(Network.fit) shows them).
+    fit = training.fit
 
     # ------------------------------------------------------------------ copies and files
     def get_config(self):

@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from ..schedules import get_schedule
+from ..specs.schedules import get_schedule
 from ..training import train_population
 from .spaces import GROUP_KEYS, _canonical, _network_for, _optimizer_for
 

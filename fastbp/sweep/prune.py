@@ -2,7 +2,7 @@
 
 import math
 
-from .. import checks
+from ..common import checks
 
 
 

@@ -5,16 +5,16 @@ import os
 
 import numpy as np
 
-from .. import checks
-from ..specs import parse_spec
+from ..common import checks
+from ..specs.parse import parse_spec
 from ..training import DEFAULTS as TRAINING_DEFAULTS
 from ..training import split_validation
 from .backends import _Dask, _Local, _split_for_workers
 from .population import _advance, _fit_settings, _fold_bounds, _groups, _history, _record
 from .prune import PRUNERS, Halving
 from .results import SweepResult, _append, _read_results
-from .spaces import (DEFAULTS, KNOWN_KEYS, MAX_TRIALS, _canonical, _check_settings, _grid, _network_for,
-                     _output_width, _parse_space, _random, choice, loguniform, uniform)
+from .spaces import (DEFAULTS, KNOWN_KEYS, MAX_TRIALS, _canonical, _check_settings, _grid, _network_for, _output_width,
+                     _parse_space, _random, choice, loguniform, uniform)
 
 
 class _Search:

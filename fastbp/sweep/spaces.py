@@ -7,11 +7,11 @@ import math
 
 import numpy as np
 
-from .. import checks
+from ..common import checks
 from ..network import Network
-from ..optimizers import OPTIMIZERS, get_optimizer
-from ..schedules import get_schedule
-from ..specs import parse_spec
+from ..specs.optimizers import OPTIMIZERS, get_optimizer
+from ..specs.schedules import get_schedule
+from ..specs.parse import parse_spec
 from ..training import DEFAULTS as TRAINING_DEFAULTS
 
 NETWORK_KEYS = ("layers", "activation", "output", "loss", "dtype", "init", "dropout", "input_dropout")

@@ -22,8 +22,8 @@ import numbers
 import numpy as np
 from numba import njit
 
-from .checks import check_int, check_nonnegative_float, check_positive_float
-from .specs import parse_spec
+from ..common.checks import check_int, check_nonnegative_float, check_positive_float
+from .parse import parse_spec
 
 __all__ = ["Schedule", "Constant", "StepLR", "ExponentialLR", "CosineLR", "InvScaling", "ReduceLROnPlateau",
            "SCHEDULES", "get_schedule"]

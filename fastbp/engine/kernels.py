@@ -6,7 +6,7 @@ Everything here sees arrays, scalars and the three namedtuples of plan.py:
   (n_l, n_{l-1}) row-major, so the batch forward is Z = A W^T (+ b);
 - ``net`` (``plan.Net``): the layout, each layer's activation code and
   parameters, the cost, and ``mm``, the engine the products run on: None (one
-  core, the compiled loops), ``Loops(threads)`` or ``Blas(smallest)`` (matmul.py);
+  core, the compiled loops), ``Loops(threads)`` or ``Blas(smallest)`` (products.py);
 - ``work`` (``plan.Work``): buffers made once per call and reused by every
   batch; ``Zb``, ``Ab``, ``Db`` hold z, a and δ = ∂C/∂z of every layer for up
   to ``work.cap`` rows, layer after layer;
@@ -14,7 +14,7 @@ Everything here sees arrays, scalars and the three namedtuples of plan.py:
 
 Rows are samples: a batch is a (rows, n_l) block per layer, and the three
 products per layer (forward, weight gradient, input gradient) go through
-matmul.py: BLAS on views for large ones, compiled loops for small ones.
+products.py: BLAS on views for large ones, compiled loops for small ones.
 """
 
 import math
@@ -22,15 +22,16 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._prefetch import prefetch_rows
-from ._views import flat_view, rows_view
-from .activations import _act_backward, _activate
-from .checks import all_finite
-from .losses import _output_delta
-from .matmul import _blas_folds, fold_descent, matmul_nn, matmul_nt, matmul_tn
-from .optimizers import OPT_ADAMW, _plain_descent, _sgd_step, _slot, _update, _update_part
+from .._numba.prefetch import prefetch_rows
+from .._numba.views import flat_view, rows_view
+from ..specs.activations import _act_backward, _activate
+from ..common.checks import all_finite
+from ..specs.losses import _output_delta
+from .products import _blas_folds, fold_descent, matmul_nn, matmul_nt, matmul_tn
+from ..specs.optimizers import OPT_ADAMW, _plain_descent, _sgd_step, _slot
+from .update import _update, _update_part
 from .plan import Net, Rule, Work
-from .schedules import _scheduled_lr
+from ..specs.schedules import _scheduled_lr
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -364,8 +365,8 @@ def _train_epoch(params, state, X, Y, sw, perm, batch_size, epoch_idx, step0, ne
         correct += ok
         if rule.per_step:
             lr = _scheduled_lr(rule.sched_code, rule.sched_p, rule.lr, step0 + bi)
-        _backward(params, work.grad, A0, net, work, dummy, True, False, descend, lr, 0.0 if fused else decay,
-                  rule.drop)
+        _backward(params, work.grad, A0, net, work, dummy, want_param_grad=True, want_input_grad=False,
+                  descend=descend, lr=lr, decay=0.0 if fused else decay, drop=rule.drop)
         sq = -1.0
         if fused:
             sq = _update_decayed(params, work.grad, state, net, rule, lr, step0 + bi + 1, decay, acc)
@@ -448,7 +449,7 @@ def _update_units(params, grad, state, net, rule, lr, step, decay, acc, k, T, mm
     return sq
 
 
-# The stopping rule of ``_train_epochs``: a float64 vector of these fields (training.py fills it from an
+# The stopping rule of ``_train_epochs``: a float64 vector of these fields (training/single.py fills it from an
 # EarlyStopping and reads it back). MONITOR: 0 none, 1 the epoch's mean cost, 2 its accuracy; MAXIMISE: 1 if
 # a larger value is better; BEST: the best value so far (NaN: none yet); WAIT: epochs since the last
 # improvement by more than MIN_DELTA; ANY: 1 if the best value follows every improvement (scikit-learn's rule).
@@ -476,34 +477,34 @@ def _judge(stop, value):
 
 
 @njit(cache=True, error_model="numpy")
-def _train_epochs(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work, rule, stop, saved, best,
-                  out_loss, out_correct, out_lr, out_best):
-    """Epochs ``epoch0``, ``epoch0 + 1``, ... of ``_train_epoch``, one per row of ``perms``, in one call (what
-    ``training.fit`` runs when nothing needs Python between epochs), each continuing the update count where
-    the last stopped: bitwise the parameters of the same epochs run one call at a time.
+def _train_epochs(params, state, data, epochs, net, work, rule, rec):
+    """Epochs ``epochs.epoch0``, ``epoch0 + 1``, ... of ``_train_epoch``, one per row of ``epochs.perms``, in one
+    call (what ``training.fit`` runs when nothing needs Python between epochs), each continuing the update count
+    where the last stopped: bitwise the parameters of the same epochs run one call at a time.
 
-    After each epoch the stopping rule ``stop`` (see STOP_*; MONITOR 0: none) judges its mean cost or
-    accuracy; where it says stop, the call returns after that epoch. ``saved`` (the size of params and
+    After each epoch the stopping rule ``rec.stop`` (see STOP_*; MONITOR 0: none) judges its mean cost or
+    accuracy; where it says stop, the call returns after that epoch. ``rec.saved`` (the size of params and
     of state, flattened) keeps the start of the running epoch: an epoch whose cost stops being finite is
-    undone, parameters and optimizer state put back. ``best`` (params' size, or empty) receives the
-    parameters of each epoch the rule calls best. Per epoch run, ``out_loss``, ``out_correct``, ``out_lr``
-    get what ``_train_epoch`` returns and ``out_best`` whether the rule called it best (an undone epoch:
-    ``out_loss`` only, its cost before the non-finite batch).
+    undone, parameters and optimizer state put back. ``rec.best`` (params' size, or empty) receives the
+    parameters of each epoch the rule calls best. Per epoch run, ``rec.loss``, ``rec.correct``, ``rec.lr``
+    get what ``_train_epoch`` returns and ``rec.chosen`` whether the rule called it best (an undone epoch:
+    ``rec.loss`` only, its cost before the non-finite batch).
 
     Returns (epochs completed, the index of the non-finite batch of the next epoch or -1, whether the rule
     stopped training).
     """
+    perms, batch_size = epochs.perms, epochs.batch_size
     n = perms.shape[1]
     n_batches = (n + batch_size - 1) // batch_size
     for e in range(perms.shape[0]):
-        _keep(params, state, saved)
-        loss, correct, bad, lr = _train_epoch(params, state, X, Y, sw, perms[e], batch_size, epoch0 + e,
-                                              step0 + e * n_batches, net, work, rule)
+        _keep(params, state, rec.saved)
+        loss, correct, bad, lr = _train_epoch(params, state, data.X, data.Y, data.sw, perms[e], batch_size,
+                                              epochs.epoch0 + e, epochs.step0 + e * n_batches, net, work, rule)
         if bad >= 0:
-            _put_back(saved, params, state)
-            out_loss[e] = loss
+            _put_back(rec.saved, params, state)
+            rec.loss[e] = loss
             return e, bad, False
-        if _end_epoch(e, loss, correct, lr, n, params, stop, best, out_loss, out_correct, out_lr, out_best):
+        if _end_epoch(e, loss, correct, lr, n, params, rec):
             return e + 1, -1, True
     return perms.shape[0], -1, False
 
@@ -525,19 +526,20 @@ def _put_back(saved, params, state):
 
 
 @njit(cache=True, error_model="numpy")
-def _end_epoch(e, loss, correct, lr, n, params, stop, best, out_loss, out_correct, out_lr, out_best):
+def _end_epoch(e, loss, correct, lr, n, params, rec):
     """After epoch ``e`` of a call (``_train_epochs``) of ``n`` rows: its outputs written, the stopping rule's
-    judgement of it (the parameters copied to ``best`` where it is the best); whether the rule says stop."""
-    out_loss[e] = loss
-    out_correct[e] = correct
-    out_lr[e] = lr
-    out_best[e] = False
+    judgement of it (the parameters copied to ``rec.best`` where it is the best); whether the rule says stop."""
+    rec.loss[e] = loss
+    rec.correct[e] = correct
+    rec.lr[e] = lr
+    rec.chosen[e] = False
+    stop = rec.stop
     if stop[STOP_MONITOR] == 0.0:
         return False
     is_best, halt = _judge(stop, (loss if stop[STOP_MONITOR] == 1.0 else correct) / n)
-    out_best[e] = is_best
-    if is_best and best.shape[0] > 0:
-        _copy(params, best)
+    rec.chosen[e] = is_best
+    if is_best and rec.best.shape[0] > 0:
+        _copy(params, rec.best)
     return halt
 
 
@@ -573,24 +575,25 @@ def _member_rule(rules, t):
                 rules.sched_p[t], rules.per_step[t], rules.l2[t], rules.drop[t], rules.drop_key[t])
 
 
+# The population's kernels take plain arrays across their parallel loop: Numba's parfor passes did not carry
+# Data and Turn into the inlined epoch (no stores reached the outputs, or the compile failed).
 @njit(cache=True, error_model="numpy", parallel=True)
 def _train_population(P, S, X, Y, sw, perms, counts, active, batch_size, epoch_idx, steps, net, works, rules, mm,
                       out_loss, out_correct, out_bad, out_lr):
     """One epoch of every active network of a population, side by side: network t is row t of P, S,
     steps, of every array of ``works`` and ``rules`` (a Rule of arrays), and of the outputs; it trains
-    on the rows ``perms[t, :counts[t]]`` of X, Y in that order.
+    on the rows ``perms[t, :counts[t]]`` of X, Y in that order (``plan.Turn`` names these arrays).
 
     Each network runs the single-network ``_train_epoch`` on one core: ``mm``
     is ``None`` (the compiled loops) or a BLAS engine whose products are too small
-    for BLAS's own threads, never a parallel one (see ``matmul.population_engine``),
+    for BLAS's own threads, never a parallel one (see ``policy.population_engine``),
     so a network trained here is bitwise the one ``Network.fit`` gives where
     fit takes the same code.
     """
     for t in prange(P.shape[0]):
         if active[t]:
             loss, correct, bad, lr = _train_epoch(P[t], S[t], X, Y, sw, perms[t, : counts[t]], batch_size, epoch_idx,
-                                                  steps[t],
-                                                  _with_engine(net, mm), _member_work(works, t),
+                                                  steps[t], _with_engine(net, mm), _member_work(works, t),
                                                   _member_rule(rules, t))
             out_loss[t] = loss
             out_correct[t] = correct
@@ -628,8 +631,8 @@ def _full_pass(params, X, Y, sw, net, work, want_param_grad, grad, want_input_gr
         loss_sum += c
         correct += ok
         if want_param_grad or want_input_grad:
-            _backward(params, work.grad, A0, net, work, dX[start : start + rows], want_param_grad, want_input_grad,
-                      False, 0.0, 0.0, _NO_DROP)
+            _backward(params, work.grad, A0, net, work, dX[start : start + rows], want_param_grad=want_param_grad,
+                      want_input_grad=want_input_grad, descend=False, lr=0.0, decay=0.0, drop=_NO_DROP)
             if want_param_grad:
                 for i in range(grad.shape[0]):
                     grad[i] += work.grad[i]
@@ -662,15 +665,16 @@ def _predict(params, X, out, net, work, check):
 
 
 @njit(cache=True, error_model="numpy", parallel=True)
-def _evaluate_population(P, X, Y, sw, vstart, vstop, active, net, works, mm, out_loss, out_correct):
+def _evaluate_population(P, X, Y, sw, bounds, active, net, works, mm, out_loss, out_correct):
     """Σ w C and the weight of the rows right of every active network of a population on its rows
-    ``vstart[t]:vstop[t]`` of X, Y with sample weights sw (empty: none; row t of P is network t: a
-    cross-validation fold validates on its own rows); ``net`` and ``mm`` as for ``_train_population``."""
+    ``bounds[t, 0]:bounds[t, 1]`` of the Data ``data`` (row t of P is network t: a cross-validation fold
+    validates on its own rows) into ``out_loss[t]``, ``out_correct[t]``; ``net`` and ``mm`` as for
+    ``_train_population``."""
     no_grad = np.zeros(0, dtype=P.dtype)
     no_dX = np.zeros((0, X.shape[1]), dtype=P.dtype)
     for t in prange(P.shape[0]):
         if active[t]:
-            a, b = vstart[t], vstop[t]
+            a, b = bounds[t, 0], bounds[t, 1]
             loss, correct = _full_pass(P[t], X[a:b], Y[a:b], sw[a:b] if sw.shape[0] > 0 else sw[0:0],
                                        _with_engine(net, mm), _member_work(works, t), False, no_grad, False, no_dX)
             out_loss[t] = loss

@@ -3,7 +3,7 @@
 Per layer and batch: the forward Z = A Wᵀ, the weight gradient G = Dᵀ A and
 the input gradient E = D W. They go to a BLAS on views (no copies of
 transposes): OpenBLAS through ``np.dot``, or Intel MKL's gemm called from the
-compiled code (_mkl.py); or, where a BLAS call costs more in set-up than in
+compiled code (_numba/mkl.py); or, where a BLAS call costs more in set-up than in
 arithmetic (which depends on the size and on the CPU's BLAS kernels), run in
 register-blocked loops compiled here: each inner loop is over a contiguous
 axis, so LLVM vectorises it, and the blocking gives every loaded value several
@@ -14,11 +14,8 @@ the summation order differs from BLAS's but is fixed: results are
 deterministic for a given shape.
 """
 
-import contextlib
 import functools
 import itertools
-import os
-import sys
 from typing import NamedTuple
 
 import numba
@@ -28,7 +25,7 @@ from llvmlite import ir
 from numba import njit, prange, types
 from numba.extending import intrinsic, overload, typeof_impl
 
-from . import _mkl
+from .._numba import mkl as _mkl
 
 # The fold of plain SGD into OpenBLAS's weight-gradient product calls Numba's own gemm wrapper
 # (numba_xxgemm) through helpers that are not public API (pyproject bounds Numba to the tested versions).
@@ -49,7 +46,7 @@ numba.get_num_threads()
 
 _FM = {"reassoc", "contract", "nsz"}
 
-# Which code runs a product. ``engine_for`` follows this machine's calibration
+# Sizes at which products change behaviour (policy.py chooses engines from them). ``engine_for`` follows this machine's calibration
 # (calibration.py: ``fastbp calibrate`` measures every engine) and, until there
 # is one, the built-in rule below, from measurements on 2-core machines
 # (docs/performance.md). On AVX2 the compiled loops reach 25-40 GFLOP/s on one
@@ -122,120 +119,6 @@ def _typeof_mkl(val, c):
 
 # A flat update of at least this many parameters is split over the threads (see optimizers._update).
 PAR_UPDATE_MIN = 1 << 16
-
-ENGINES = ("loops", "openblas", "mkl")
-ENGINE_ENV = "FASTBP_ENGINE"
-_forced = []  # force_engine's stack: (name, smallest or None)
-
-
-def forced_engine():
-    """``(name, smallest)`` of the engine every network is made to use, or None: the innermost
-    ``force_engine``, else ``$FASTBP_ENGINE`` (read at each call; ``smallest`` None: the rule's)."""
-    if _forced:
-        return _forced[-1]
-    name = os.environ.get(ENGINE_ENV, "").strip().lower()
-    return (_check_engine(name, ENGINE_ENV), None) if name else None
-
-
-def _check_engine(name, what):
-    if name not in ENGINES:
-        raise ValueError(f"{what}: expected one of {', '.join(ENGINES)}, got {name!r}")
-    if name == "mkl" and not _mkl.available():
-        raise ValueError(f'{what}: mkl is not installed (pip install "fastbp[mkl]"), or its libmkl_rt '
-                         f"could not be loaded")
-    return name
-
-
-@contextlib.contextmanager
-def force_engine(name, smallest=None):
-    """Make every network use engine ``name`` ("loops", "openblas" or "mkl") inside the ``with`` block,
-    whatever its size and the calibration (FASTBP_ENGINE does the same for a whole process). A BLAS engine
-    takes the products of at least ``smallest`` multiply-adds (default: the rule's threshold for it; 0: every
-    product, to test it) and leaves the smaller ones to the compiled loops on one core.
-
-    The engine is chosen when a pass or ``fit`` starts: a network already training keeps its own."""
-    _forced.append((_check_engine(name, "force_engine"), smallest))
-    try:
-        yield
-    finally:
-        _forced.pop()
-
-
-def _rule():
-    from . import calibration  # it imports this module
-
-    return calibration.rule()
-
-
-def _blas_mm(name, smallest, threads, rule):
-    def macs(x):  # a threshold as the kernels' integer (inf: never)
-        return int(min(x, 1 << 62))
-
-    return Mkl(macs(smallest), threads, macs(rule.mkl_parallel)) if name == "mkl" else Blas(macs(smallest))
-
-
-def engine_for(sizes, rows, n_params, threads=None):
-    """``mm`` for passes over batches of ``rows`` samples of a network of layer widths ``sizes``:
-    ``None`` when every product and the update stay on one core in the compiled loops, else
-    ``Loops(threads)``, ``Blas(smallest)`` or ``Mkl(smallest, threads, parallel)``; the kernels are
-    compiled for that engine only.
-
-    The engine is the forced one (``forced_engine``) if any; else the rule's BLAS (calibration.rule: this
-    machine's calibration, or the built-in rule) if the network's largest product reaches the BLAS's
-    threshold (the other BLAS past ``rule.large``'s size, on several threads); else the compiled loops.
-    ``threads`` (default Numba's current count) is the loops' or MKL's."""
-    threads = numba.get_num_threads() if threads is None else threads
-    largest = largest_product(sizes, rows)
-    forced = forced_engine()
-    rule = _rule()
-    if forced is not None:
-        name, smallest = forced
-    else:
-        name, smallest = "loops", None
-        if rule.blas is not None and largest >= rule.thresholds[rule.blas][0]:
-            name = rule.blas
-            # The other BLAS from the size where it was the faster, measured on several threads.
-            if rule.large is not None and threads > 1 and largest >= rule.large[1]:
-                name = rule.large[0]
-            # A calibration made with MKL stands while the same version is installed; if it cannot load, OpenBLAS.
-            name = name if name != "mkl" or _mkl.available() else "openblas"
-        elif rule.small_openblas <= largest <= SERIAL_MACS:
-            # OpenBLAS on the calling thread: its own up to BLAS_ONE_THREAD_MACS, beyond that where training
-            # holds it to one thread (training.fit); one core's OpenBLAS beats one core's loops there too.
-            name, smallest = "openblas", int(rule.small_openblas)
-    if name != "loops":
-        return _blas_mm(name, rule.thresholds[name][1] if smallest is None else smallest, threads, rule)
-    if threads < 2 or (largest < SERIAL_MACS and n_params < PAR_UPDATE_MIN):
-        return None
-    return Loops(threads)
-
-
-def population_engine(sizes, rows, n_params):
-    """``mm`` for one network trained on one core beside others (a sweep's ``prange`` population): the
-    engine of ``engine_for`` where every product then stays on the calling thread (MKL always: it is told
-    so per product; OpenBLAS up to BLAS_ONE_THREAD_MACS), else the compiled loops on one core, whose results
-    do not depend on the thread count."""
-    mm = engine_for(sizes, rows, n_params, threads=1)
-    if isinstance(mm, Mkl) or (isinstance(mm, Blas) and largest_product(sizes, rows) <= BLAS_ONE_THREAD_MACS):
-        return mm
-    return None
-
-
-def holds_one_thread(mm, sizes, rows):
-    """Whether training a network of widths ``sizes`` on batches of ``rows`` holds OpenBLAS to one thread:
-    the engine is OpenBLAS and the largest product is below SERIAL_MACS (too small for a second core to pay)
-    but past OpenBLAS's own threading threshold (BLAS_ONE_THREAD_MACS), which would wake its pool."""
-    return isinstance(mm, Blas) and BLAS_ONE_THREAD_MACS < largest_product(sizes, rows) <= SERIAL_MACS
-
-
-def one_thread_rows(sizes):
-    """The most rows for which every product of a network of widths ``sizes`` stays on the calling
-    thread of the BLAS (what a population's validation chunks are cut to): any number on MKL."""
-    forced = forced_engine()
-    if (forced[0] if forced else _rule().blas) == "mkl":
-        return sys.maxsize
-    return max(1, BLAS_ONE_THREAD_MACS // largest_product(sizes, 1))
-
 
 @njit(cache=True, error_model="numpy", fastmath=_FM)
 def _small_nt(A, W, Z):

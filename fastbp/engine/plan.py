@@ -1,11 +1,15 @@
-"""What a kernel needs besides the data, grouped in three namedtuples that travel into njit code.
+"""What a kernel takes, grouped in namedtuples that travel into njit code.
 
 - ``Net``: the network's layout and codes, and the engine its products run on
-  (``mm``, see matmul.py);
+  (``mm``, see products.py);
 - ``Work``: the work buffers of a call, made once and reused by every batch;
-- ``Rule``: the training rule, the optimizer and the learning-rate schedule.
+- ``Rule``: the training rule, the optimizer and the learning-rate schedule;
+- ``Data``: the rows trained or scored on (inputs, targets, sample weights);
+- ``Epochs``: one network's call of epochs (the row orders, the batch size, where the counts start);
+- ``Record``: what a call of epochs judges and writes per epoch (stopping rule, undo and best buffers, outputs);
+- ``Turn``: one epoch of a population (each member's orders, row counts, activity, update counts).
 
-A kernel takes ``(params, ..., net, work, rule)`` rather than thirty positional
+A kernel takes ``(params, ..., data, net, work, rule)`` rather than thirty positional
 arguments, so a new feature or engine changes one definition here and the
 builders below, not every signature. Numba types a namedtuple by its fields'
 types, so each dtype and engine compiles its own version once and caches it.
@@ -16,7 +20,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["Net", "Work", "Rule", "net_plan", "work", "forward_work", "rule", "chunk_rows"]
+__all__ = ["Net", "Work", "Rule", "Data", "Epochs", "Record", "Turn", "net_plan", "work", "forward_work", "rule",
+           "chunk_rows", "NO_WEIGHTS"]
 
 # Rows per chunk of a pass outside training: about 512k elements per work buffer, whatever the widths:
 # buffers that stay in cache between a product and its bias and activation pass, and large enough products
@@ -77,6 +82,72 @@ class Rule(NamedTuple):
     l2: float
     drop: np.ndarray
     drop_key: np.uint64
+
+
+class Data(NamedTuple):
+    """Rows to train or score on: inputs ``X`` (n, n_0) and targets ``Y`` (n, n_L) in the network's dtype, sample
+    weights ``sw`` (float64, n; empty: none)."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    sw: np.ndarray
+
+
+class Epochs(NamedTuple):
+    """One network's call of epochs: the row orders ``perms`` (int64, one row per epoch), ``batch_size``, the
+    index ``epoch0`` of the call's first epoch and the updates ``step0`` made before it."""
+
+    perms: np.ndarray
+    batch_size: int
+    epoch0: int
+    step0: int
+
+
+class Record(NamedTuple):
+    """What a call of epochs judges and writes besides the network: the stopping rule ``stop`` (float64, see
+    kernels.STOP_*), ``saved`` (parameters and optimizer state at the running epoch's start: what an undone epoch
+    goes back to), ``best`` (the parameters of the epoch the rule calls best; empty: not kept) and, per epoch
+    run, its summed cost ``loss``, weight right ``correct``, last learning rate ``lr`` and whether the rule
+    called it best ``chosen`` (bool)."""
+
+    stop: np.ndarray
+    saved: np.ndarray
+    best: np.ndarray
+    loss: np.ndarray
+    correct: np.ndarray
+    lr: np.ndarray
+    chosen: np.ndarray
+
+
+class Turn(NamedTuple):
+    """One epoch of a population: member t trains on the rows ``perms[t, :counts[t]]`` if ``active[t]``, in
+    batches of ``batch_size``, as epoch ``epoch`` after ``steps[t]`` updates; its (summed cost, weight right,
+    first non-finite batch or -1, last learning rate) go to ``loss``, ``correct``, ``bad``, ``lr``."""
+
+    perms: np.ndarray
+    counts: np.ndarray
+    active: np.ndarray
+    batch_size: int
+    epoch: int
+    steps: np.ndarray
+    loss: np.ndarray
+    correct: np.ndarray
+    bad: np.ndarray
+    lr: np.ndarray
+
+
+# The kernels' "no sample weights" (an empty vector).
+NO_WEIGHTS = np.zeros(0, dtype=np.float64)
+
+
+def data(X, Y, sw=None):
+    """The Data of X, Y and sample weights ``sw`` (None: none)."""
+    return Data(X, Y, NO_WEIGHTS if sw is None else sw)
+
+
+def record(stop, saved, best, k):
+    """A Record for a call of up to ``k`` epochs, its outputs new."""
+    return Record(stop, saved, best, np.zeros(k), np.zeros(k), np.zeros(k), np.zeros(k, dtype=np.bool_))
 
 
 def net_plan(layout, acts, act_p, loss_code, acc_mode, mm):

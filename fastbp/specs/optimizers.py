@@ -18,12 +18,10 @@ update is one fused loop over the flat vectors.
 import math
 
 import numpy as np
-from numba import njit, prange
-from numba.extending import overload
+from numba import njit
 
-from .checks import check_positive_float
-from .matmul import PAR_UPDATE_MIN, Loops, Mkl, _is
-from .specs import parse_spec
+from ..common.checks import check_positive_float
+from .parse import parse_spec
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "OPTIMIZERS", "get_optimizer"]
 
@@ -199,67 +197,10 @@ def _plain_descent(code, hyper, clip):
     return code == OPT_SGD and hyper[H_MOMENTUM] == 0.0 and hyper[H_WD] == 0.0 and clip <= 0.0
 
 
-# From this many parameters the update is split over the threads: Adam's sqrt
-# and division make it compute-bound (~250 µs for mnist's 235k parameters on
-# one core, a tenth of a batch), and each element's arithmetic is the same
-# whatever the split, so the result is bitwise the same.
-
-
-@njit(cache=True, error_model="numpy")
-def _update(params, grad, state, code, hyper, lr, step, clip, mm=None):
-    """One step of the rule ``code`` with learning rate ``lr`` (already scheduled).
-
-    ``mm`` as for the products (matmul.py): ``None`` is one core; with the
-    compiled loops on several threads (``Loops``) or MKL (``Mkl``), a large update
-    is split over those threads; beside OpenBLAS (``Blas``) it stays on one core.
-    """
-    _update_part(params, grad, _slot(state, 0, params), _slot(state, 1, params), code, hyper, lr, step,
-                 _clip_scale(grad, clip), 0.0, mm)
-
-
-@njit(cache=True, error_model="numpy")
-def _update_part(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm=None):
-    """``_update`` of a part of the parameters (its state rows ``s0``, ``s1``, or empty) with the gradient
-    already scaled by ``c``, each element's gradient taken as grad + decay · θ (the L2 penalty's, added
-    as the rule reads it: the same arithmetic as adding it to ``grad`` first)."""
-    if mm is None or not _split_rule(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm):
-        _rule(params, grad, s0, s1, code, hyper, lr, step, c, decay)
-
-
-def _split_rule(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm):
-    """Run the rule split over mm's threads if it pays; whether it did."""
-
-
-@overload(_split_rule)
-def _split_rule_impl(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm):
-    # The loops' threads, or MKL's beside them: fastbp puts MKL on Numba's own pool where there is one to
-    # share (TBB beside Numba's TBB layer, GNU OpenMP beside its omp layer; _mkl.py), so the update's threads
-    # are those MKL's products have just left (beside Numba's workqueue layer the two pools are apart).
-    # OpenBLAS's own threads keep spinning after a product: there the update stays on one core.
-    if _is(mm, Loops) or _is(mm, Mkl):
-        def split(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm):
-            if mm.threads < 2 or params.shape[0] < PAR_UPDATE_MIN:
-                return False
-            _par_rule(params, grad, s0, s1, code, hyper, lr, step, c, decay, mm.threads)
-            return True
-
-        return split
-    return lambda params, grad, s0, s1, code, hyper, lr, step, c, decay, mm: False
-
-
 @njit(cache=True, error_model="numpy")
 def _slot(state, k, params):
     """Row k of the optimizer state, or an empty array when the rule keeps fewer rows."""
     return state[k] if state.shape[0] > k else params[:0]
-
-
-@njit(cache=True, error_model="numpy", parallel=True)
-def _par_rule(params, grad, s0, s1, code, hyper, lr, step, c, decay, T):
-    n = params.shape[0]
-    for t in prange(T):
-        lo = (t * n // T) // 16 * 16  # part edges on 64-byte lines
-        hi = n if t == T - 1 else ((t + 1) * n // T) // 16 * 16
-        _rule(params[lo:hi], grad[lo:hi], s0[lo:hi], s1[lo:hi], code, hyper, lr, step, c, decay)
 
 
 @njit(cache=True, error_model="numpy")

@@ -13,8 +13,8 @@ import numpy as np
 from numba import njit, types
 from numba.extending import overload
 
-from ._views import flat_view
-from .specs import parse_spec
+from .._numba.views import flat_view
+from .parse import parse_spec
 
 __all__ = [
     "Activation",

@@ -23,27 +23,24 @@ on the threads: bitwise the same on one thread and two (tests). It differs from 
 the order of each batch's gradient sums (two partial sums added), within rounding.
 
 Not for dropout (its masks are drawn per row of the whole batch) or several networks at once (a
-population already has a core per network); training.py decides where a team pays.
+population already has a core per network); policy.py decides where a team pays.
 """
 
 import math
-import os
 from typing import NamedTuple
 
-import numba
 import numpy as np
 from numba import njit, prange
 
 from . import plan
-from ._atomic import AVAILABLE, compare_and_swap, fetch_add, load_acquire, spin_pause
+from .._numba.atomic import compare_and_swap, fetch_add, load_acquire, spin_pause
 from .kernels import (_NO_DROP, _SQ_LANES, _backward, _batch_cost, _end_epoch, _forward, _gather_rows, _keep,
                       _l2_in_update, _loss_delta, _member_work, _put_back, _sum_sq_weights, _update_decayed,
                       _with_engine)
-from .matmul import SERIAL_MACS, Blas, largest_product
-from .optimizers import _update
-from .schedules import _scheduled_lr
+from .update import _update
+from ..specs.schedules import _scheduled_lr
 
-__all__ = ["Team", "pays", "team_buffers", "train_epochs"]
+__all__ = ["Team", "team_buffers", "train_epochs"]
 
 MEMBERS = 2
 # Counters (int64), each on a cache line of its own: the next task to claim, the tasks done, a stop.
@@ -73,16 +70,14 @@ def team_buffers(sizes, n_params, dtype, cap, weights):
                 np.zeros(_COUNTERS, np.int64), np.zeros(_VALUES))
 
 
-def train_epochs(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work, rule, stop, saved, best,
-                 out_loss, out_correct, out_lr, out_best, team):
+def train_epochs(params, state, data, epochs, net, work, rule, rec, team):
     """``kernels._train_epochs`` (the same arguments and results) by a team: ``work`` gives the summed
     gradient's buffer, ``team`` the rest (``team_buffers``); ``rule`` has no dropout."""
     # Set and read here, not in the compiled function around its parallel loop: Numba forwarded a value
     # stored before the loop to a load after it, missing the threads' stores in between.
     team.counters[:] = 0
-    team.values[[_RAN, _BAD, _HALT]] = perms.shape[0], -1.0, 0.0
-    _train_epochs(params, state, X, Y, sw, perms, batch_size, epoch0, step0, _with_engine(net, None), net.mm,
-                  work.grad, rule, stop, saved, best, out_loss, out_correct, out_lr, out_best, team.works,
+    team.values[[_RAN, _BAD, _HALT]] = epochs.perms.shape[0], -1.0, 0.0
+    _train_epochs(params, state, data, epochs, _with_engine(net, None), net.mm, work.grad, rule, rec, team.works,
                   team.counters, team.values)
     return int(team.values[_RAN]), int(team.values[_BAD]), bool(team.values[_HALT])
 
@@ -98,22 +93,20 @@ def kernel(net):
 # boundary only where none of its fields is one: the engine goes apart from the Net, the Team's buffers
 # apart from it.
 @njit(cache=True, error_model="numpy", parallel=True)
-def _train_epochs(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, mm, grad, rule, stop, saved, best,
-                  out_loss, out_correct, out_lr, out_best, works, counters, values):
+def _train_epochs(params, state, data, epochs, net, mm, grad, rule, rec, works, counters, values):
     for k in prange(MEMBERS):
-        _member(params, state, X, Y, sw, perms, batch_size, epoch0, step0, _with_engine(net, mm), grad, rule, stop,
-                saved, best, out_loss, out_correct, out_lr, out_best, works, counters, values)
+        _member(params, state, data, epochs, _with_engine(net, mm), grad, rule, rec, works, counters, values)
 
 
 # Its tasks are inlined into it in Numba's IR (Numba compiles each called function as a library of its own
 # and generates its machine code again inside its caller: docs/performance.md, first compile); it is not
 # inlined into the parallel loop, where Numba's parallel passes slowed digits' epochs by 70 %.
 @njit(cache=True, error_model="numpy")
-def _member(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, grad, rule, stop, saved, best,
-            out_loss, out_correct, out_lr, out_best, works, counters, values):
+def _member(params, state, data, epochs, net, grad, rule, rec, works, counters, values):
     """One thread of the team: claims tasks in order until none is left, the call stops, or it has waited
     too long for its partner (see the module's docstring)."""
-    n_batches = (perms.shape[1] + batch_size - 1) // batch_size
+    perms = epochs.perms
+    n_batches = (perms.shape[1] + epochs.batch_size - 1) // epochs.batch_size
     total = 3 * perms.shape[0] * n_batches
     acc = np.empty(_SQ_LANES)
     waited = 0
@@ -132,9 +125,8 @@ def _member(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, grad
         waited = 0
         q = t // 3
         if t % 3 < 2:
-            _block(q, t % 3, params, X, Y, sw, perms, batch_size, net, rule, works, values)
-        elif _end_batch(q, params, state, sw, perms, batch_size, epoch0, step0, net, grad, rule, stop, saved, best,
-                        out_loss, out_correct, out_lr, out_best, works, values, acc):
+            _block(q, t % 3, params, data, epochs, net, rule, works, values)
+        elif _end_batch(q, params, state, data, epochs, net, grad, rule, rec, works, values, acc):
             fetch_add(counters, _STOPPED, 1)
         fetch_add(counters, _DONE, 1)
 
@@ -148,10 +140,12 @@ def _rows(n, q, n_batches, batch_size):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _block(q, k, params, X, Y, sw, perms, batch_size, net, rule, works, values):
+def _block(q, k, params, data, epochs, net, rule, works, values):
     """Row block k of batch q: its rows gathered, forward pass, cost and output δ (the batch's weighted mean)
     and backward pass into block k's gradient, the L2 penalty's gradient added in block 0 where the update
     does not add it; (Σ w C, weight right) into the shared values, block 0 also the batch's total weight."""
+    X, Y, sw = data
+    perms, batch_size = epochs.perms, epochs.batch_size
     n_batches = (perms.shape[1] + batch_size - 1) // batch_size
     e, _, start, rows = _rows(perms.shape[1], q, n_batches, batch_size)
     idx = perms[e, start : start + rows]
@@ -180,25 +174,26 @@ def _block(q, k, params, X, Y, sw, perms, batch_size, net, rule, works, values):
     _forward(params, A0, net, work)
     c, ok = _loss_delta(Y0, net, work, m, 1.0 / wsum, w0)
     decay = rule.l2 / wsum if k == 0 and not _l2_in_update(rule) else 0.0
-    _backward(params, work.grad, A0, net, work, A0[:0], True, False, False, 0.0, decay, _NO_DROP)
+    _backward(params, work.grad, A0, net, work, A0[:0], want_param_grad=True, want_input_grad=False, descend=False,
+              lr=0.0, decay=decay, drop=_NO_DROP)
     values[2 * k] = c
     values[2 * k + 1] = ok
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _end_batch(q, params, state, sw, perms, batch_size, epoch0, step0, net, grad, rule, stop, saved, best,
-               out_loss, out_correct, out_lr, out_best, works, values, acc):
+def _end_batch(q, params, state, data, epochs, net, grad, rule, rec, works, values, acc):
     """The end of batch q (both blocks done): as ``_train_epoch`` ends a batch and ``_train_epochs`` an epoch;
     whether the call stops here (a non-finite cost, the epoch undone; or the stopping rule)."""
+    sw, perms, batch_size = data.sw, epochs.perms, epochs.batch_size
     n = perms.shape[1]
     n_batches = (n + batch_size - 1) // batch_size
     e, b, _, rows = _rows(n, q, n_batches, batch_size)
     if b == 0:
-        _keep(params, state, saved)
+        _keep(params, state, rec.saved)
         values[_LOSS] = 0.0
         values[_RIGHT] = 0.0
         values[_SQ] = -1.0
-        values[_LR] = _scheduled_lr(rule.sched_code, rule.sched_p, rule.lr, epoch0 + e)
+        values[_LR] = _scheduled_lr(rule.sched_code, rule.sched_p, rule.lr, epochs.epoch0 + e)
     wsum = values[_WSUM]
     if wsum != 0.0:
         sq = values[_SQ]
@@ -207,14 +202,14 @@ def _end_batch(q, params, state, sw, perms, batch_size, epoch0, step0, net, grad
         c, ok = _batch_cost(values[0] + values[2], values[1] + values[3], rows, wsum, sw.shape[0] > 0, rule.l2,
                              sq)
         if not math.isfinite(c):
-            _put_back(saved, params, state)
-            out_loss[e] = values[_LOSS]
+            _put_back(rec.saved, params, state)
+            rec.loss[e] = values[_LOSS]
             values[_RAN] = e
             values[_BAD] = b
             return True
         values[_LOSS] += c
         values[_RIGHT] += ok
-        step = step0 + e * n_batches + b
+        step = epochs.step0 + e * n_batches + b
         if rule.per_step:
             values[_LR] = _scheduled_lr(rule.sched_code, rule.sched_p, rule.lr, step)
         g0, g1 = works.grad[0], works.grad[1]
@@ -229,38 +224,8 @@ def _end_batch(q, params, state, sw, perms, batch_size, epoch0, step0, net, grad
             values[_SQ] = _update_decayed(params, grad, state, net, rule, values[_LR], step + 1, rule.l2 / wsum, acc)
         else:
             _update(params, grad, state, rule.opt_code, rule.hyper, values[_LR], step + 1, rule.clip, net.mm)
-    if b == n_batches - 1 and _end_epoch(e, values[_LOSS], values[_RIGHT], values[_LR], n, params, stop, best,
-                                         out_loss, out_correct, out_lr, out_best):
+    if b == n_batches - 1 and _end_epoch(e, values[_LOSS], values[_RIGHT], values[_LR], n, params, rec):
         values[_RAN] = e + 1
         values[_HALT] = 1.0
         return True
     return False
-
-
-# A team pays where the largest product (multiply-adds of a whole batch) is more than this: below, a batch's
-# two blocks take too little for the hand-offs between the threads, and a network that small trains fast
-# enough alone that a team's first compile (~10 s more than alone) would not pay back (docs/performance.md).
-TEAM_FROM = 1 << 17
-TEAMS_ENV = "FASTBP_TEAMS"
-
-
-def _layer_ok():
-    """Whether Numba's threading layer takes parallel regions from several threads at once (TBB, OpenMP;
-    not the workqueue, its fallback where neither is installed)."""
-    try:
-        return numba.threading_layer() != "workqueue"
-    except ValueError:  # pragma: no cover - not started yet (matmul starts it on import)
-        return False
-
-
-def pays(mm, sizes, rows, dropout):
-    """Whether a network of widths ``sizes`` training alone on batches of ``rows`` with engine ``mm``
-    (matmul.engine_for) trains in a team: teams are not turned off (``FASTBP_TEAMS=0``), Numba has two
-    threads or more on TBB or OpenMP, the products stay on the calling thread (the compiled loops on one
-    core, or OpenBLAS, held to one thread there: training.fit), the largest is more than TEAM_FROM, and no
-    layer's input is dropped out."""
-    off = os.environ.get(TEAMS_ENV, "").strip().lower() in ("0", "off", "false", "no")
-    if off or not AVAILABLE or dropout or numba.get_num_threads() < MEMBERS or not _layer_ok():
-        return False
-    largest = largest_product(sizes, rows)
-    return largest > TEAM_FROM and (mm is None or (isinstance(mm, Blas) and largest <= SERIAL_MACS))

@@ -10,9 +10,9 @@ largest products. The result is stored as JSON in the cache directory, under a
 key made of the CPU model, the thread count and the versions of fastbp, Numba, SciPy (its
 OpenBLAS) and MKL, so a new library version or another machine sharing the
 directory is not mistaken for this one. Until a machine is calibrated the
-built-in rule applies (OpenBLAS from the sizes in ``matmul.BLAS_FROM``).
+built-in rule applies (OpenBLAS from the sizes in ``products.BLAS_FROM``).
 
-``FASTBP_ENGINE=loops|openblas|mkl`` forces an engine (see ``matmul.forced_engine``).
+``FASTBP_ENGINE=loops|openblas|mkl`` forces an engine (see ``policy.forced_engine``).
 """
 
 import datetime
@@ -30,8 +30,10 @@ import numba
 import numpy as np
 from numba import njit
 
-from . import _mkl, matmul
-from .io import atomic_write
+from .._numba import mkl as _mkl
+from .._version import __version__
+from . import products
+from ..common.files import atomic_write
 
 __all__ = ["calibrate", "rule", "path", "Rule"]
 
@@ -49,11 +51,11 @@ REPEAT_SECONDS, REPEATS = 0.01, 4
 
 
 class Rule(NamedTuple):
-    """How ``matmul.engine_for`` chooses: the BLAS (``"openblas"``, ``"mkl"`` or None: the loops only); per
+    """How ``policy.engine_for`` chooses: the BLAS (``"openblas"``, ``"mkl"`` or None: the loops only); per
     BLAS, (largest product from which a network uses it, smallest product it then takes), in multiply-adds;
     the smallest product MKL splits over threads; where this came from; the calibration entry (None for the
     built-in rule); ``small_openblas``: the largest product from which a network whose products all stay on
-    OpenBLAS's calling thread (up to matmul.BLAS_ONE_THREAD_MACS: no thread pool wakes, whatever the BLAS
+    OpenBLAS's calling thread (up to products.BLAS_ONE_THREAD_MACS: no thread pool wakes, whatever the BLAS
     of the larger networks) runs them in OpenBLAS (inf: never); ``large``: (the other BLAS, largest product
     from which a network on several threads uses it instead of ``blas``), or None."""
 
@@ -101,9 +103,7 @@ def _version(dist):
 
 def machine_key():
     """What a calibration holds for: CPU, threads and library versions (cheap: no library is loaded)."""
-    from . import __version__
-
-    return {"cpu": cpu_model(), "avx512": bool(matmul.host_features().get("avx512f")),
+    return {"cpu": cpu_model(), "avx512": bool(products.host_features().get("avx512f")),
             "threads": numba.config.NUMBA_NUM_THREADS, "fastbp": __version__, "numba": numba.__version__,
             "scipy": _version("scipy"), "mkl": _version("mkl") if _mkl.installed() else None}
 
@@ -123,8 +123,8 @@ def _read(file):
 
 def builtin_rule():
     """The rule of an uncalibrated machine: OpenBLAS from this host's ``BLAS_FROM``; MKL, when forced, the same."""
-    t = matmul.blas_from()
-    return Rule("openblas", {"openblas": t, "mkl": t}, matmul.SERIAL_MACS,
+    t = products.blas_from()
+    return Rule("openblas", {"openblas": t, "mkl": t}, products.SERIAL_MACS,
                 "built-in rule (not calibrated: run `fastbp calibrate`)", None)
 
 
@@ -140,7 +140,7 @@ def rule():
         blas = entry["blas"]
         if blas is not None and blas not in thresholds:
             raise KeyError(blas)
-        parallel = float(entry.get("mkl_parallel", matmul.SERIAL_MACS))
+        parallel = float(entry.get("mkl_parallel", products.SERIAL_MACS))
         small = float(entry.get("small_openblas", math.inf))
         large = entry.get("large_blas")
         if large is not None:
@@ -161,9 +161,9 @@ def rule():
 def _layer(A, W, D, Z, G, E, mm, reps):
     """The three products of one layer, ``reps`` times, on engine ``mm``."""
     for _ in range(reps):
-        matmul.matmul_nt(A, W, Z, mm)
-        matmul.matmul_tn(D, A, G, mm)
-        matmul.matmul_nn(D, W, E, mm)
+        products.matmul_nt(A, W, Z, mm)
+        products.matmul_tn(D, A, G, mm)
+        products.matmul_nn(D, W, E, mm)
 
 
 def _time(arrays, mm, reps):
@@ -191,12 +191,12 @@ def _geomean_ratio(points, num, den):
 
 def measure(shapes=SHAPES, rounds=REPEATS):
     """Best seconds of a layer's three products (float32) per shape and engine: ``loops1`` (one core),
-    ``loops`` (Numba's threads from matmul.SERIAL_MACS on), ``openblas`` and, when installed, ``mkl1`` (MKL on
+    ``loops`` (Numba's threads from products.SERIAL_MACS on), ``openblas`` and, when installed, ``mkl1`` (MKL on
     one thread) and ``mkl`` (on Numba's thread count), over ``rounds`` rounds through all engines."""
     threads = numba.get_num_threads()
-    engines = {"loops1": None, "loops": matmul.Loops(threads), "openblas": matmul.Blas(0)}
+    engines = {"loops1": None, "loops": products.Loops(threads), "openblas": products.Blas(0)}
     if _mkl.available():
-        engines.update(mkl1=matmul.Mkl(0, 1, 0), mkl=matmul.Mkl(0, threads, 0))
+        engines.update(mkl1=products.Mkl(0, 1, 0), mkl=products.Mkl(0, threads, 0))
     rng = np.random.default_rng(0)
     data = []
     for n, k, m in shapes:
@@ -252,7 +252,7 @@ def decide(points):
         speed["mkl_over_openblas"] = _geomean_ratio(big, "openblas", "mkl")
     # Small networks: OpenBLAS computes products up to BLAS_ONE_THREAD_MACS on the calling thread, so it can
     # serve them beside another BLAS without waking a second thread pool.
-    small = [p for p in points if p["macs"] <= matmul.BLAS_ONE_THREAD_MACS and "openblas" in p["seconds"]]
+    small = [p for p in points if p["macs"] <= products.BLAS_ONE_THREAD_MACS and "openblas" in p["seconds"]]
     if small:
         speed["small_openblas"] = _threshold(small, lambda p: p["seconds"]["openblas"] < p["seconds"]["loops1"])
     return {"blas": blas, "thresholds": {b: list(t) for b, t in thresholds.items()}, **speed}
@@ -288,10 +288,9 @@ def _macs(x):
 _NAMES = {"openblas": "OpenBLAS", "mkl": "MKL", "loops": "the compiled loops"}
 
 
-def describe(r=None):
-    """Lines for ``fastbp info``: the engine rule, where it came from, the measured table, and MKL's gain."""
-    r = rule() if r is None else r
-    forced = matmul.forced_engine()
+def describe(r, forced=None):
+    """Lines for ``fastbp info``: the engine rule ``r``, where it came from, the measured table, and MKL's gain;
+    ``forced``: the engine every network is made to use ((name, smallest) or None)."""
     lines = [f"engine rule: {r.source}"]
     if forced:
         lines.append(f"  forced: FASTBP_ENGINE={forced[0]} (every network uses {_NAMES[forced[0]]})")
@@ -307,7 +306,7 @@ def describe(r=None):
                      f"the faster there")
     if math.isfinite(r.small_openblas) and r.blas != "openblas":
         lines.append(f"  a network whose largest product has {_macs(r.small_openblas)} to "
-                     f"{_macs(matmul.SERIAL_MACS)} multiply-adds uses OpenBLAS on the calling thread")
+                     f"{_macs(products.SERIAL_MACS)} multiply-adds uses OpenBLAS on the calling thread")
     if r.entry is not None:
         points = r.entry["points"]
         names = [n for n in ("loops1", "loops", "openblas", "mkl1", "mkl") if n in points[0]["seconds"]]

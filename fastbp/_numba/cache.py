@@ -1,7 +1,7 @@
 """Numba's on-disk cache of fastbp's kernels, kept consistent with the sources.
 
-Numba checks a cached function against its own source file only: a kernel of kernels.py that
-inlined matmul.py's products stays in the cache after matmul.py changes (``git pull`` in an
+Numba checks a cached function against its own source file only: a kernel of engine/kernels.py that
+inlined engine/products.py's products stays in the cache after products.py changes (``git pull`` in an
 editable install), and then runs the old products — a wrong answer without an error. So at
 import, a fingerprint of every source file of the package (names, sizes, modification times) is
 compared with the one the cache was written beside; when they differ, fastbp's cache files are
@@ -16,22 +16,28 @@ import os
 _STAMP = "fastbp-sources.stamp"
 
 
+def _sources(pkg_dir):
+    """Every source file of the package, its subpackages' included, in a fixed order."""
+    return sorted(glob.glob(os.path.join(pkg_dir, "**", "*.py"), recursive=True))
+
+
 def _fingerprint(pkg_dir):
     h = hashlib.sha1()
-    for path in sorted(glob.glob(os.path.join(pkg_dir, "*.py"))):
+    for path in _sources(pkg_dir):
         st = os.stat(path)
-        h.update(f"{os.path.basename(path)} {st.st_size} {st.st_mtime_ns}\n".encode())
+        h.update(f"{os.path.relpath(path, pkg_dir)} {st.st_size} {st.st_mtime_ns}\n".encode())
     return h.hexdigest()
 
 
 def _cache_dirs(pkg_dir):
-    """Where Numba keeps the package's cache: beside the sources, or under NUMBA_CACHE_DIR."""
-    dirs = [os.path.join(pkg_dir, "__pycache__")]
+    """Where Numba keeps the package's cache: beside each folder's sources, or under NUMBA_CACHE_DIR."""
+    dirs = []
     root = os.environ.get("NUMBA_CACHE_DIR")
-    if root:  # as numba.core.caching names a source directory's cache directory
-        src = os.path.abspath(pkg_dir)
-        dirs.append(os.path.join(os.path.abspath(root),
-                                 f"{os.path.basename(src)}_{hashlib.sha1(src.encode()).hexdigest()}"))
+    for src in sorted({os.path.dirname(os.path.abspath(p)) for p in _sources(pkg_dir)}):
+        dirs.append(os.path.join(src, "__pycache__"))
+        if root:  # as numba.core.caching names a source directory's cache directory
+            dirs.append(os.path.join(os.path.abspath(root),
+                                     f"{os.path.basename(src)}_{hashlib.sha1(src.encode()).hexdigest()}"))
     return dirs
 
 

@@ -8,7 +8,7 @@ import math
 import sys
 import time
 
-from .checks import check_int
+from ..common.checks import check_int
 
 __all__ = ["EarlyStopping", "Callback"]
 

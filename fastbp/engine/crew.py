@@ -1,6 +1,6 @@
 """A large network's batches shared out by units: each thread owns a part of every layer.
 
-On BLAS's own threads (docs/performance.md, issue 16), each product of a large network is split over the
+On BLAS's own threads (docs/performance.md), each product of a large network is split over the
 cores by the BLAS, and everything between the products runs on the calling thread: the activations read
 columns another core just wrote, and the optimizer's update reads weights and gradients that sit in the
 other core's cache (MKL) or runs on one core beside the BLAS's spinning threads (OpenBLAS). In a crew, T
@@ -40,22 +40,20 @@ import os
 import threading
 from typing import NamedTuple
 
-import numba
 import numpy as np
 from numba import njit
 
-from . import _mkl
-from ._atomic import AVAILABLE, compare_and_swap, fetch_add, load_acquire, spin_pause
-from ._views import flat_view, rows_view
-from .activations import SOFTMAX, _act_backward, _activate
+from .._numba import mkl as _mkl
+from .._numba.atomic import compare_and_swap, fetch_add, load_acquire, spin_pause
+from .._numba.views import flat_view, rows_view
+from ..specs.activations import _act_backward, _activate
 from .kernels import (_SQ_LANES, _add_decay, _batch_cost, _biases, _block, _block_offset, _end_epoch, _gather_rows,
                       _keep, _l2_in_update, _put_back, _sum_sq, _unit_part, _update_units, _weights)
-from .losses import _output_delta
-from .matmul import Blas, Mkl, _rows_ok, forced_engine, largest_product
-from .optimizers import _plain_descent
-from .schedules import _scheduled_lr
+from ..specs.losses import _output_delta
+from .products import _rows_ok
+from ..specs.schedules import _scheduled_lr
 
-__all__ = ["Crew", "pays", "crew_buffers", "train_epochs"]
+__all__ = ["Crew", "crew_buffers", "train_epochs"]
 
 # Counters (int64), each on a cache line of its own: per part k its next phase to claim (at _LINE k) and the
 # phases it has done (at _LINE (T + k)), then a stop (at _LINE 2T).
@@ -69,10 +67,6 @@ _LOSS, _RIGHT, _LR, _RAN, _BAD, _HALT, _SHARED = range(7)
 # Pause hints a thread spins through with another's part ready and unclaimed before it takes the part:
 # far longer than a thread takes to claim a part it is waiting for, far shorter than a time slice.
 _PATIENCE = 1 << 14
-# A crew pays where the largest product (multiply-adds of a whole batch) is at least this
-# (docs/performance.md, issue 16, sixth session).
-CREW_FROM = 1 << 23
-CREW_ENV = "FASTBP_CREW"
 
 
 class Crew(NamedTuple):
@@ -93,52 +87,16 @@ def crew_buffers(work, threads):
                 np.empty_like(work.Xb), np.empty_like(work.Yb), np.empty_like(work.wb))
 
 
-def pays(mm, sizes, rows, acts, dropout, rule):
-    """Whether a network of widths ``sizes`` and activation codes ``acts`` training alone on batches of ``rows``
-    with engine ``mm`` (matmul.engine_for) and training rule ``rule`` (plan.Rule) trains in a crew: crews are not
-    turned off (``FASTBP_CREW=0``), the engine is a BLAS and no engine but MKL is forced, MKL is there, a crew
-    would have two threads or more (``threads``), the largest product is at least CREW_FROM, no hidden layer is
-    softmax, there is no dropout or clip bound, and the rule has an update pass of its own (plain gradient
-    descent is folded into BLAS's products, and there a crew was no faster: docs/performance.md)."""
-    off = os.environ.get(CREW_ENV, "").strip().lower() in ("0", "off", "false", "no")
-    if off or not AVAILABLE or dropout or rule.clip > 0 or threads(sizes) < 2:
-        return False
-    forced = forced_engine()
-    if not isinstance(mm, (Blas, Mkl)) or (forced is not None and forced[0] != "mkl"):
-        return False
-    if _plain_descent(rule.opt_code, rule.hyper, rule.clip):
-        return False
-    if any(a == SOFTMAX for a in acts[:-1]) or largest_product(sizes, rows) < CREW_FROM:
-        return False
-    if max(*sizes, rows) >= 1 << 31:  # MKL's 32-bit sizes
-        return False
-    return _mkl.available()
-
-
-# Units of the narrowest hidden layer per thread, at least: narrower parts make products too thin to run at
-# speed (and the parts are cut on 16 units of float32 anyway).
-UNITS_PER_THREAD = 64
-
-
-def threads(sizes):
-    """A crew's size for a network of widths ``sizes``: Numba's thread count, at most one thread per
-    UNITS_PER_THREAD units of the narrowest hidden layer."""
-    hidden = min(sizes[1:-1]) if len(sizes) > 2 else sizes[-1]
-    return min(numba.get_num_threads(), max(1, hidden // UNITS_PER_THREAD))
-
-
-def train_epochs(params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work, rule, stop, saved, best,
-                 out_loss, out_correct, out_lr, out_best, crew):
+def train_epochs(params, state, data, epochs, net, work, rule, rec, crew):
     """``kernels._train_epochs`` (the same arguments and results) by a crew (``crew_buffers``) of as many threads
     as it was made for; ``net`` and ``work`` are the run's (the crew calls MKL itself, whatever ``net.mm``). This
     thread is one of them; the others come from a pool of fastbp's own (see ``_helpers``)."""
     T = crew.counters.shape[0] // (2 * _LINE)
     crew.counters[:] = 0
     crew.values[:] = 0.0
-    crew.values[_PER_PART * T + _RAN] = perms.shape[0]
+    crew.values[_PER_PART * T + _RAN] = epochs.perms.shape[0]
     crew.values[_PER_PART * T + _BAD] = -1.0
-    args = (params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work, rule, stop, saved, best, out_loss,
-            out_correct, out_lr, out_best, crew)
+    args = (params, state, data, epochs, net, work, rule, rec, crew)
     helpers = [_helpers(T - 1).submit(_member, k, *args) for k in range(1, T)]
     try:
         _member(0, *args)
@@ -187,15 +145,14 @@ if hasattr(os, "register_at_fork"):
 
 
 @njit(cache=True, error_model="numpy", nogil=True)
-def _member(me, params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work, rule, stop, saved, best,
-            out_loss, out_correct, out_lr, out_best, crew):
+def _member(me, params, state, data, epochs, net, work, rule, rec, crew):
     """One thread of the crew: runs its own part of each phase, and a part left unclaimed (see the module's
     docstring), until every task is claimed or the call stops."""
     counters = crew.counters
-    T = counters.shape[0] // (2 * _LINE)
-    n_batches = (perms.shape[1] + batch_size - 1) // batch_size
+    T = _threads(crew)
+    n_batches = _n_batches(epochs)
     L = net.sizes.shape[0] - 1
-    total = 2 + perms.shape[0] * n_batches * 3 * L  # the start, 3L phases per batch, the end
+    total = 2 + epochs.perms.shape[0] * n_batches * 3 * L  # the start, 3L phases per batch, the end
     stopped = 2 * T * _LINE
     acc = np.empty(_SQ_LANES)
     before = _mkl.set_num_threads_local(1)
@@ -224,13 +181,23 @@ def _member(me, params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, 
                 spin_pause()
                 continue
         if compare_and_swap(counters, _LINE * part, p, p + 1):
-            _task(p, part, T, n_batches, params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work, rule,
-                  stop, saved, best, out_loss, out_correct, out_lr, out_best, crew, acc)
+            _task(p, part, params, state, data, epochs, net, work, rule, rec, crew, acc)
             fetch_add(counters, _LINE * (T + part), 1)
             if part != me:
                 away[part] = p + 1
             waited = 0
     _mkl.set_num_threads_local(before)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _threads(crew):
+    """The crew's thread count (its counters: two lines per part, one for the stop)."""
+    return crew.counters.shape[0] // (2 * _LINE)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _n_batches(epochs):
+    return (epochs.perms.shape[1] + epochs.batch_size - 1) // epochs.batch_size
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -313,10 +280,11 @@ def _weight_sum(sw, idx):
 
 
 @njit(cache=True, error_model="numpy")
-def _gather_part(X, Y, sw, perms, q, n_batches, batch_size, k, T, Xb, Yb, wb):
+def _gather_part(data, epochs, q, k, T, Xb, Yb, wb):
     """Part k of T of batch q's rows into its buffers (unlike ``_train_epoch``, without prefetching the next
     batch's: here it made no difference, docs/performance.md)."""
-    _, _, idx = _batch(perms, q, n_batches, batch_size)
+    X, Y, sw = data
+    _, _, idx = _batch(epochs.perms, q, _n_batches(epochs), epochs.batch_size)
     r0 = k * idx.shape[0] // T
     r1 = (k + 1) * idx.shape[0] // T
     _gather_rows(X, Y, idx[r0:r1], rows_view(flat_view(Xb), r0 * X.shape[1], r1 - r0, X.shape[1]),
@@ -333,23 +301,25 @@ def _sq_slot(k, q):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _task(p, k, T, n_batches, params, state, X, Y, sw, perms, batch_size, epoch0, step0, net, work, rule, stop, saved,
-          best, out_loss, out_correct, out_lr, out_best, crew, acc):
+def _task(p, k, params, state, data, epochs, net, work, rule, rec, crew, acc):
     """Part k of phase p (see the module's docstring)."""
+    sw, perms, batch_size = data.sw, epochs.perms, epochs.batch_size
+    T = _threads(crew)
+    n_batches = _n_batches(epochs)
     values = crew.values
     L = net.sizes.shape[0] - 1
     n = perms.shape[1]
     shared = _PER_PART * T
     batches = perms.shape[0] * n_batches
     if p == 0:  # the call's start: the first batch's rows, Σ‖W‖² of the part's rows, the epoch's start
-        _gather_part(X, Y, sw, perms, 0, n_batches, batch_size, k, T, work.Xb, work.Yb, work.wb)
+        _gather_part(data, epochs, 0, k, T, work.Xb, work.Yb, work.wb)
         values[_sq_slot(k, 0)] = _sum_sq_part(params, net, k, T, acc) if rule.l2 != 0.0 else 0.0
         if k == 0:
-            _start_epoch(0, params, state, saved, values, shared, rule, epoch0)
+            _start_epoch(0, params, state, rec.saved, values, shared, rule, epochs.epoch0)
         return
     if p == 1 + batches * 3 * L:  # the call's end: what follows the last epoch
         if k == 0 and _end_epoch(perms.shape[0] - 1, values[shared + _LOSS], values[shared + _RIGHT],
-                                 values[shared + _LR], n, params, stop, best, out_loss, out_correct, out_lr, out_best):
+                                 values[shared + _LR], n, params, rec):
             values[shared + _HALT] = 1.0
         return
     P = 3 * L
@@ -357,13 +327,12 @@ def _task(p, k, T, n_batches, params, state, X, Y, sw, perms, batch_size, epoch0
     j = (p - 1) % P
     e, b, idx = _batch(perms, q, n_batches, batch_size)
     if k == 0 and b == 0 and j == 0 and e > 0:  # between epochs e - 1 and e
-        if _end_epoch(e - 1, values[shared + _LOSS], values[shared + _RIGHT], values[shared + _LR], n, params, stop,
-                      best, out_loss, out_correct, out_lr, out_best):
+        if _end_epoch(e - 1, values[shared + _LOSS], values[shared + _RIGHT], values[shared + _LR], n, params, rec):
             values[shared + _RAN] = e
             values[shared + _HALT] = 1.0
             fetch_add(crew.counters, 2 * T * _LINE, 1)
             return
-        _start_epoch(e, params, state, saved, values, shared, rule, epoch0)
+        _start_epoch(e, params, state, rec.saved, values, shared, rule, epochs.epoch0)
     rows = idx.shape[0]
     wsum = _weight_sum(sw, idx)
     Xb, Yb, wb = _buffers(work, crew, q)
@@ -371,7 +340,7 @@ def _task(p, k, T, n_batches, params, state, X, Y, sw, perms, batch_size, epoch0
         if j == P - 1:
             values[_sq_slot(k, q + 1)] = values[_sq_slot(k, q)]
             if q + 1 < batches:
-                _gather_part(X, Y, sw, perms, q + 1, n_batches, batch_size, k, T, *_buffers(work, crew, q + 1))
+                _gather_part(data, epochs, q + 1, k, T, *_buffers(work, crew, q + 1))
         return
     fused = _l2_in_update(rule)
     A0 = Xb[:rows]
@@ -391,7 +360,7 @@ def _task(p, k, T, n_batches, params, state, X, Y, sw, perms, batch_size, epoch0
     elif j == P - 2:  # the first layer's gradient
         _weight_grad(0, k, T, params, net, work, A0, rule.l2 / wsum, fused)
     else:  # the batch's end: the cost judged, the part's update, the next rows
-        step = step0 + e * n_batches + b
+        step = epochs.step0 + e * n_batches + b
         lr = values[shared + _LR]
         if rule.per_step:
             lr = _scheduled_lr(rule.sched_code, rule.sched_p, rule.lr, step)
@@ -403,8 +372,8 @@ def _task(p, k, T, n_batches, params, state, X, Y, sw, perms, batch_size, epoch0
         c, ok = _batch_cost(c, ok, rows, wsum, sw.shape[0] > 0, rule.l2, sq)
         if not math.isfinite(c):  # the epoch is undone, and the call stops before this batch's update
             if k == 0:
-                _put_back(saved, params, state)
-                out_loss[e] = values[shared + _LOSS]
+                _put_back(rec.saved, params, state)
+                rec.loss[e] = values[shared + _LOSS]
                 values[shared + _RAN] = e
                 values[shared + _BAD] = b
                 fetch_add(crew.counters, 2 * T * _LINE, 1)
@@ -416,7 +385,7 @@ def _task(p, k, T, n_batches, params, state, X, Y, sw, perms, batch_size, epoch0
         values[_sq_slot(k, q + 1)] = _update_units(params, work.grad, state, net, rule, lr, step + 1,
                                                    rule.l2 / wsum if fused else 0.0, acc, k, T, None)
         if q + 1 < batches:
-            _gather_part(X, Y, sw, perms, q + 1, n_batches, batch_size, k, T, *_buffers(work, crew, q + 1))
+            _gather_part(data, epochs, q + 1, k, T, *_buffers(work, crew, q + 1))
 
 
 @njit(cache=True, error_model="numpy")

@@ -1,0 +1,3 @@
+"""The version of fastbp: one place, read by the package, the model files and the calibration."""
+
+__version__ = "0.1.0"
