@@ -20,7 +20,7 @@ from .engine.kernels import _full_pass, _predict
 from .engine.layout import Layout
 from .specs.losses import ACC_ARGMAX, ACC_NONE, ACC_THRESHOLD, DEFAULT_OUTPUT, LOSSES, get_loss
 from .specs.optimizers import get_optimizer
-from .training import DEFAULTS, History
+from .training import History
 
 __all__ = ["Network", "History", "load"]
 
@@ -291,8 +291,9 @@ class Network:
         work = plan.work(sizes, self.n_params, self.dtype, rows, grad=param_grad)
         grad = np.zeros(self.n_params if param_grad else 0, dtype=self.dtype)
         dX = np.zeros((n if input_grad else 0, sizes[0]), dtype=self.dtype)
-        loss_sum, correct = _full_pass(self._params, *plan.data(X, Y, sw), self.kernel_net(self._engine(rows)), work,
-                                       param_grad, grad, input_grad, dX)
+        mm = self._engine(rows)
+        loss_sum, correct = _full_pass(self._params, *plan.data(X, Y, sw), self.kernel_net(mm), work, param_grad, grad,
+                                       input_grad, dX)
         return loss_sum, correct, grad, dX
 
     # ------------------------------------------------------------------ public

@@ -46,8 +46,8 @@ numba.get_num_threads()
 
 _FM = {"reassoc", "contract", "nsz"}
 
-# Sizes at which products change behaviour (policy.py chooses engines from them). ``engine_for`` follows this machine's calibration
-# (calibration.py: ``fastbp calibrate`` measures every engine) and, until there
+# Sizes at which products change behaviour; engine/policy.py chooses engines from them. ``policy.engine_for``
+# follows this machine's calibration (calibration.py: ``fastbp calibrate`` measures every engine) and, until there
 # is one, the built-in rule below, from measurements on 2-core machines
 # (docs/performance.md). On AVX2 the compiled loops reach 25-40 GFLOP/s on one
 # core and 50-70 split over two; a BLAS call pays for its set-up on small

@@ -392,7 +392,8 @@ def _fit_compiled(net, run, epochs, shuffle, stopper, history, keep):
             rng.permuted(np.tile(order, (ran, 1)), axis=1)
         # The epochs' records, computed as run.logs computes one epoch's.
         first = net.epochs_trained + 1
-        columns = {key: v.tolist() for key, v in run.log_columns(rec.loss[:ran], rec.correct[:ran], rec.lr[:ran]).items()}
+        logged = run.log_columns(rec.loss[:ran], rec.correct[:ran], rec.lr[:ran])
+        columns = {key: v.tolist() for key, v in logged.items()}
         columns.update(seconds=[seconds] * ran, samples_per_second=[n / seconds if seconds > 0 else math.inf] * ran)
         epochs_run = list(range(first, first + ran))
         net.state.step += ran * n_batches
