@@ -48,7 +48,7 @@ import time
 from benchlib import machine as mach
 from benchlib.configs import CONFIGS, LR, parse_config
 from benchlib.report import plot, print_report
-from benchlib.workers import (EXTRAS_CONFIG, FIT_EXTRAS, MARK, PREDICT_ROWS, PREDICTORS, SWEEP_SPACE, worker)
+from benchlib.workers import EXTRAS_CONFIG, FIT_EXTRAS, MARK, PREDICT_ROWS, PREDICTORS, SWEEP_SPACE, worker
 
 SEED = 0
 PEERS = ("torch", "torch-compile", "jax", "sklearn")

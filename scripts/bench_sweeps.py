@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Time pruned, cross-validated and plain sweeps on digits against their targets (issue 14).
+"""Time pruned, cross-validated and plain sweeps on digits against their targets.
 
     python scripts/bench_sweeps.py [--repeats 3] [--only halving,cv,grid] [--no-sklearn] [--json out.json]
 

@@ -9,6 +9,7 @@ graph is read from the sources (every ``import`` and ``from ... import`` naming 
 of the code), so an import inside a function counts as one at the top.
 """
 
+import argparse
 import ast
 import os
 import sys
@@ -92,4 +93,5 @@ def main():
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(prog="scripts/import_graph.py", description=__doc__.split("\n\n")[0]).parse_args()
     sys.exit(main())

@@ -25,12 +25,14 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir))
     import fastbp
 
-from fastbp.activations import _act_backward, _activate
 from benchlib.configs import CONFIGS, parse_config
-from fastbp.kernels import _bias_grad, _block, _descend_layer, _loss_delta, _train_epoch, _weights
-from fastbp import plan
-from fastbp.matmul import Blas, Loops, Mkl, _blas_folds, engine_for, force_engine, matmul_nn, matmul_nt, matmul_tn
-from fastbp.optimizers import _plain_descent, _sgd_step, _update
+from fastbp.engine import plan
+from fastbp.engine.kernels import _bias_grad, _block, _descend_layer, _loss_delta, _train_epoch, _weights
+from fastbp.engine.policy import engine_for, force_engine
+from fastbp.engine.products import Blas, Loops, Mkl, _blas_folds, matmul_nn, matmul_nt, matmul_tn
+from fastbp.engine.update import _update
+from fastbp.specs.activations import _act_backward, _activate
+from fastbp.specs.optimizers import _plain_descent, _sgd_step
 
 PHASES = ("gather rows (inputs and targets)", "forward products (A Wᵀ)", "bias + activation", "cost + output δ + accuracy",
           "weight-gradient products (δᵀ A)", "input-gradient products (δ W)", "bias gradient + f'(z)",

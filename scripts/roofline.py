@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Each framework's training speed as GFLOP/s and as a share of this machine's matrix-product peak.
 
-    python scripts/roofline.py                                    # measure, then the last bench.json
+    python scripts/roofline.py                                    # measure, then the newest report
     python scripts/roofline.py --json bench.json --peak 208       # a given peak, no measuring
 
 The peak is measured per BLAS, each in a process of its own (two BLASes' thread
@@ -21,6 +21,7 @@ gathering the batch), which is why no framework reaches the peak.
 """
 
 import argparse
+import glob
 import itertools
 import json
 import os
@@ -31,9 +32,16 @@ import time
 from benchlib.configs import CONFIGS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-DEFAULT_JSON = os.path.join(HERE, os.pardir, "docs", "bench_output", "bench.json")
+BENCH_OUTPUT = os.path.join(HERE, os.pardir, "docs", "bench_output")
 FRAMEWORKS = ("fastbp", "torch", "torch-compile", "jax", "sklearn", "matmul")
 BLASES = ("openblas", "mkl")
+
+
+def newest_report(folder=BENCH_OUTPUT):
+    """The newest bench.py report (``--json``) in ``folder``, or None: reports there are named
+    ``YYYY-MM-DD_<machine>_bench.json``, so the last in name order is the newest."""
+    found = sorted(glob.glob(os.path.join(folder, "*_bench.json")))
+    return found[-1] if found else None
 
 
 def flops_per_sample(layers):
@@ -51,8 +59,8 @@ def _measure(blas, rounds, size):
     import numpy as np
     from numba import njit
 
-    from fastbp import _mkl
-    from fastbp.matmul import Blas, Mkl, matmul_nn, matmul_nt, matmul_tn
+    from fastbp._numba import mkl as _mkl
+    from fastbp.engine.products import Blas, Mkl, matmul_nn, matmul_nt, matmul_tn
 
     threads = numba.get_num_threads()
     if blas == "mkl" and not _mkl.available():
@@ -153,7 +161,7 @@ def main(argv=None):
         print(json.dumps(_measure(*json.loads(argv[1]))))
         return 0
     p = argparse.ArgumentParser(prog="scripts/roofline.py", description=__doc__.split("\n\n")[0])
-    p.add_argument("--json", default=DEFAULT_JSON, help="a bench.py --json report (default: docs/bench_output's)")
+    p.add_argument("--json", help="a bench.py --json report (default: the newest *_bench.json in docs/bench_output)")
     p.add_argument("--peak", type=float, help="the peak in GFLOP/s: skip measuring")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds per measurement, best kept (default 3)")
     p.add_argument("--size", type=int, default=4096, help="the square gemm's order (default 4096)")
@@ -165,6 +173,13 @@ def main(argv=None):
     if peak is None:
         print("scripts/roofline.py: error: no BLAS could be measured; give --peak", file=sys.stderr)
         return 2
+    if args.json is None:
+        args.json = newest_report()
+        if args.json is None:
+            print(f"scripts/roofline.py: error: --json: no *_bench.json in {os.path.normpath(BENCH_OUTPUT)}; give one",
+                  file=sys.stderr)
+            return 2
+        print(f"report: {os.path.relpath(args.json)}", file=sys.stderr)
     try:
         with open(args.json) as f:
             report = json.load(f)

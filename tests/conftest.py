@@ -1,12 +1,17 @@
-"""Shared helpers: NumPy references of the forward pass, the activations, the costs and backprop.
+"""What several test files share: NumPy references of the forward pass, the activations, the costs and
+backprop; a transcription of PyTorch's plateau rule; tiny MNIST-style directories; the command line run
+in-process; fixtures, among them ``parallel`` (training on one thread, in a team, in a crew).
 
-Everything here is written from the definitions (the paper's section 3 and 4,
-and the docstrings of fastbp), independently of fastbp's kernels, and works in
-float64 whatever the network's dtype.
+The references are written from the definitions (the paper's section 3 and 4, and the docstrings of
+fastbp), independently of fastbp's kernels, and work in float64 whatever the network's dtype.
 """
 
+import contextlib
+import gzip
+import math
 import os
 import re
+import struct
 import tempfile
 
 import numpy as np
@@ -16,16 +21,17 @@ from scipy.special import expit, log_softmax, softmax
 import fastbp
 import fastbp.datasets
 from fastbp.data import train_test_split
+from fastbp.engine import policy
 
 # The suite tests the built-in engine rule (tests that force an engine say so): no calibration of this machine,
 # no FASTBP_ENGINE from the environment. Child processes inherit both.
 os.environ["FASTBP_CACHE_DIR"] = tempfile.mkdtemp(prefix="fastbp-test-cache-")
 os.environ.pop("FASTBP_ENGINE", None)
-# Nor teams (fastbp/team.py): they would compile a second epoch kernel for many of the suite's networks;
-# tests/test_team.py turns them on, and checks them against training on one thread.
-os.environ["FASTBP_TEAMS"] = "0"
-# Nor crews (fastbp/units.py), for the same reason; tests/test_units.py turns them on.
-os.environ["FASTBP_CREW"] = "0"
+# Nor teams (fastbp/engine/team.py) nor crews (fastbp/engine/crew.py): they would compile a second epoch kernel
+# for many of the suite's networks. tests/test_parallel.py turns them on and checks them against training on one
+# thread, and the ``parallel`` fixture below runs the main fit tests of tests/test_training.py with them on.
+os.environ[policy.TEAMS_ENV] = "0"
+os.environ[policy.CREW_ENV] = "0"
 
 # --------------------------------------------------------------------------- activations
 
@@ -122,7 +128,7 @@ def targets_matrix(net, y):
 
 
 def per_sample_cost_np(net, X, y):
-    """C_k for every sample, from the cost's formula (section 4 of the paper; fastbp.losses docstring)."""
+    """C_k for every sample, from the cost's formula (section 4 of the paper; fastbp.specs.losses docstring)."""
     layers = forward_np(net, X)
     z, a = layers[-1]
     Y = targets_matrix(net, y)
@@ -263,7 +269,176 @@ def assert_trains_as_alone(net, hist, alone, alone_hist):
     assert net.state.step == alone.state.step
 
 
+# --------------------------------------------------------------------------- the plateau rule, as PyTorch has it
+
+
+def plateau_rates(values, lr, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel", cooldown=0,
+                  min_lr=0.0, eps=1e-8):
+    """The rate of each epoch (the first at ``lr``, then one after each of ``values``) when the epochs log
+    ``values``, by the rule of PyTorch's ``torch.optim.lr_scheduler.ReduceLROnPlateau``, transcribed from its
+    source (torch/optim/lr_scheduler.py, PyTorch 2.x: ``step``, ``_is_better``, ``_reduce_lr``, ``in_cooldown``),
+    one parameter group. tests/test_plateau.py checks the transcription against torch where it is installed."""
+    best = math.inf if mode == "min" else -math.inf  # mode_worse
+    num_bad_epochs = cooldown_counter = 0
+    rates = [lr]
+    for current in values:
+        current = float(current)
+        if mode == "min" and threshold_mode == "rel":
+            better = current < best * (1.0 - threshold)
+        elif mode == "min":
+            better = current < best - threshold
+        elif threshold_mode == "rel":
+            better = current > best * (threshold + 1.0)
+        else:
+            better = current > best + threshold
+        if better:
+            best, num_bad_epochs = current, 0
+        else:
+            num_bad_epochs += 1
+        if cooldown_counter > 0:  # in cooldown: bad epochs are not counted
+            cooldown_counter -= 1
+            num_bad_epochs = 0
+        if num_bad_epochs > patience:
+            new_lr = max(lr * factor, min_lr)
+            if lr - new_lr > eps:  # smaller changes are not made
+                lr = new_lr
+            cooldown_counter, num_bad_epochs = cooldown, 0
+        rates.append(lr)
+    return rates
+
+
+# --------------------------------------------------------------------------- data files
+
+
+def write_idx(path, arr, code=0x08):
+    """``arr`` as an IDX file (big-endian header: type ``code``, its dimensions), gzipped if ``path`` ends .gz."""
+    raw = bytes([0, 0, code, arr.ndim]) + b"".join(struct.pack(">I", s) for s in arr.shape) + arr.tobytes()
+    if str(path).endswith(".gz"):
+        with gzip.open(path, "wb") as f:
+            f.write(raw)
+    else:
+        path.write_bytes(raw)
+
+
+def make_mnist_dir(folder, naming="dash", gz=True, n=40, n_test=12, side=6, rng=None):
+    """A tiny MNIST-style directory: uint8 images (n, side, side) and labels 0..9, train and t10k files named
+    with dashes (train-images-idx3-ubyte) or dots (train-images.idx3-ubyte); returns {split: (images, labels)}."""
+    rng = np.random.default_rng(5) if rng is None else rng
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = {"dash": "{}-{}-idx{}-ubyte", "dot": "{}-{}.idx{}-ubyte"}[naming]
+    suffix = ".gz" if gz else ""
+    data = {}
+    for split, count in (("train", n), ("t10k", n_test)):
+        imgs = rng.integers(0, 256, (count, side, side), dtype=np.uint8)
+        labs = rng.integers(0, 10, count).astype(np.uint8)
+        write_idx(folder / (stem.format(split, "images", 3) + suffix), imgs)
+        write_idx(folder / (stem.format(split, "labels", 1) + suffix), labs)
+        data[split] = (imgs, labs)
+    return data
+
+
+# --------------------------------------------------------------------------- the command line, in-process
+
+
+def cli_fails(capsys, *argv, names=()):
+    """Run ``fastbp *argv`` in this process (``fastbp.cli.main``, whose output is what a user sees): exit 2 and
+    one line ``fastbp: error: ...`` naming each of ``names``, no traceback. Returns the line."""
+    from fastbp import cli
+
+    code = cli.main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1 and lines[0].startswith("fastbp: error: "), err
+    assert "Traceback" not in err
+    for name in names:
+        assert str(name) in lines[0], (name, lines[0])
+    return lines[0]
+
+
 # --------------------------------------------------------------------------- fixtures
+
+
+class Parallel:
+    """Trains a network with teams and crews on, as fit does for a user on two cores or more (the suite turns
+    them off), and again with them off; ``path`` is "team" or "crew", ``layers`` and ``batch_size`` a network
+    and batch that take it (see ``policy.team_pays`` and ``policy.crew_pays``)."""
+
+    def __init__(self, path, monkeypatch):
+        self.path, self.monkeypatch = path, monkeypatch
+        if path == "team":
+            # 64 x 64 x 64: 262,144 multiply-adds in the largest product, past TEAM_FROM and below SERIAL_MACS
+            self.layers, self.batch_size = [64, 64, 10], 64
+        else:
+            # 128 x 64 x 1024: CREW_FROM's 8.4 M multiply-adds; 1024 hidden units, room for 16 threads' parts
+            self.layers, self.batch_size = [64, 1024, 10], 128
+        # A crew takes a BLAS engine: where this machine's rule keeps the network in the compiled loops (an AVX2
+        # host without a calibration), both runs force MKL, the crew's own products.
+        from fastbp.engine.products import Blas, Mkl
+
+        mm = policy.engine_for(self.layers, self.batch_size, fastbp.Layout(self.layers).n_params)
+        self.force_mkl = path == "crew" and not isinstance(mm, (Blas, Mkl))
+        self.choices = []
+        real = policy.choose
+
+        def spy(*args, **kwargs):
+            choice = real(*args, **kwargs)
+            self.choices.append(choice.parallel)
+            return choice
+
+        monkeypatch.setattr(policy, "choose", spy)
+
+    def train(self, build, X, y, expect=None, **fit_kwargs):
+        """``(net, history, alone, alone_history)``: ``build()`` fit on (X, y) with ``fit_kwargs`` with the
+        parallel paths on, having taken ``expect`` (default this fixture's path), then a second ``build()`` with
+        them off, having trained alone."""
+        expect = self.path if expect is None else expect
+        runs = []
+        for on in (True, False):
+            for env in (policy.TEAMS_ENV, policy.CREW_ENV):
+                if on:
+                    self.monkeypatch.delenv(env, raising=False)
+                else:
+                    self.monkeypatch.setenv(env, "0")
+            del self.choices[:]
+            net = build()
+            with policy.force_engine("mkl") if self.force_mkl else contextlib.nullcontext():
+                hist = net.fit(X, y, verbose=0, batch_size=self.batch_size, **fit_kwargs)
+            assert self.choices and set(self.choices) == {expect if on else policy.ALONE}, (on, self.choices)
+            runs += [net, hist]
+        return tuple(runs)
+
+
+@pytest.fixture(params=["team", "crew"])
+def parallel(request, monkeypatch):
+    """A Parallel for each path a user on two cores or more gets: a team (two threads share each batch of a small
+    network) and a crew (each thread owns a part of every layer of a large one). Skipped where this machine
+    cannot take the path at all: one thread, Numba's workqueue layer, no atomics; for a crew, no MKL."""
+    import numba
+
+    from fastbp._numba import atomic, mkl
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("Numba has one thread here: fit never takes a team or a crew")
+    if not policy._layer_ok() or not atomic.AVAILABLE:
+        pytest.skip("Numba's threading layer here takes no parallel region from two threads at once")
+    if request.param == "crew" and not mkl.available():
+        pytest.skip('a crew needs MKL (pip install "fastbp[mkl]")')
+    return Parallel(request.param, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """A trained model file (a [4, 5, 3] classifier, Adam, two epochs) and its arrays: ``(path, {name: array})``."""
+    path = tmp_path_factory.mktemp("model") / "model.npz"
+    rng = np.random.default_rng(11)
+    net = fastbp.Network([4, 5, 3], seed=0)
+    X = rng.standard_normal((30, 4))
+    net.fit(X, rng.integers(0, 3, 30), epochs=2, optimizer="adam", verbose=0)
+    net.save(path)
+    with np.load(path) as z:
+        arrays = dict(z)
+    return path, arrays
 
 
 @pytest.fixture(scope="session")

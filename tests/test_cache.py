@@ -1,8 +1,8 @@
-"""fastbp._cache: compiled kernels cached by Numba are dropped when any source of the package changed."""
+"""fastbp._numba.cache: compiled kernels cached by Numba are dropped when any source of the package changed."""
 
 import os
 
-from fastbp import _cache
+from fastbp._numba import cache as _cache
 
 
 def _touch(path, text="x"):
@@ -15,7 +15,7 @@ def test_cache_is_kept_while_the_sources_stay_and_dropped_when_one_changes(tmp_p
     cache = pkg / "__pycache__"
     cache.mkdir(parents=True)
     _touch(pkg / "kernels.py")
-    _touch(pkg / "matmul.py")
+    _touch(pkg / "products.py")
     _touch(cache / "kernels._train_epoch-1.py311.nbi")
     _touch(cache / "kernels._train_epoch-1.py311.0.nbc")
     _touch(cache / "kernels.cpython-311.pyc")
@@ -28,7 +28,7 @@ def test_cache_is_kept_while_the_sources_stay_and_dropped_when_one_changes(tmp_p
     _cache.sync(str(pkg))  # nothing changed: kept
     assert "kernels._train_epoch-1.py311.nbi" in os.listdir(cache)
 
-    _touch(pkg / "matmul.py", "y = 2")  # another module than the kernel's own changed
+    _touch(pkg / "products.py", "y = 2")  # another module than the kernel's own changed
     _cache.sync(str(pkg))
     assert "kernels._train_epoch-1.py311.nbi" not in os.listdir(cache)
 
@@ -66,7 +66,7 @@ def test_products_compiled_in_different_processes_keep_their_own_code(tmp_path):
     code = r"""
         import json, re, sys
         import numpy as np
-        from fastbp.matmul import Blas, matmul_nt, matmul_tn
+        from fastbp.engine.products import Blas, matmul_nt, matmul_tn
         rng = np.random.default_rng(0)
         if sys.argv[1] == "tn":
             f, args = matmul_tn, (rng.standard_normal((5, 3)), rng.standard_normal((5, 4)), np.empty((3, 4)))

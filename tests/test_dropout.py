@@ -7,7 +7,7 @@ import pytest
 
 import fastbp
 from conftest import act_np, assert_raises_naming, dact_np, fit_on_threads, params_np
-from fastbp.kernels import dropout_mask
+from fastbp.engine.kernels import dropout_mask
 
 
 def test_masks_have_the_rate_and_the_inverted_scale():
@@ -131,7 +131,7 @@ def test_resume_across_save_and_load_is_bitwise(tmp_path):
 
 
 def test_thread_count_does_not_change_training():
-    """On a network that takes the parallel engine (as in test_matmul's thread test), with dropout."""
+    """On a network that takes the parallel engine (as in test_engines.py's thread test), with dropout."""
     rng = np.random.default_rng(5)
     X = rng.standard_normal((300, 200)).astype(np.float32)
     y = rng.integers(0, 10, 300)

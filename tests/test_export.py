@@ -1,4 +1,4 @@
-"""ONNX export: onnxruntime runs the exported graph and gives forward's outputs (issue 17)."""
+"""ONNX export: onnxruntime runs the exported graph and gives forward's outputs."""
 
 import json
 

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 import fastbp
-import fastbp._mkl
-import fastbp.matmul
+from fastbp._numba import mkl
+from fastbp.engine import policy
 from fastbp import Gaussian, PiecewiseLinear, Sigmoid, Step
 from conftest import backprop_np, fd_input_grad, forward_np, kink_distance, make_targets
 
@@ -172,7 +172,7 @@ def test_gradcheck_sees_a_wrong_gradient(monkeypatch):
     assert fastbp.gradcheck(net, X, y) > 1e-3
 
 
-ENGINE_NAMES = [e for e in fastbp.matmul.ENGINES if e != "mkl" or fastbp._mkl.available()]
+ENGINE_NAMES = [e for e in policy.ENGINES if e != "mkl" or mkl.available()]
 ENGINE_COSTS = ["mse+identity", "bce+sigmoid(3 units)", "cross_entropy+softmax(labels)"]
 
 
@@ -184,7 +184,7 @@ def test_gradient_on_every_engine(engine, dtype, cost):
     NumPy's float64 backprop (to the dtype's rounding), and gradcheck passes; the input sensitivities too."""
     net, X, y = well_conditioned_case("tanh", 1.0, *COSTS[cost], 2)
     net = net.astype(dtype)
-    with fastbp.matmul.force_engine(engine, smallest=0):
+    with policy.force_engine(engine, smallest=0):
         _, grad = net.loss_and_grad(X, y)
         dX = net.input_grad(X, y)
         if dtype == "float64":

@@ -6,11 +6,10 @@ import numpy as np
 import pytest
 
 import fastbp
-from fastbp import _mkl
-from fastbp.matmul import Blas, Loops, Mkl
-from fastbp.matmul import PAR_UPDATE_MIN
-from fastbp.optimizers import _update
-from fastbp.schedules import _scheduled_lr
+from fastbp._numba import mkl as _mkl
+from fastbp.engine.products import PAR_UPDATE_MIN, Blas, Loops, Mkl
+from fastbp.engine.update import _update
+from fastbp.specs.schedules import _scheduled_lr
 
 RNG = np.random.default_rng(42)
 X = RNG.standard_normal((24, 5))

@@ -1,46 +1,22 @@
-"""ReduceLROnPlateau against a written-out copy of PyTorch's rule and against torch's own scheduler, in
-fit (History's lr), across save/load, in populations, and its bad settings."""
+"""The ReduceLROnPlateau schedule: PyTorch's rule, in fit, across save/load, in populations, its bad settings.
+
+The rule is transcribed in conftest.py (``plateau_rates``) and checked against torch's own scheduler where torch is
+installed; fit records the rate each epoch used (History's lr)."""
 
 import math
 
 import numpy as np
 import pytest
-import torch
 
 import fastbp
-from conftest import assert_raises_naming
+from conftest import assert_raises_naming, plateau_rates
+from fastbp.specs.schedules import get_schedule
 from fastbp.training import train_population
 
 
-def torch_rule(values, lr, mode="min", factor=0.1, patience=10, threshold=1e-4, threshold_mode="rel", cooldown=0,
-               min_lr=0.0):
-    """The rate of each epoch (the first at ``lr``) when the epochs log ``values``, by the rule of
-    torch.optim.lr_scheduler.ReduceLROnPlateau as its documentation states it."""
-    best = math.inf if mode == "min" else -math.inf
-    bad = cool = 0
-    rates = [lr]
-    for v in values:
-        if mode == "min":
-            better = v < (best * (1 - threshold) if threshold_mode == "rel" else best - threshold)
-        else:
-            better = v > (best * (1 + threshold) if threshold_mode == "rel" else best + threshold)
-        if better:
-            best, bad = v, 0
-        else:
-            bad += 1
-        if cool > 0:
-            cool -= 1
-            bad = 0
-        if bad > patience:
-            new = max(lr * factor, min_lr)
-            if lr - new > 1e-8:
-                lr = new
-            cool, bad = cooldown, 0
-        rates.append(lr)
-    return rates
-
-
 def torch_scheduler(values, lr, **kwargs):
+    """The rate of each epoch by torch's own ReduceLROnPlateau (SGD on one parameter), as plateau_rates gives it."""
+    torch = pytest.importorskip("torch")
     p = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([p], lr=lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **kwargs)
@@ -70,14 +46,32 @@ SETTINGS = [
 @pytest.mark.parametrize("settings", SETTINGS, ids=[str(s) for s in SETTINGS])
 def test_the_rule_is_pytorchs(settings):
     values = VALUES if settings.get("mode") != "max" else [-v for v in VALUES]
-    ref = torch_rule(values, 0.1, **settings)
-    assert ref == torch_scheduler(values, 0.1, **settings)
+    ref = plateau_rates(values, 0.1, **settings)
     sched = fastbp.ReduceLROnPlateau(monitor="loss", **settings)
     state = sched.start(0.1)
     got = [0.1] + [sched.step(state, v) for v in values]
     assert got == ref
     tiny = settings.get("min_lr", 0.0) > 0.1 - 1e-8  # reductions below 1e-8 are not made
     assert (len(set(ref)) == 1) == tiny  # else the sequence does reduce
+
+
+# Beyond SETTINGS: eps (torch's smallest change of the rate), rel/abs thresholds on both modes with cooldowns,
+# values that rise and fall, and long plateaus, so that every branch of the transcription meets torch's own.
+TRANSCRIPTION = SETTINGS + [
+    {"patience": 1, "eps": 0.05},  # 0.1 -> 0.01 is a change of 0.09 > 0.05: made; then 0.009 < 0.05: not
+    {"patience": 0, "eps": 0.0, "factor": 0.5, "min_lr": 0.0125},
+    {"patience": 2, "cooldown": 3, "mode": "max", "threshold": 0.1, "threshold_mode": "rel"},
+    {"patience": 3, "cooldown": 1, "threshold": 0.0, "threshold_mode": "abs", "factor": 0.9},
+]
+
+
+@pytest.mark.parametrize("settings", TRANSCRIPTION, ids=[str(s) for s in TRANSCRIPTION])
+def test_the_transcription_is_torchs(settings):
+    """conftest.plateau_rates against torch.optim.lr_scheduler.ReduceLROnPlateau itself (skipped without torch)."""
+    rng = np.random.default_rng(0)
+    wobbly = list(1.0 + np.cumsum(rng.normal(-0.01, 0.05, 60)))
+    for values in (VALUES, [-v for v in VALUES], wobbly, [0.5] * 30):
+        assert plateau_rates(values, 0.1, **settings) == torch_scheduler(values, 0.1, **settings), values
 
 
 def test_fit_records_the_rate_each_epoch_used():
@@ -87,13 +81,13 @@ def test_fit_records_the_rate_each_epoch_used():
     net = fastbp.Network([5, 8, 3], dtype="float64")
     sched = fastbp.ReduceLROnPlateau(patience=1, factor=0.5, cooldown=1)
     h = net.fit(X, y, epochs=14, batch_size=16, lr=0.5, schedule=sched, validation_split=0.3, verbose=0)
-    assert h["lr"] == torch_rule(h["val_loss"], 0.5, patience=1, factor=0.5, cooldown=1)[:-1]
+    assert h["lr"] == plateau_rates(h["val_loss"], 0.5, patience=1, factor=0.5, cooldown=1)[:-1]
     assert min(h["lr"]) < 0.5
     # monitoring the training accuracy, mode max
     net2 = fastbp.Network([5, 8, 3], dtype="float64")
     h2 = net2.fit(X, y, epochs=10, batch_size=16, lr=0.5, verbose=0,
                   schedule={"name": "plateau", "monitor": "accuracy", "mode": "max", "patience": 0})
-    assert h2["lr"] == torch_rule(h2["accuracy"], 0.5, mode="max", patience=0)[:-1]
+    assert h2["lr"] == plateau_rates(h2["accuracy"], 0.5, mode="max", patience=0)[:-1]
 
 
 def test_resumed_run_reduces_at_the_same_epochs(tmp_path):
@@ -119,7 +113,7 @@ def test_resumed_run_reduces_at_the_same_epochs(tmp_path):
 
 def test_population_member_with_plateau_is_fit():
     rng = np.random.default_rng(2)
-    # 64 features: a network large enough for OpenBLAS on AVX-512 (matmul.engine_for), as the other populations
+    # 64 features: a network large enough for OpenBLAS on AVX-512 (policy.engine_for), as the other populations
     # with validation in the suite, so it compiles no population kernels of its own
     X = rng.standard_normal((60, 64)).astype(np.float32)
     y = rng.integers(0, 3, 60)
@@ -155,5 +149,5 @@ def test_bad_plateau_settings_and_unlogged_monitors():
         fastbp.ReduceLROnPlateau(monitor=3)
     # the spec round-trips through its config (sweeps and the command line pass it so)
     spec = fastbp.ReduceLROnPlateau("loss", factor=0.2, patience=4, cooldown=1)
-    assert fastbp.schedules.get_schedule(spec.get_config()) == spec
-    assert fastbp.schedules.get_schedule("plateau") == fastbp.ReduceLROnPlateau()
+    assert get_schedule(spec.get_config()) == spec
+    assert get_schedule("plateau") == fastbp.ReduceLROnPlateau()

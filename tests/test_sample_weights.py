@@ -240,7 +240,7 @@ def test_bad_class_weights_and_l2():
 
 @pytest.mark.parametrize("optimizer", ["sgd", "sgd-momentum"])
 def test_l2_step_on_the_blas_engine(optimizer):
-    """On a network whose plain-SGD step is folded into BLAS (as in test_matmul's thread test), and on the
+    """On a network whose plain-SGD step is folded into BLAS (as in test_engines.py's thread test), and on the
     unfolded path (momentum 0.9 takes the optimizer's own step; its first step is plain descent): one
     full-batch update is θ - lr·∇(cost + penalty) with the weighted cost."""
     rng = np.random.default_rng(7)

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_data import make_mnist_dir
+from conftest import make_mnist_dir
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 

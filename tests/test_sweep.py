@@ -1,4 +1,6 @@
-"""Sweeps: grids and random search, population training equal to Network.fit, resume, errors, CLI, Dask."""
+"""Sweeps: grids and random search, populations trained as Network.fit, resume, errors, the command line, Dask.
+
+Resuming reads the results file back, naming its malformed lines."""
 
 import json
 import os
@@ -8,11 +10,13 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
 
 import fastbp
+from conftest import cli_fails
 from fastbp.datasets import digits
 from fastbp.sweep import _digest
 
@@ -148,6 +152,45 @@ seed = [0, 1]
 """
 
 
+def test_sweep_values_fit_refuses_are_refused_before_any_trial(tmp_path):
+    rng = np.random.default_rng(11)
+    X, y = rng.standard_normal((40, 3)), rng.integers(0, 2, 40)
+    for space, key in (({"clip_norm": [1.0, -1.0]}, "clip_norm"), ({"clip_norm": [float("nan")]}, "clip_norm"),
+                       ({"batch_size": [0]}, "batch_size"), ({"batch_size": [2.5]}, "batch_size"),
+                       ({"epochs": [1.5]}, "epochs"), ({"lr": [0.1, -0.1]}, "lr"),
+                       ({"lr": fastbp.uniform(-1.0, 1.0)}, "lr")):
+        results = tmp_path / f"{key}.jsonl"
+        with pytest.raises((ValueError, TypeError), match=rf"^space\['{key}'\] value"):
+            fastbp.sweep(space, X, y, epochs=1, validation_split=0.25, results=results, method="random", trials=2)
+        assert not results.exists()
+    with pytest.raises(ValueError, match="^metric: 'val_f1' is never logged"):
+        fastbp.sweep({"lr": [0.1]}, X, y, metric="val_f1", validation_split=0.25, results=tmp_path / "m.jsonl")
+    with pytest.raises(ValueError, match="^metric: 'accuracy' is never logged"):
+        fastbp.sweep({"lr": [0.1]}, X, rng.standard_normal(40), loss="mse", metric="accuracy", mode="max")
+    assert not (tmp_path / "m.jsonl").exists()
+
+
+def test_malformed_results_lines_are_named_and_run_again(tmp_path):
+    # 64 features: a network large enough for OpenBLAS on AVX-512 (policy.engine_for), as the other sweeps with
+    # validation in the suite, so its populations compile no kernels of their own
+    rng = np.random.default_rng(11)
+    X, y = rng.standard_normal((40, 64)), rng.integers(0, 2, 40)
+    path = tmp_path / "trials.jsonl"
+    kw = dict(epochs=1, layers=[4], validation_split=0.25, results=path)
+    first = fastbp.sweep({"lr": [0.1, 0.2, 0.3, 0.4]}, X, y, **kw)
+    good = path.read_bytes().splitlines()
+    rec = json.loads(good[1])
+    del rec["final"]
+    path.write_bytes(b"\n".join([good[0], json.dumps(rec).encode(), b"null", b"\xff\xfe{" + good[3][3:], b""]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = fastbp.sweep({"lr": [0.1, 0.2, 0.3, 0.4]}, X, y, resume=True, **kw)
+    messages = [str(w.message) for w in caught]
+    for line in (2, 3, 4):
+        assert any(f"{str(path)!r} line {line}" in m for m in messages), messages
+    assert [t["params_digest"] for t in again.trials] == [t["params_digest"] for t in first.trials]
+
+
 def test_cli_sweep(tmp_path):
     (tmp_path / "s.toml").write_text(SPEC)
     r = subprocess.run([sys.executable, "-m", "fastbp.cli", "sweep", "s.toml", "--out", "o"], cwd=tmp_path,
@@ -164,6 +207,13 @@ def test_cli_sweep(tmp_path):
     r = subprocess.run([sys.executable, "-m", "fastbp.cli", "sweep", "big.toml", "--max-trials", "50"],
                        cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "max_trials" in r.stderr
+
+
+def test_sweep_spec_with_batch_size_zero(tmp_path, capsys):
+    (tmp_path / "s.toml").write_text('[train]\nlayers = [8]\nepochs = 1\n[space]\nbatch_size = [32, 0]\n'
+                                     '[data]\nval_split = 0.2\n')
+    cli_fails(capsys, "sweep", tmp_path / "s.toml", "--out", tmp_path / "o", names=["batch_size", "0"])
+    assert not (tmp_path / "o" / "trials.jsonl").exists()
 
 
 # ----------------------------------------------------------------------------- Dask

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from fastbp._shuffle import _population_perms, put_states, take_states
+from fastbp._numba.shuffle import _population_perms, put_states, take_states
 
 
 def _generators():
@@ -52,7 +52,7 @@ def test_other_bit_generators_are_left_to_numpy():
 def test_successive_permutations_are_numpys_with_the_state_after_each():
     """``_permutations`` (fit's orders of several epochs per compiled call): row e is numpy's e-th
     ``permutation(n)`` call, and the state recorded after it is the generator's after that call."""
-    from fastbp._shuffle import _permutations
+    from fastbp._numba.shuffle import _permutations
 
     for g, ref in zip(_generators(), _generators()):
         for n in (1, 2, 133, 1437):

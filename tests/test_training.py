@@ -1,4 +1,7 @@
-"""Learning (XOR, the bundled digits), float32 against float64, determinism, and fit's NaN guard."""
+"""Training: learning, float32 against float64, determinism, the NaN guard, and the paths of two cores or more.
+
+XOR and the bundled digits are learned; the main fits run again in a team and in a crew (the ``parallel`` fixture),
+as fit chooses them on two cores or more, and train as one thread does."""
 
 import re
 
@@ -6,6 +9,7 @@ import numpy as np
 import pytest
 
 import fastbp
+from conftest import assert_trains_as_alone
 
 XOR_X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]], dtype=np.float64)
 XOR_Y = np.array([0, 1, 1, 0], dtype=np.float64)
@@ -183,7 +187,7 @@ def test_nan_guard_in_the_first_epoch_restores_the_initial_params(small_data):
 def test_an_epoch_run_in_chunks_for_the_progress_bar_is_the_same_training(monkeypatch):
     """With a bar shown, long epochs run in chunks of batches (reported in between): the parameters,
     optimizer state and per-step schedule are bitwise those of one call per epoch."""
-    from fastbp import training
+    from fastbp.training import single
 
     rng = np.random.default_rng(5)
     Xa = rng.standard_normal((300, 8)).astype(np.float32)
@@ -194,9 +198,9 @@ def test_an_epoch_run_in_chunks_for_the_progress_bar_is_the_same_training(monkey
     for chunked in (False, True):
         net = fastbp.Network([8, 6, 3], seed=1)
         if chunked:
-            monkeypatch.setattr(training, "CHUNK_SECONDS", 1e-9)  # a chunk of one batch after each report
-            monkeypatch.setattr(training.Progress, "shows_batches", property(lambda self: True))
-            monkeypatch.setattr(training.Progress, "batches", lambda self, e, done, total: seen.append((e, done)))
+            monkeypatch.setattr(single, "CHUNK_SECONDS", 1e-9)  # a chunk of one batch after each report
+            monkeypatch.setattr(single.Progress, "shows_batches", property(lambda self: True))
+            monkeypatch.setattr(single.Progress, "batches", lambda self, e, done, total: seen.append((e, done)))
         net.fit(Xa, ya, epochs=2, batch_size=32, optimizer=fastbp.Adam(lr=0.01), schedule=sched, verbose=0)
         nets.append(net)
     np.testing.assert_array_equal(nets[0].params, nets[1].params)
@@ -204,3 +208,59 @@ def test_an_epoch_run_in_chunks_for_the_progress_bar_is_the_same_training(monkey
     assert nets[0].history["lr"] == nets[1].history["lr"]
     np.testing.assert_allclose(nets[0].history["loss"], nets[1].history["loss"], rtol=1e-12)
     assert seen == [(e, d) for e in (1, 2) for d in range(1, 11)]  # 10 batches per epoch, each reported
+
+
+# --------------------------------------------------------------------------- in a team and in a crew
+# The suite trains alone (conftest.py turns teams and crews off); a user on two cores or more gets a team or a
+# crew for networks that pay for one. The main fits again on each path (the ``parallel`` fixture), against the
+# same fit alone: the same training within rounding (float64), epoch for epoch.
+
+
+def _parallel_data(parallel, n=320, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, parallel.layers[0]))
+    y = (X[:, :4] @ rng.standard_normal((4, parallel.layers[-1]))).argmax(axis=1)
+    return X, y
+
+
+def _parallel_net(parallel):
+    return lambda: fastbp.Network(parallel.layers, activation="tanh", dtype="float64", seed=0)
+
+
+def test_a_plain_fit_trains_as_alone(parallel):
+    """fit's defaults (plain SGD): a team trains as one thread does. Plain SGD never takes a crew (its steps are
+    folded into BLAS's products): with crews on it trains alone, as with them off."""
+    X, y = _parallel_data(parallel)
+    expect = "alone" if parallel.path == "crew" else None
+    net, hist, alone, alone_hist = parallel.train(_parallel_net(parallel), X, y, expect=expect, epochs=3, lr=0.05)
+    assert_trains_as_alone(net, hist, alone, alone_hist)
+    assert not np.array_equal(net.params, _parallel_net(parallel)().params)
+
+
+def test_validation_and_early_stopping_train_as_alone(parallel):
+    """A validation split scored after each epoch and the stopping rule on it, the best epoch restored."""
+    X, y = _parallel_data(parallel, 400)
+    stop = dict(monitor="val_loss", patience=1, min_delta=0.02, restore_best=True)
+    net, hist, alone, alone_hist = parallel.train(_parallel_net(parallel), X, y, epochs=40, validation_split=0.25,
+                                                  optimizer="adam", lr=0.01, early_stopping=stop)
+    assert 2 < len(alone_hist) < 40, "expected the rule to stop training"
+    assert hist.epoch == alone_hist.epoch
+    np.testing.assert_allclose(hist["val_loss"], alone_hist["val_loss"], rtol=1e-10)
+    np.testing.assert_allclose(hist["val_accuracy"], alone_hist["val_accuracy"])
+    assert_trains_as_alone(net, hist, alone, alone_hist)
+
+
+def test_sample_weights_train_as_alone(parallel):
+    X, y = _parallel_data(parallel)
+    sw = np.random.default_rng(1).uniform(0.0, 2.0, len(X))
+    sw[:40] = 0.0  # rows of weight 0 among them
+    net, hist, alone, alone_hist = parallel.train(_parallel_net(parallel), X, y, epochs=3, sample_weight=sw,
+                                                  optimizer=fastbp.SGD(lr=0.05, momentum=0.9))
+    assert_trains_as_alone(net, hist, alone, alone_hist)
+
+
+def test_adam_trains_as_alone(parallel):
+    X, y = _parallel_data(parallel)
+    net, hist, alone, alone_hist = parallel.train(_parallel_net(parallel), X, y, epochs=3,
+                                                  optimizer=fastbp.Adam(lr=1e-3), l2=1e-3)
+    assert_trains_as_alone(net, hist, alone, alone_hist)

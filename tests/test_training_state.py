@@ -1,17 +1,16 @@
-"""fit's training state: validation, history, early stopping, callbacks, checkpoints, exact resume, errors."""
+"""fit's training state: validation, history, early stopping, callbacks, progress, checkpoints, exact resume."""
 
-import os
-import signal
+import io
 import subprocess
 import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
+from numba import njit
 
 import fastbp
-from fastbp import io as fio
+from fastbp.training.callbacks import Progress, needs_compile
 
 RNG = np.random.default_rng(3)
 X = RNG.standard_normal((120, 6)).astype(np.float32)
@@ -159,42 +158,6 @@ def test_checkpoint_every_epoch_and_load(tmp_path):
     assert back.history["loss"] == net.history["loss"]
 
 
-def test_a_failed_write_leaves_the_old_file(tmp_path, monkeypatch):
-    path = tmp_path / "m.npz"
-    net = _net()
-    net.save(path)
-    before = path.read_bytes()
-
-    def crash(f, **arrays):
-        f.write(b"PK\x03\x04 half a zip")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(fio.np, "savez", crash)
-    net.params[:] = 0
-    with pytest.raises(OSError):
-        net.save(path)
-    assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["m.npz"]
-
-
-def test_a_killed_writer_leaves_a_readable_file(tmp_path):
-    path = tmp_path / "big.npz"
-    fastbp.Network([512, 1024, 1024, 10], seed=0).save(path)
-    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
-        import fastbp
-        net = fastbp.Network([512, 1024, 1024, 10], seed=1)
-        while True:
-            net.save({str(path)!r})
-    """)])
-    try:
-        time.sleep(3.0)
-    finally:
-        writer.send_signal(signal.SIGKILL)
-        writer.wait()
-    net = fastbp.load(path)  # the old model or a complete new one, never a torn file
-    assert net.sizes == [512, 1024, 1024, 10]
-
-
 def test_nan_stops_with_the_last_good_epoch(tmp_path):
     net = fastbp.Network([6, 8, 1], activation="identity", loss="mse", seed=0)
     target = X[:, 0].astype(np.float64)
@@ -254,12 +217,12 @@ def test_several_epochs_per_call_are_bitwise_one_epoch_per_call(monkeypatch, mon
     rule inside: parameters, optimizer state, RNG, History and the rule's state are bitwise those of one
     call per epoch (the epoch loop with a callback), whether the calls hold one epoch or many, and a
     later fit continues from the same place."""
-    from fastbp import training
+    from fastbp.training import single
 
     runs = []
     for how in ("per-epoch", "one call", "calls of one epoch"):
         if how == "calls of one epoch":
-            monkeypatch.setattr(training, "CHUNK_SECONDS", 1e-9)
+            monkeypatch.setattr(single, "CHUNK_SECONDS", 1e-9)
         net = _net(dropout=extras.get("dropout", 0.0))
         stopper = fastbp.EarlyStopping(monitor=monitor, patience=3, min_delta=0.002, restore_best=restore_best,
                                        track_any=track_any)
@@ -321,3 +284,40 @@ def test_an_epoch_that_diverges_inside_a_call_of_several_is_undone():
     np.testing.assert_array_equal(net.params, ref.params)
     assert net.state.rng.bit_generator.state == ref.state.rng.bit_generator.state
     assert net.history["loss"] == ref.history["loss"]
+
+
+def test_progress_bar_and_in_epoch_updates():
+    out = io.StringIO()
+    p = Progress(1, 3, 1, stream=out)
+    logs = {"loss": 0.5, "lr": 0.1, "samples_per_second": 100.0, "seconds": 0.1}
+    p.batches(1, 5, 10)
+    assert p._bar.n == pytest.approx(0.5)
+    for e in (1, 2, 3):
+        p.update(e, logs)
+    p.close(False)
+    text = out.getvalue()
+    assert "epoch 3/3" in text and "100%" in text and "loss 0.5000" in text
+    out = io.StringIO()
+    p = Progress(2, 2, 1, stream=out)
+    p.update(1, logs)
+    assert out.getvalue().startswith("epoch 1  loss 0.5000")
+
+
+def test_compile_notice_only_before_a_first_compile():
+    @njit  # no cache: compiled in this process only
+    def twice(a):
+        return a * 2
+
+    a32 = np.ones(2, np.float32)
+    assert needs_compile(twice, a32)
+    twice(a32)
+    assert not needs_compile(twice, a32)
+    assert needs_compile(twice, np.ones(2, np.float64))
+    out = io.StringIO()
+    Progress(2, 1, 1, stream=out).compiling(twice, np.ones(2, np.int64))
+    assert out.getvalue() == "compiling (first run only)...\n"
+    out = io.StringIO()
+    bar = Progress(1, 1, 1, stream=out)
+    bar.compiling(twice, np.ones((2, 2), np.int64))
+    bar.close(False)
+    assert "compiling (first run only)...\n" in out.getvalue()

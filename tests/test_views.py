@@ -1,11 +1,11 @@
-"""The in-place 2-D and 1-D views of flat buffers that the kernels take (fastbp/_views.py)."""
+"""The in-place 2-D and 1-D views of flat buffers that the kernels take (fastbp/_numba/views.py)."""
 
 import numpy as np
 import pytest
 from numba import njit
 
-from fastbp import _views
-from fastbp._views import flat_view, rows_view
+from fastbp._numba import views as _views
+from fastbp._numba.views import flat_view, rows_view
 
 
 @njit(cache=True)

@@ -1,6 +1,6 @@
 """The cost of training features inside the fused epoch: one epoch of the mnist configuration
 (784-256-128-10, batch 128, float32, SGD lr 0.01) plain, with sample weights, with dropout 0.2 on
-both hidden layers, and with an L2 penalty. Targets (issue 15): sample weights ≤ 3% over plain,
+both hidden layers, and with an L2 penalty. Targets: sample weights ≤ 3% over plain,
 dropout ≤ 10%; compare ``time_epoch_feature`` across the parameter."""
 
 import numpy as np

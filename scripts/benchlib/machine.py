@@ -89,19 +89,24 @@ def _built_in_blas():
 
 
 def source_digest():
-    """A short hash of the kernel sources of the fastbp that the workers import: which code the numbers belong to."""
+    """A short hash of the Python sources of the fastbp that the workers import (every module of the package, by its
+    path in the package): which code the numbers belong to."""
     spec = importlib.util.find_spec("fastbp")
     if spec is None or not spec.origin:
         return "?"
     here = os.path.dirname(spec.origin)
+    paths = []
+    for folder, dirs, names in os.walk(here):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        paths += [os.path.join(folder, n) for n in names if n.endswith(".py")]
     h = hashlib.sha256()
-    for name in ("kernels.py", "matmul.py", "network.py", "training.py", "activations.py", "losses.py",
-                 "optimizers.py"):
+    for path in sorted(paths):
         try:
-            with open(os.path.join(here, name), "rb") as f:
-                h.update(f.read())
+            with open(path, "rb") as f:
+                source = f.read()
         except OSError:
-            pass
+            continue
+        h.update(os.path.relpath(path, here).encode() + b"\0" + source)
     return h.hexdigest()[:12]
 
 

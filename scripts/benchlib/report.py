@@ -213,7 +213,7 @@ def _print_engines(report, configs, results):
         return
     print()
     print("engines forced (FASTBP_ENGINE), fastbp float32, samples/s; 'auto' is fastbp's own choice (the main "
-          "table); the engine each run took, as fastbp.matmul.engine_for reports it, below:")
+          "table); the engine each run took, as fastbp.engine.policy.engine_for reports it, below:")
     print("| config | auto | " + " | ".join(engines) + " | best forced / auto |")
     print("|---|---:|" + "---:|" * len(engines) + "---:|")
     took = []

@@ -37,7 +37,7 @@ EXTRAS_CONFIG = "mnist"
 ADAM = {"optimizer": "adam", "lr": ADAM_LR}
 FIT_EXTRAS = {
     f"adam (lr {ADAM_LR:g})": {"fastbp": ADAM, "torch": ADAM, "torch-compile": ADAM, "jax": ADAM, "sklearn": ADAM},
-    # fastbp's own features against its plain-SGD row of the main table (issue 15's costs); "net.KEY" is a
+    # fastbp's own features, whose cost is read against its plain-SGD row of the main table; "net.KEY" is a
     # Network argument, the rest go to fit.
     "sample weights": {"fastbp": {"sample_weight": "@weights"}},
     "dropout 0.2 (both hidden layers)": {"fastbp": {"net.dropout": 0.2}},
@@ -105,11 +105,15 @@ def _peer_options(job):
 
 
 def _engine_name(layers, batch, n_params):
-    """The engine fastbp takes for this network (``fastbp.matmul.engine_for``, which honours FASTBP_ENGINE)."""
+    """The engine fastbp takes for this network (``fastbp.engine.policy.engine_for``, which honours FASTBP_ENGINE;
+    ``fastbp.matmul.engine_for`` in versions before the engine/ package)."""
     try:
-        from fastbp.matmul import engine_for
+        from fastbp.engine.policy import engine_for
     except ImportError:
-        return None
+        try:
+            from fastbp.matmul import engine_for
+        except ImportError:
+            return None
     try:
         mm = engine_for(layers, batch, n_params)
     except Exception as e:  # noqa: BLE001 - another fastbp's signature: say so, keep the timing

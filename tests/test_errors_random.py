@@ -1,5 +1,7 @@
-"""Property-based tests of every boundary: whatever goes in, each call ends in a clean ValueError or TypeError
-naming the argument (or the file), or in a correct result; never another exception.
+"""Bad inputs drawn at random (Hypothesis) end in a clean error or a correct result, never another exception.
+
+At every boundary (the API, the data loaders, model files), whatever goes in, each call ends in a clean ValueError
+or TypeError naming the argument (or the file), or in a correct result.
 
 Example counts are bounded (see MAX_*) so that the whole file runs in well under a minute; the networks are
 tiny and of two dtypes, so the compiled signatures are the ones the rest of the suite uses.
@@ -14,8 +16,7 @@ import tempfile
 import zipfile
 
 import numpy as np
-import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -259,7 +260,7 @@ def _assert_dataset(ds):
             continue
         assert X.ndim == 2 and X.shape[0] >= 1 and X.shape[1] >= 1 and X.dtype.kind in "biuf"
         assert y.shape[0] == X.shape[0] and y.dtype.kind in "biufU"
-        if y.dtype.kind == "U":  # class names (issue 17): one column, none empty
+        if y.dtype.kind == "U":  # class names: one column, none empty
             assert y.ndim == 1 and all(y)
         if X.dtype.kind == "f" and X.dtype.itemsize >= 4:
             assert np.all(np.isfinite(X))

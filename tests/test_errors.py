@@ -1,5 +1,8 @@
-"""Bad inputs at the boundary: each raises the right exception with a message that starts by naming the
-argument ("X: ...", "lr: ..."), before anything is computed; arrays of other dtypes and layouts are converted."""
+"""Bad inputs at the library's boundary give a clean ValueError or TypeError that names the argument.
+
+Each raises the right exception with a message that starts by naming the argument ("X: ...", "lr: ..."), before
+anything is computed; values that do not fit the network's dtype are refused; arrays of other dtypes and layouts
+are converted. tests/test_errors_random.py draws such inputs at random."""
 
 import math
 
@@ -8,7 +11,7 @@ import pytest
 
 import fastbp
 from conftest import assert_raises_naming
-from fastbp.plan import chunk_rows
+from fastbp.engine.plan import chunk_rows
 
 RNG = np.random.default_rng(8)
 X = RNG.standard_normal((12, 5))
@@ -223,6 +226,55 @@ def test_one_activation_per_hidden_layer_count():
     assert_raises_naming(ValueError, "activation", fastbp.Network, [4, 5, 5, 3], activation=["tanh"])
 
 
+# --------------------------------------------------------------------------- values the dtype cannot hold
+
+_RNG = np.random.default_rng(11)
+
+
+def test_targets_finite_in_float64_but_not_in_float32():
+    net = fastbp.Network([2, 3, 1], loss="mse")
+    with pytest.raises(ValueError, match=r"^y: .*1e\+39 does not fit in float32"):
+        net.fit(np.zeros((4, 2)), np.full(4, 1e39), verbose=0)
+    with pytest.raises(ValueError, match=r"^X: .*does not fit in float32"):
+        net.forward(np.full((1, 2), -1e39))
+    fastbp.Network([2, 3, 1], loss="mse", dtype="float64").fit(np.zeros((4, 2)), np.full(4, 1e39), verbose=0,
+                                                                  lr=1e-80)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf, 1e39])
+def test_non_finite_parameters_are_refused(value):
+    net = fastbp.Network([2, 3, 2])
+    before = net.params.copy()
+    bad = before.astype(np.float64)
+    bad[3] = value
+    with pytest.raises(ValueError, match=r"^params: .*index \(3,\)"):
+        net.params = bad
+    np.testing.assert_array_equal(net.params, before)
+
+
+def test_float16_targets_and_inputs_are_converted():
+    net = fastbp.Network([2, 3, 2], loss="mse")
+    X = _RNG.standard_normal((8, 2)).astype(np.float16)
+    hist = net.fit(X, _RNG.random((8, 2)).astype(np.float16), epochs=1, verbose=0)
+    assert len(hist) == 1
+    clf = fastbp.Network([2, 3, 2])
+    clf.fit(X, np.array([0, 1] * 4, dtype=np.float16), epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="^y: "):
+        clf.fit(X, np.full(8, np.inf, dtype=np.float16), verbose=0)
+
+
+@pytest.mark.parametrize("batch_size", [2**63 - 1, 2**64])
+def test_a_huge_batch_size_is_one_batch(batch_size):
+    X = _RNG.standard_normal((10, 2))
+    y = _RNG.standard_normal((10, 1))
+    a = fastbp.Network([2, 3, 1], loss="mse")
+    b = fastbp.Network([2, 3, 1], loss="mse")
+    a.fit(X, y, batch_size=batch_size, epochs=2, verbose=0)
+    b.fit(X, y, batch_size=10, epochs=2, verbose=0)
+    np.testing.assert_array_equal(a.params, b.params)
+    assert not np.array_equal(a.params, fastbp.Network([2, 3, 1], loss="mse").params)
+
+
 # --------------------------------------------------------------------------- conversions
 
 
@@ -258,7 +310,7 @@ def test_read_only_inputs_train_as_writeable_ones_without_kernels_of_their_own()
     the parameters and outputs of writeable copies, and no compiled kernel takes a read-only array (Numba
     types them apart: every kernel would compile again for them)."""
     from numba.core import types
-    from fastbp import kernels
+    from fastbp.engine import kernels
 
     rng = np.random.default_rng(5)
     X = rng.standard_normal((40, 5)).astype(np.float32)

@@ -1,39 +1,19 @@
-"""Users' own data in the library: labels by name, scaling kept with the model, files without targets,
-regression and multi-label scores, progress (issue 17)."""
+"""A network on a user's own targets: class labels, several targets, multi-label outputs, standardization.
 
-import io
+Class labels by name or of any integers, one sigmoid unit for two classes, several regression targets and
+multi-label outputs with their scores, and the scaling kept with the model."""
+
 import warnings
 
 import numpy as np
 import pytest
-from numba import njit
 
 import fastbp
-from fastbp.callbacks import Progress, needs_compile
-from fastbp.data import Scaler, encode_labels, load, load_inputs, scale_hint
 
 RNG = np.random.default_rng(7)
 
 
 # ----------------------------------------------------------------------------- labels
-
-def test_encode_labels_sorts_as_numpy_unique_and_maps_back():
-    y = np.array(["dog", "cat", "emu", "cat"])
-    codes, classes = encode_labels(y)
-    assert classes.tolist() == ["cat", "dog", "emu"] == np.unique(y).tolist()
-    assert (classes[codes] == y).all()
-    codes, classes = encode_labels([15, 5, 15, 5.0])  # arbitrary integers (floats that are integral too)
-    assert classes.tolist() == [5, 15] and codes.tolist() == [1, 0, 1, 0]
-    assert encode_labels(["emu", "cat"], ["cat", "dog", "emu"])[0].tolist() == [2, 0]
-
-
-def test_encode_labels_refuses_unseen_and_non_integral_labels():
-    with pytest.raises(ValueError, match=r"y: label 'owl' \(row 1\) is not one of the classes \['cat', 'dog'\]"):
-        encode_labels(["cat", "owl"], ["cat", "dog"])
-    with pytest.raises(ValueError, match=r"label 7 \(row 0\)"):
-        encode_labels([7], [5, 15])
-    with pytest.raises(ValueError, match="non-integral value 2.5 at row 1.*mse"):
-        encode_labels([1.0, 2.5])
 
 
 def test_network_fit_with_string_labels_sets_classes_and_predicts_names(tmp_path):
@@ -74,17 +54,6 @@ def test_integer_classes_and_one_sigmoid_unit():
 
 
 # ----------------------------------------------------------------------------- scaling
-
-def test_scaler_statistics_and_constant_columns():
-    X = RNG.standard_normal((30, 3)) * [1, 1000, 0] + [0, 5e4, 7]
-    sc = Scaler.fit(X)
-    np.testing.assert_allclose(sc.x_mean, X.mean(axis=0))
-    np.testing.assert_allclose(sc.x_std, [X[:, 0].std(), X[:, 1].std(), 1.0])
-    Z = sc.transform_X(X)
-    np.testing.assert_allclose(Z[:, :2].mean(axis=0), 0, atol=1e-10)
-    np.testing.assert_allclose(Z[:, 2], 0)
-    assert scale_hint(X) is not None and "standardize" in scale_hint(X)
-    assert scale_hint(Z[:, :2]) is None
 
 
 def test_standardized_network_is_the_plain_network_on_scaled_data(tmp_path):
@@ -142,6 +111,7 @@ def test_classifier_scales_features_only_and_hint_warns():
 
 # ----------------------------------------------------------------------------- regression, multi-label
 
+
 def test_several_targets_and_multilabel():
     X = RNG.standard_normal((40, 3))
     Y = np.stack([X[:, 0], 2 * X[:, 1]], axis=1)
@@ -162,87 +132,3 @@ def test_several_targets_and_multilabel():
     assert s["hamming_accuracy"] == pytest.approx((P == T).mean())
     with pytest.raises(ValueError, match="predict_proba"):
         ml.predict_proba(X)
-
-
-# ----------------------------------------------------------------------------- files
-
-def test_csv_text_labels_several_targets_and_id(tmp_path):
-    p = tmp_path / "a.csv"
-    p.write_text("id,x1,x2,kind,t1,t2\nr1,1,2,dog,0.5,1\nr2,3,4,cat,1.5,2\nr3,5,6,dog,2.5,3\n")
-    ds = load(p, target="kind", id_column="id")
-    assert ds.y.tolist() == ["dog", "cat", "dog"] and ds.feature_names == ["x1", "x2", "t1", "t2"]
-    with pytest.raises(ValueError, match=r"a\.csv' line 2, column 4 \('kind'\): 'dog' is not a number"):
-        load(p, target="t1,t2", id_column="id")
-    p2 = tmp_path / "b.csv"
-    p2.write_text("1,2,dog\n3,4,cat\n")  # text labels on every row: no header
-    ds = load(p2)
-    assert ds.X.shape == (2, 2) and ds.y.tolist() == ["dog", "cat"] and ds.feature_names is None
-    p.write_text("id,x1,x2,t1,t2\nr1,1,2,0.5,1\nr2,3,4,1.5,2\n")
-    ds = load(p, target=["t1", "t2"], id_column="id")
-    assert ds.y.shape == (2, 2) and ds.target_names == ["t1", "t2"]
-    with pytest.raises(ValueError, match=r"target: no column named 'price' in .*a\.csv"):
-        load(p, target="price")
-
-
-def test_load_inputs_matches_columns_by_name(tmp_path):
-    feats, targets = ["a", "b", "c"], ["y"]
-    p = tmp_path / "new.csv"
-    p.write_text("name,c,a,b\nq,3,1,2\nr,6,4,5\n")
-    inp = load_inputs(p, 3, feats, targets, id_column="name")
-    np.testing.assert_array_equal(inp.X, [[1, 2, 3], [4, 5, 6]])  # put back in the model's order
-    assert inp.y is None and inp.ids.tolist() == ["q", "r"] and "2 rows" in inp.rows
-    p.write_text("c,a,b,y\n3,1,2,cat\n")
-    assert load_inputs(p, 3, feats, targets).y.tolist() == ["cat"]
-    p.write_text("a,b,d\n1,2,3\n")
-    with pytest.raises(ValueError, match=r"new\.csv' has no column 'c'"):
-        load_inputs(p, 3, feats, targets)
-    p.write_text("a,b,c,extra\n1,2,3,4\n")
-    with pytest.raises(ValueError, match=r"new\.csv' has a column 'extra' that is not one of the model's features"):
-        load_inputs(p, 3, feats, targets)
-    with pytest.raises(ValueError, match=r"id: no column named 'nope' in .*new\.csv"):
-        load_inputs(p, 3, feats, targets, id_column="nope")
-    p.write_text("1,2\n3,4\n")  # no header, no names: by count
-    with pytest.raises(ValueError, match=r"has 2 columns; the model expects 3 features \(or 4 with the target\)"):
-        load_inputs(p, 3)
-    np.savez(tmp_path / "x.npz", X=np.ones((4, 3)))
-    inp = load_inputs(tmp_path / "x.npz", 3)
-    assert inp.X.shape == (4, 3) and inp.y is None
-
-
-# ----------------------------------------------------------------------------- progress
-
-def test_progress_bar_and_in_epoch_updates():
-    out = io.StringIO()
-    p = Progress(1, 3, 1, stream=out)
-    logs = {"loss": 0.5, "lr": 0.1, "samples_per_second": 100.0, "seconds": 0.1}
-    p.batches(1, 5, 10)
-    assert p._bar.n == pytest.approx(0.5)
-    for e in (1, 2, 3):
-        p.update(e, logs)
-    p.close(False)
-    text = out.getvalue()
-    assert "epoch 3/3" in text and "100%" in text and "loss 0.5000" in text
-    out = io.StringIO()
-    p = Progress(2, 2, 1, stream=out)
-    p.update(1, logs)
-    assert out.getvalue().startswith("epoch 1  loss 0.5000")
-
-
-def test_compile_notice_only_before_a_first_compile():
-    @njit  # no cache: compiled in this process only
-    def twice(a):
-        return a * 2
-
-    a32 = np.ones(2, np.float32)
-    assert needs_compile(twice, a32)
-    twice(a32)
-    assert not needs_compile(twice, a32)
-    assert needs_compile(twice, np.ones(2, np.float64))
-    out = io.StringIO()
-    Progress(2, 1, 1, stream=out).compiling(twice, np.ones(2, np.int64))
-    assert out.getvalue() == "compiling (first run only)...\n"
-    out = io.StringIO()
-    bar = Progress(1, 1, 1, stream=out)
-    bar.compiling(twice, np.ones((2, 2), np.int64))
-    bar.close(False)
-    assert "compiling (first run only)...\n" in out.getvalue()
