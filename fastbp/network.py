@@ -538,7 +538,10 @@ def load(path):
             raise ValueError("no 'params' array")
         net.params = arrays["params"]
         net.epochs_trained = checks.check_int(config.get("epochs_trained", 0), "epochs_trained", minimum=0)
-        net._set_data_info(config.get("data") or {}, Scaler.from_arrays(arrays))
+        info = config.get("data") or {}
+        if not isinstance(info, dict):
+            raise ValueError(f"data: expected the column names and target shape, got {info!r}")
+        net._set_data_info(info, Scaler.from_arrays(arrays))
         st = net.state
         st.step = checks.check_int(config.get("step", 0), "step", minimum=0)
         if "rng_state" in config:

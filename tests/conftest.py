@@ -11,9 +11,11 @@ import gzip
 import math
 import os
 import re
+import signal
 import struct
 import tempfile
 
+import numba
 import numpy as np
 import pytest
 from scipy.special import expit, log_softmax, softmax
@@ -32,6 +34,14 @@ os.environ.pop("FASTBP_ENGINE", None)
 # thread, and the ``parallel`` fixture below runs the main fit tests of tests/test_training.py with them on.
 os.environ[policy.TEAMS_ENV] = "0"
 os.environ[policy.CREW_ENV] = "0"
+# A fit takes as many threads as Numba has, whatever else runs on the machine meanwhile (policy.fit_threads would
+# give a fit on a busy machine one thread, and OpenBLAS's sums differ in their last bits between one thread and
+# two): the suite's results do not depend on its load. tests/test_threads.py tests that choice with this unset.
+os.environ[policy.THREADS_ENV] = str(numba.config.NUMBA_NUM_THREADS)
+# Ctrl-C is Python's KeyboardInterrupt in the suite even where it was started with SIGINT ignored (a background
+# job of a non-interactive shell): the interrupt tests send it.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # --------------------------------------------------------------------------- activations
 

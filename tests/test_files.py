@@ -524,3 +524,14 @@ def test_a_diverging_run_saves_its_last_good_epoch_and_metrics(tmp_path, capsys)
     assert net.epochs_trained == metrics["epochs"] >= 1, "the run should diverge after some good epochs"
     assert len(metrics["history"]["loss"]) == net.epochs_trained and "became" in metrics["stopped"]
     assert np.all(np.isfinite(net.params))
+
+
+@pytest.mark.parametrize("data", [True, ["a", "b"], "x", 3])
+def test_a_model_file_whose_data_entry_is_not_a_table_is_refused(tmp_path, model_file, data):
+    path, arrays = model_file
+    config = json.loads(arrays["config"].tobytes())
+    config["data"] = data
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **{**arrays, "config": np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)})
+    with pytest.raises(ValueError, match="bad.npz.*data: expected the column names"):
+        fastbp.load(bad)

@@ -8,12 +8,17 @@
   with how many threads (``choose``);
 - for a population (a sweep's networks side by side, one per core), the engine each member takes on its
   core (``population_engine``);
-- whether OpenBLAS is held to one thread meanwhile (``one_blas_thread``).
+- whether OpenBLAS is held to one thread meanwhile (``one_blas_thread``);
+- how many threads a fit may take (``fit_threads``): the cores this process may run on and other processes
+  leave idle now, shared with the other fits of this process; on a busy machine, inside a loky or Dask worker
+  (which set the thread limits of the environment) or beside another fit, a fit takes its one-thread path.
 
 calibration.py only measures and stores; products.py only multiplies; the training loop asks here.
 """
 
 import contextlib
+import functools
+import glob
 import os
 import sys
 import threading
@@ -180,32 +185,35 @@ def _layer_ok():
         return False
 
 
-def team_pays(mm, sizes, rows, dropout):
+def team_pays(mm, sizes, rows, dropout, threads=None):
     """Whether a network of widths ``sizes`` training alone on batches of ``rows`` with engine ``mm`` trains
     in a team: teams are not turned off (``FASTBP_TEAMS=0``), Numba has two threads or more on TBB or OpenMP,
     the products stay on the calling thread (the compiled loops on one core, or OpenBLAS, held to one thread
-    there), the largest is more than TEAM_FROM, and no layer's input is dropped out."""
-    if _off(TEAMS_ENV) or not _ATOMICS or dropout or numba.get_num_threads() < TEAM_THREADS or not _layer_ok():
+    there), the largest is more than TEAM_FROM, and no layer's input is dropped out. ``threads``: the threads
+    the fit may take (default Numba's count)."""
+    threads = numba.get_num_threads() if threads is None else threads
+    if _off(TEAMS_ENV) or not _ATOMICS or dropout or threads < TEAM_THREADS or not _layer_ok():
         return False
     largest = largest_product(sizes, rows)
     return largest > TEAM_FROM and (mm is None or (isinstance(mm, Blas) and largest <= SERIAL_MACS))
 
 
-def crew_threads(sizes):
-    """A crew's size for a network of widths ``sizes``: Numba's thread count, at most one thread per
-    UNITS_PER_THREAD units of the narrowest hidden layer."""
+def crew_threads(sizes, threads=None):
+    """A crew's size for a network of widths ``sizes``: ``threads`` (default Numba's count), at most one
+    thread per UNITS_PER_THREAD units of the narrowest hidden layer."""
     hidden = min(sizes[1:-1]) if len(sizes) > 2 else sizes[-1]
-    return min(numba.get_num_threads(), max(1, hidden // UNITS_PER_THREAD))
+    threads = numba.get_num_threads() if threads is None else threads
+    return min(threads, max(1, hidden // UNITS_PER_THREAD))
 
 
-def crew_pays(mm, sizes, rows, acts, dropout, rule):
+def crew_pays(mm, sizes, rows, acts, dropout, rule, threads=None):
     """Whether a network of widths ``sizes`` and activation codes ``acts`` training alone on batches of ``rows``
     with engine ``mm`` and training rule ``rule`` (plan.Rule) trains in a crew: crews are not turned off
     (``FASTBP_CREW=0``), the engine is a BLAS and no engine but MKL is forced, MKL is there, a crew would have
     two threads or more (``crew_threads``), the largest product is at least CREW_FROM, no hidden layer is
     softmax, there is no dropout or clip bound, and the rule has an update pass of its own (plain gradient
     descent is folded into BLAS's products, and there a crew was no faster: docs/performance.md)."""
-    if _off(CREW_ENV) or not _ATOMICS or dropout or rule.clip > 0 or crew_threads(sizes) < 2:
+    if _off(CREW_ENV) or not _ATOMICS or dropout or rule.clip > 0 or crew_threads(sizes, threads) < 2:
         return False
     forced = forced_engine()
     if not isinstance(mm, (Blas, Mkl)) or (forced is not None and forced[0] != "mkl"):
@@ -219,15 +227,125 @@ def crew_pays(mm, sizes, rows, acts, dropout, rule):
     return _mkl.available()
 
 
-def choose(sizes, rows, n_params, acts, dropout, rule):
+def choose(sizes, rows, n_params, acts, dropout, rule, threads=None):
     """The Choice for one network of widths ``sizes`` and activation codes ``acts`` training alone on batches
-    of ``rows`` with the training rule ``rule`` (``dropout``: whether any layer's input is dropped out)."""
-    mm = engine_for(sizes, rows, n_params)
-    if team_pays(mm, sizes, rows, dropout):
+    of ``rows`` with the training rule ``rule`` (``dropout``: whether any layer's input is dropped out), on at
+    most ``threads`` threads (default ``fit_threads()``). On one thread the products stay on the calling
+    thread: the compiled loops, MKL told so, or OpenBLAS held to one thread."""
+    threads = fit_threads() if threads is None else threads
+    mm = engine_for(sizes, rows, n_params, threads)
+    if team_pays(mm, sizes, rows, dropout, threads):
         return Choice(mm, TEAM, TEAM_THREADS, isinstance(mm, Blas))
-    if crew_pays(mm, sizes, rows, acts, dropout, rule):
-        return Choice(mm, CREW, crew_threads(sizes), False)
-    return Choice(mm, ALONE, 1, holds_one_thread(mm, sizes, rows))
+    if crew_pays(mm, sizes, rows, acts, dropout, rule, threads):
+        return Choice(mm, CREW, crew_threads(sizes, threads), False)
+    hold = holds_one_thread(mm, sizes, rows) or (threads < 2 and isinstance(mm, Blas))
+    return Choice(mm, ALONE, 1, hold)
+
+
+# ----------------------------------------------------------------------------- the threads a fit may take
+
+THREADS_ENV = "FASTBP_THREADS"
+# The thread limits a process may be started with (joblib's loky workers and Dask's set them, as may a user).
+LIMIT_ENVS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+# Where Linux tells the threads running or ready to run: the whole machine's, and each of this process's.
+LOADAVG, OWN_TASKS = "/proc/loadavg", "/proc/self/task/*/stat"
+_fits = 0  # fits of this process in their training loop now (``running``)
+_fits_lock = threading.Lock()
+
+
+def _env_threads(name):
+    """A positive thread count from the environment variable ``name``, or None (unset, or not a count)."""
+    value = os.environ.get(name, "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+@functools.cache
+def _cgroup_cpus():
+    """The CPUs of this process's cgroup quota (cgroup v2's cpu.max, or v1's CFS quota), None without one."""
+    for quota_file, period_file in (("/sys/fs/cgroup/cpu.max", None),
+                                    ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us")):
+        try:
+            with open(quota_file) as f:
+                fields = f.read().split()
+            if period_file is not None:
+                with open(period_file) as f:
+                    fields = fields[:1] + f.read().split()[:1]
+            if fields[0] in ("max", "-1"):
+                return None
+            return max(1, int(fields[0]) // int(fields[1]))
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
+
+
+def process_cpus():
+    """The CPUs this process may use: its CPU affinity, its cgroup's CPU quota, and the thread limits of its
+    environment (``OMP_NUM_THREADS``, ``OPENBLAS_NUM_THREADS``, ``MKL_NUM_THREADS``: what joblib's workers
+    and Dask's are started with); Numba's own count (``NUMBA_NUM_THREADS``) caps every fit besides."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    for cap in (_cgroup_cpus(), *map(_env_threads, LIMIT_ENVS)):
+        if cap is not None:
+            n = min(n, cap)
+    return max(1, n)
+
+
+def _running_threads(stat_files):
+    """How many of the threads whose ``stat`` files are given are running or ready to run now."""
+    n = 0
+    for path in stat_files:
+        try:
+            with open(path, "rb") as f:
+                state = f.read().rpartition(b")")[2].split(None, 1)[0]
+        except (OSError, IndexError):
+            continue
+        n += state == b"R"
+    return n
+
+
+def others_running():
+    """Threads of other processes running or ready to run now: the machine's count (/proc/loadavg) less this
+    process's own (its threads in state R, this one and any pool thread still spinning after its last
+    region); 0 where the system does not tell."""
+    try:
+        with open(LOADAVG, "rb") as f:
+            running = int(f.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return max(0, running - max(1, _running_threads(glob.glob(OWN_TASKS))))
+
+
+def fit_threads():
+    """The threads one fit may take, decided as it starts: ``FASTBP_THREADS`` where set; else Numba's count,
+    capped by ``process_cpus()`` and by the cores that other processes' running threads leave (on a machine
+    whose cores are all busy, one), shared with the other fits of this process running now (Python threads).
+
+    A fit that shares its cores runs faster on one thread: the threads of a team, a crew or a BLAS that wait
+    for a descheduled partner burn the core that partner needs."""
+    forced = _env_threads(THREADS_ENV)
+    if forced is not None:
+        return forced
+    threads = min(numba.get_num_threads(), process_cpus())
+    if threads < 2:
+        return 1
+    threads = min(threads, max(1, (os.cpu_count() or 1) - others_running()))
+    with _fits_lock:
+        sharing = _fits + 1
+    return max(1, threads // sharing)
+
+
+@contextlib.contextmanager
+def running(choice):
+    """A fit's training loop with the Choice ``choice``: counted as running (``fit_threads``), with OpenBLAS
+    held to one thread where the choice says so."""
+    global _fits
+    with _fits_lock:
+        _fits += 1
+    try:
+        with one_blas_thread(choice.mm, choice.hold_blas):
+            yield
+    finally:
+        with _fits_lock:
+            _fits -= 1
 
 
 # ----------------------------------------------------------------------------- OpenBLAS on one thread
