@@ -58,13 +58,23 @@ def test_fits_running_in_this_process_share_the_threads(unset):
     unset.setattr(policy, "process_cpus", lambda: 4)
     unset.setattr(numba, "get_num_threads", lambda: 4)
     unset.setattr(os, "cpu_count", lambda: 4)
+    class Run:
+        pass
+
     alone = policy.Choice(None, policy.ALONE, 1, False)
+    first, second = Run(), Run()
     assert policy.fit_threads() == 4
-    with policy.running(alone):
+    with policy.running(first, alone):
         assert policy.fit_threads() == 2
-        with policy.running(alone):
+        with policy.running(second, alone):
             assert policy.fit_threads() == 1
         assert policy.fit_threads() == 2
+    assert policy.fit_threads() == 4
+    # A fit whose loop was left without its end (an interrupt at the wrong moment) stops counting with its run.
+    gone = Run()
+    policy._fits.add(gone)
+    assert policy.fit_threads() == 2
+    del gone
     assert policy.fit_threads() == 4
 
 

@@ -22,6 +22,7 @@ import glob
 import os
 import sys
 import threading
+import weakref
 from typing import NamedTuple
 
 import numba
@@ -249,8 +250,9 @@ THREADS_ENV = "FASTBP_THREADS"
 LIMIT_ENVS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 # Where Linux tells the threads running or ready to run: the whole machine's, and each of this process's.
 LOADAVG, OWN_TASKS = "/proc/loadavg", "/proc/self/task/*/stat"
-_fits = 0  # fits of this process in their training loop now (``running``)
-_fits_lock = threading.Lock()
+# The runs of this process's fits in their training loop now (``running``): a weak set, with no lock, so that an
+# interrupt at any moment can neither leave a lock held nor a fit counted for longer than its run lives.
+_fits = weakref.WeakSet()
 
 
 def _env_threads(name):
@@ -328,24 +330,19 @@ def fit_threads():
     if threads < 2:
         return 1
     threads = min(threads, max(1, (os.cpu_count() or 1) - others_running()))
-    with _fits_lock:
-        sharing = _fits + 1
-    return max(1, threads // sharing)
+    return max(1, threads // (len(_fits) + 1))
 
 
 @contextlib.contextmanager
-def running(choice):
-    """A fit's training loop with the Choice ``choice``: counted as running (``fit_threads``), with OpenBLAS
-    held to one thread where the choice says so."""
-    global _fits
-    with _fits_lock:
-        _fits += 1
+def running(run, choice):
+    """The training loop of the fit ``run`` (any object that lives as long as the fit) with the Choice ``choice``:
+    counted as running (``fit_threads``), with OpenBLAS held to one thread where the choice says so."""
+    _fits.add(run)
     try:
         with one_blas_thread(choice.mm, choice.hold_blas):
             yield
     finally:
-        with _fits_lock:
-            _fits -= 1
+        _fits.discard(run)
 
 
 # ----------------------------------------------------------------------------- OpenBLAS on one thread

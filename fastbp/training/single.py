@@ -270,7 +270,7 @@ def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"],
     compiled = (not (progress.verbose or progress.shows_batches) and Xv is None and not cbs and checkpoint is None
                 and not isinstance(sched, ReduceLROnPlateau) and _stop_vector(stopper, net) is not None)
     try:
-        with policy.running(run.choice):
+        with policy.running(run, run.choice):
             if compiled:
                 stopped = _fit_compiled(net, run, epochs, shuffle, stopper, history, keep)
             for _ in range(0 if compiled else epochs):
