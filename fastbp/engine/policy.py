@@ -314,9 +314,12 @@ def _running_now():
         return None
 
 
-# How often the count is read, and how far apart: a thread that is ready to run only for a moment (a daemon
-# waking, the kernel's own work) is not another process's load. 1-2 % of single reads on an idle machine saw one.
-SAMPLES, SAMPLE_SECONDS = 3, 1e-4
+# How often the count is read, and how far apart, where the first read sees another thread: a thread ready to run
+# for a moment (a daemon waking, the kernel's own work, a benchmark harness collecting results) is not another
+# process's load. Measured here: 1-2 % of single reads on an idle machine saw one; under asv, 15 % of fits saw
+# one in three reads 0.1 ms apart, 3 % in five reads 0.5 ms apart (2 ms at most a fit, where another thread
+# runs; one read on an idle machine).
+SAMPLES, SAMPLE_SECONDS = 5, 5e-4
 
 
 def others_running():
