@@ -61,10 +61,11 @@ class Population:
         """Epoch ``epoch_idx`` of every ``active`` network over its rows (written into ``turn.perms``): (summed
         costs, summed accuracies as ``kernels._train_epoch`` sums them, first non-finite batch or -1, last
         learning rates), one entry per network."""
-        turn = self.turn._replace(active=active, epoch=int(epoch_idx))
-        _train_population(self.P, self.S, *self.data, *turn[:6], self.net, self.work, self.rules, self.mm, *turn[6:])
-        turn.steps[active] += self.n_batches[active]
-        return turn.loss, turn.correct, turn.bad, turn.lr
+        t = self.turn._replace(active=active, epoch=int(epoch_idx))
+        _train_population(self.P, self.S, *self.data, t.perms, t.counts, t.active, t.batch_size, t.epoch, t.steps,
+                          self.net, self.work, self.rules, self.mm, t.loss, t.correct, t.bad, t.lr)
+        t.steps[active] += self.n_batches[active]
+        return t.loss, t.correct, t.bad, t.lr
 
     def validate(self, active):
         """(validation Σ w C, weights of the rows right), one entry per network."""

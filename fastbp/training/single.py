@@ -42,23 +42,25 @@ class Single:
 
     def __init__(self, net, data, batch_size, rule, val=None):
         sizes, n_params, dtype = net.layout.sizes, net.n_params, net.dtype
-        self.net_obj, self.data, self.val, self.rule = net, data, val, rule
+        self.network, self.data, self.val, self.rule = net, data, val, rule
         self.n = int(data.X.shape[0])
         # A batch larger than the data is the whole data (and a size near 2^63 would overflow the kernel's sums).
         self.batch_size = int(min(batch_size, self.n))
         self.n_batches = (self.n + self.batch_size - 1) // self.batch_size
         self._batch_seconds = None  # measured by an epoch run in chunks
         dropout = bool(net.dropout_rates.any())
-        self.choice = policy.choose(sizes, self.batch_size, n_params, net.kernel_net(None).acts, dropout, rule)
-        self.net = net.kernel_net(self.choice.mm)
-        self.work = plan.work(sizes, n_params, dtype, self.batch_size, batch=True, grad=True,
-                              weights=data.sw.shape[0] > 0, dropout=dropout)
+        weighted = data.sw.shape[0] > 0
+        kernel_net = net.kernel_net(None)
+        self.choice = policy.choose(sizes, self.batch_size, n_params, kernel_net.acts, dropout, rule)
+        self.work = plan.work(sizes, n_params, dtype, self.batch_size, batch=True, grad=True, weights=weighted,
+                              dropout=dropout)
         self.team = self.crew = None
         if self.choice.parallel == policy.TEAM:
-            self.team = team.team_buffers(sizes, n_params, dtype, self.batch_size, data.sw.shape[0] > 0)
+            self.team = team.team_buffers(sizes, n_params, dtype, self.batch_size, weighted)
         elif self.choice.parallel == policy.CREW:
             self.crew = crew.crew_buffers(self.work, self.choice.threads)
-            self.net = net.kernel_net(None)  # its products are MKL's on each thread (crew.py)
+        # A crew's products are MKL's on each thread (crew.py): its Net names no engine.
+        self.net = kernel_net if self.crew is not None else kernel_net._replace(mm=self.choice.mm)
         if val is not None:
             self.val_weight = float(val.X.shape[0]) if val.sw.shape[0] == 0 else float(val.sw.sum())
             self.val_work = plan.work(sizes, n_params, dtype,
@@ -78,13 +80,13 @@ class Single:
         if on_batches is not None and (self._batch_seconds is None
                                        or self._batch_seconds * self.n_batches > 2 * CHUNK_SECONDS):
             return self._epoch_in_chunks(epoch_idx, perm, on_batches)
-        return self._batches(perm, epoch_idx, self.net_obj.state.step)
+        return self._batches(perm, epoch_idx, self.network.state.step)
 
     def _epoch_in_chunks(self, epoch_idx, perm, on_batches):
         # Batches are cut from ``perm`` as one call cuts them, and each chunk's updates count on from the
         # batches before it, so the parameters are bitwise those of one call; the epoch's summed cost is
         # added up chunk by chunk (its last bits may differ).
-        bs, n_batches, step = self.batch_size, self.n_batches, self.net_obj.state.step
+        bs, n_batches, step = self.batch_size, self.n_batches, self.network.state.step
         loss, correct, done, chunk, lr = 0.0, 0.0, 0, 1, 0.0
         while done < n_batches:
             t0 = time.perf_counter()
@@ -120,7 +122,7 @@ class Single:
         """``kernels._train_epochs`` over the orders ``perms`` (one per epoch) with the Record ``rec`` (stopping
         rule, best parameters' buffer, per-epoch outputs); in a team or crew where policy chose one (the same
         results, within rounding). Returns (epochs completed, non-finite batch or -1, whether the rule stopped)."""
-        net = self.net_obj
+        net = self.network
         epochs = plan.Epochs(perms, self.batch_size, int(epoch0), int(step0))
         args = (net.params, net.state.slots, self.data, epochs, self.net, self.work, self.rule, rec)
         if self.team is not None:
@@ -131,12 +133,12 @@ class Single:
 
     def validate(self):
         """(validation Σ w C, weight of the rows right)."""
-        return _full_pass(self.net_obj.params, *self.val, self.net, self.val_work, False, self.val_work.grad, False,
+        return _full_pass(self.network.params, *self.val, self.net, self.val_work, False, self.val_work.grad, False,
                           self.val.X[:0])
 
     def log_columns(self, loss, correct, lr, val=None):
         """The History entries of epochs (arrays of their sums and rates)."""
-        return epoch_columns(self.net_obj.is_classifier, self.n, np.asarray(loss), np.asarray(correct), lr, val,
+        return epoch_columns(self.network.is_classifier, self.n, np.asarray(loss), np.asarray(correct), lr, val,
                              None if val is None else self.val_weight)
 
     def logs(self, loss, correct, lr, val=None):
@@ -150,7 +152,7 @@ class Single:
     def step_schedule(self, schedule, logs):
         """After an epoch: a plateau schedule judges the epoch's ``logs`` and sets the next rate."""
         if isinstance(schedule, ReduceLROnPlateau):
-            self.set_lr(schedule.step(self.net_obj.state.schedule["state"], logs[schedule.monitor]))
+            self.set_lr(schedule.step(self.network.state.schedule["state"], logs[schedule.monitor]))
 
 
 def fit(net, X, y, epochs=DEFAULTS["epochs"], batch_size=DEFAULTS["batch_size"], lr=None, optimizer=None,
